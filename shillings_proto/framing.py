@@ -1,0 +1,176 @@
+"""Int32-length-prefixed protobuf framing for both ends of the internal protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from shillings_proto import MAX_FRAME, pb
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol or the connection went away."""
+
+
+class ConnectionLostError(ProtocolError):
+    """The connection closed before the response arrived."""
+
+
+class RequestTimeoutError(ProtocolError):
+    """No response arrived within the request's timeout."""
+
+
+class ShillingsClientProtocol(Int32StringReceiver):
+    """Client end: sends Requests, matches Responses by request_id; many in flight."""
+
+    MAX_LENGTH = MAX_FRAME
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
+        self._next_id = 1
+        self._pending: dict[int, tuple[defer.Deferred[pb.Response], Any]] = {}
+        self.connected_deferred: defer.Deferred[ShillingsClientProtocol] = defer.Deferred()
+        self.lost_deferred: defer.Deferred[None] = defer.Deferred()
+        self.is_connected = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def connectionMade(self) -> None:
+        self.is_connected = True
+        self.connected_deferred.callback(self)
+
+    def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:
+        """Send ``request`` (its request_id is assigned here); fire with its Response."""
+        if not self.is_connected:
+            return defer.fail(ConnectionLostError("not connected"))
+        request_id = self._next_id
+        self._next_id += 1
+        request.request_id = request_id
+        d: defer.Deferred[pb.Response] = defer.Deferred()
+        timer = self._clock.callLater(timeout, self._timed_out, request_id)
+        self._pending[request_id] = (d, timer)
+        self.sendString(request.SerializeToString())
+        return d
+
+    def _timed_out(self, request_id: int) -> None:
+        entry = self._pending.pop(request_id, None)
+        if entry is not None:
+            entry[0].errback(RequestTimeoutError(f"request {request_id} timed out"))
+
+    def stringReceived(self, data: bytes) -> None:
+        response = pb.Response()
+        try:
+            response.ParseFromString(data)
+        except DecodeError:
+            self.log.warn("unparseable response frame; closing connection")
+            self.transport.loseConnection()
+            return
+        entry = self._pending.pop(response.request_id, None)
+        if entry is None:
+            self.log.warn(
+                "response for unknown request_id {request_id}", request_id=response.request_id
+            )
+            return
+        d, timer = entry
+        if timer.active():
+            timer.cancel()
+        d.callback(response)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.log.warn("response frame of {length} bytes over limit; closing", length=length)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.is_connected = False
+        pending, self._pending = self._pending, {}
+        for d, timer in pending.values():
+            if timer.active():
+                timer.cancel()
+            d.errback(ConnectionLostError("connection to app server lost"))
+        if not self.connected_deferred.called:
+            self.connected_deferred.errback(
+                ConnectionLostError("connection lost before it was made")
+            )
+        self.lost_deferred.callback(None)
+
+
+Handler = Callable[[pb.Request], Awaitable[pb.Response]]
+
+
+class ShillingsServerProtocol(Int32StringReceiver):
+    """Server end: parses Requests, hands each to ``handle`` concurrently, writes Responses.
+
+    An unparseable or oversized frame closes the connection; a handler failure
+    becomes a 500 ``internal_error`` response. Subclasses implement ``handle``.
+    """
+
+    MAX_LENGTH = MAX_FRAME
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._open = True
+
+    async def handle(self, request: pb.Request) -> pb.Response:
+        raise NotImplementedError
+
+    def stringReceived(self, data: bytes) -> None:
+        request = pb.Request()
+        try:
+            request.ParseFromString(data)
+        except DecodeError:
+            self.log.warn("unparseable request frame from {peer}; closing", peer=self._peer())
+            self.transport.loseConnection()
+            return
+        d = defer.ensureDeferred(self.handle(request))
+        d.addErrback(self._handler_failed, request)
+        d.addCallback(self._send, request)
+
+    def _handler_failed(self, failure: Failure, request: pb.Request) -> pb.Response:
+        self.log.failure(
+            "unhandled error in command {command} request {request_id}",
+            failure,
+            command=pb.Command.Name(request.command)
+            if request.command in pb.Command.values()
+            else request.command,
+            request_id=request.request_id,
+        )
+        return error_response(500, "internal_error", "internal error")
+
+    def _send(self, response: pb.Response, request: pb.Request) -> None:
+        response.request_id = request.request_id
+        response.command = request.command
+        if self._open:
+            self.sendString(response.SerializeToString())
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.log.warn(
+            "request frame of {length} bytes over limit from {peer}; closing",
+            length=length,
+            peer=self._peer(),
+        )
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._open = False
+
+    def _peer(self) -> str:
+        try:
+            return str(self.transport.getPeer())
+        except Exception:
+            return "?"
+
+
+def error_response(code: int, reason: str, message: str) -> pb.Response:
+    """A Response carrying only an error status."""
+    return pb.Response(status=pb.Status(code=code, reason=reason, message=message))

@@ -1,0 +1,82 @@
+"""Builders for the Request messages of each command, so callers never assemble frames by hand."""
+
+from __future__ import annotations
+
+from shillings_proto import pb
+
+
+def _auth(user_id: int, token_id: str) -> pb.Auth:
+    return pb.Auth(user_id=user_id, token_id=token_id)
+
+
+def login(email: str, password: str) -> pb.Request:
+    return pb.Request(command=pb.LGN, login=pb.LoginRequest(email=email, password=password))
+
+
+def signup(
+    *, first_name: str, middle_name: str, last_name: str, email: str, phone: str, password: str
+) -> pb.Request:
+    return pb.Request(
+        command=pb.SGN,
+        signup=pb.SignupRequest(
+            first_name=first_name,
+            middle_name=middle_name,
+            last_name=last_name,
+            email=email,
+            phone=phone,
+            password=password,
+        ),
+    )
+
+
+def profile(user_id: int, token_id: str) -> pb.Request:
+    return pb.Request(command=pb.USR, profile=pb.ProfileRequest(auth=_auth(user_id, token_id)))
+
+
+def pay(
+    user_id: int, token_id: str, receiver_email: str, amount: int, idempotency_key: str = ""
+) -> pb.Request:
+    """A payment of ``amount`` cents from the authenticated user to ``receiver_email``."""
+    return pb.Request(
+        command=pb.PAY,
+        pay=pb.PayRequest(
+            auth=_auth(user_id, token_id),
+            receiver_email=receiver_email,
+            amount=amount,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
+def topup(user_id: int, token_id: str, amount: int, idempotency_key: str = "") -> pb.Request:
+    """A top-up of ``amount`` cents to the authenticated user's balance."""
+    return pb.Request(
+        command=pb.TPU,
+        topup=pb.TopupRequest(
+            auth=_auth(user_id, token_id), amount=amount, idempotency_key=idempotency_key
+        ),
+    )
+
+
+def transactions(user_id: int, token_id: str, limit: int, cursor: str = "") -> pb.Request:
+    return pb.Request(
+        command=pb.TXQ,
+        transactions=pb.TransactionsRequest(
+            auth=_auth(user_id, token_id), limit=limit, cursor=cursor
+        ),
+    )
+
+
+def revoke(user_id: int, token_id: str, expires_at: int) -> pb.Request:
+    return pb.Request(
+        command=pb.RVK,
+        revoke=pb.RevokeRequest(auth=_auth(user_id, token_id), expires_at=expires_at),
+    )
+
+
+def health() -> pb.Request:
+    return pb.Request(command=pb.HLT, health=pb.HealthRequest())
+
+
+def hello(secret: str) -> pb.Request:
+    return pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=secret))

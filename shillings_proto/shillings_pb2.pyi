@@ -1,0 +1,285 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Command(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LGN: _ClassVar[Command]
+    SGN: _ClassVar[Command]
+    USR: _ClassVar[Command]
+    PAY: _ClassVar[Command]
+    TPU: _ClassVar[Command]
+    TXQ: _ClassVar[Command]
+    RVK: _ClassVar[Command]
+    HLT: _ClassVar[Command]
+    HEL: _ClassVar[Command]
+LGN: Command
+SGN: Command
+USR: Command
+PAY: Command
+TPU: Command
+TXQ: Command
+RVK: Command
+HLT: Command
+HEL: Command
+
+class Status(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Auth(_message.Message):
+    __slots__ = ("user_id", "token_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    token_id: str
+    def __init__(self, user_id: _Optional[int] = ..., token_id: _Optional[str] = ...) -> None: ...
+
+class User(_message.Message):
+    __slots__ = ("user_id", "first_name", "middle_name", "last_name", "email", "phone", "balance", "created_at", "updated_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIDDLE_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    first_name: str
+    middle_name: str
+    last_name: str
+    email: str
+    phone: str
+    balance: int
+    created_at: str
+    updated_at: str
+    def __init__(self, user_id: _Optional[int] = ..., first_name: _Optional[str] = ..., middle_name: _Optional[str] = ..., last_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., balance: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class Transaction(_message.Message):
+    __slots__ = ("transaction_id", "sender_email", "receiver_email", "amount", "created_at", "kind")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    sender_email: str
+    receiver_email: str
+    amount: int
+    created_at: str
+    kind: str
+    def __init__(self, transaction_id: _Optional[str] = ..., sender_email: _Optional[str] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., created_at: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class LoginRequest(_message.Message):
+    __slots__ = ("email", "password")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    password: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class LoginResponse(_message.Message):
+    __slots__ = ("token", "token_id", "expires_at", "user")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    token_id: str
+    expires_at: int
+    user: User
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., expires_at: _Optional[int] = ..., user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class SignupRequest(_message.Message):
+    __slots__ = ("first_name", "middle_name", "last_name", "email", "phone", "password")
+    FIRST_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIDDLE_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    first_name: str
+    middle_name: str
+    last_name: str
+    email: str
+    phone: str
+    password: str
+    def __init__(self, first_name: _Optional[str] = ..., middle_name: _Optional[str] = ..., last_name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class SignupResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class ProfileRequest(_message.Message):
+    __slots__ = ("auth",)
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    auth: Auth
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ...) -> None: ...
+
+class ProfileResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class PayRequest(_message.Message):
+    __slots__ = ("auth", "receiver_email", "amount", "idempotency_key")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    auth: Auth
+    receiver_email: str
+    amount: int
+    idempotency_key: str
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class PayResponse(_message.Message):
+    __slots__ = ("transaction_id", "sender_id", "receiver_id", "sender_balance")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    sender_id: int
+    receiver_id: int
+    sender_balance: int
+    def __init__(self, transaction_id: _Optional[str] = ..., sender_id: _Optional[int] = ..., receiver_id: _Optional[int] = ..., sender_balance: _Optional[int] = ...) -> None: ...
+
+class TopupRequest(_message.Message):
+    __slots__ = ("auth", "amount", "idempotency_key")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    auth: Auth
+    amount: int
+    idempotency_key: str
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class TopupResponse(_message.Message):
+    __slots__ = ("transaction_id", "balance")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    balance: int
+    def __init__(self, transaction_id: _Optional[str] = ..., balance: _Optional[int] = ...) -> None: ...
+
+class TransactionsRequest(_message.Message):
+    __slots__ = ("auth", "limit", "cursor")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    auth: Auth
+    limit: int
+    cursor: str
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class TransactionsResponse(_message.Message):
+    __slots__ = ("transactions", "next_cursor")
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    transactions: _containers.RepeatedCompositeFieldContainer[Transaction]
+    next_cursor: str
+    def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class RevokeRequest(_message.Message):
+    __slots__ = ("auth", "expires_at")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    auth: Auth
+    expires_at: int
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., expires_at: _Optional[int] = ...) -> None: ...
+
+class RevokeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("database_ok",)
+    DATABASE_OK_FIELD_NUMBER: _ClassVar[int]
+    database_ok: bool
+    def __init__(self, database_ok: _Optional[bool] = ...) -> None: ...
+
+class HelloRequest(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class HelloResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Request(_message.Message):
+    __slots__ = ("request_id", "command", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    SIGNUP_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PAY_FIELD_NUMBER: _ClassVar[int]
+    TOPUP_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    command: Command
+    login: LoginRequest
+    signup: SignupRequest
+    profile: ProfileRequest
+    pay: PayRequest
+    topup: TopupRequest
+    transactions: TransactionsRequest
+    revoke: RevokeRequest
+    health: HealthRequest
+    hello: HelloRequest
+    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., login: _Optional[_Union[LoginRequest, _Mapping]] = ..., signup: _Optional[_Union[SignupRequest, _Mapping]] = ..., profile: _Optional[_Union[ProfileRequest, _Mapping]] = ..., pay: _Optional[_Union[PayRequest, _Mapping]] = ..., topup: _Optional[_Union[TopupRequest, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsRequest, _Mapping]] = ..., revoke: _Optional[_Union[RevokeRequest, _Mapping]] = ..., health: _Optional[_Union[HealthRequest, _Mapping]] = ..., hello: _Optional[_Union[HelloRequest, _Mapping]] = ...) -> None: ...
+
+class Response(_message.Message):
+    __slots__ = ("request_id", "command", "status", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    SIGNUP_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PAY_FIELD_NUMBER: _ClassVar[int]
+    TOPUP_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    command: Command
+    status: Status
+    login: LoginResponse
+    signup: SignupResponse
+    profile: ProfileResponse
+    pay: PayResponse
+    topup: TopupResponse
+    transactions: TransactionsResponse
+    revoke: RevokeResponse
+    health: HealthResponse
+    hello: HelloResponse
+    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., login: _Optional[_Union[LoginResponse, _Mapping]] = ..., signup: _Optional[_Union[SignupResponse, _Mapping]] = ..., profile: _Optional[_Union[ProfileResponse, _Mapping]] = ..., pay: _Optional[_Union[PayResponse, _Mapping]] = ..., topup: _Optional[_Union[TopupResponse, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsResponse, _Mapping]] = ..., revoke: _Optional[_Union[RevokeResponse, _Mapping]] = ..., health: _Optional[_Union[HealthResponse, _Mapping]] = ..., hello: _Optional[_Union[HelloResponse, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,132 @@
+"""Start private MariaDB and Redis processes for tests: temp data dirs, unix sockets only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+
+def _find(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError(f"{name} not found: run `make setup` (installs it from apt)")
+
+
+def _wait_for_socket(
+    path: str, proc: subprocess.Popen[bytes], what: str, log: str, timeout: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
+        if os.path.exists(path):
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(path)
+                return
+            except OSError:
+                pass
+            finally:
+                s.close()
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not open {path} within {timeout}s; see {log}")
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen[bytes]
+    socket: str
+    datadir: str
+    log: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class MariaDB(Process):
+    def dsn(self, database: str) -> str:
+        """The DSN format the app server reads (SHILLINGS_MYSQL_DSN)."""
+        return f"mysql://root@localhost/{database}?unix_socket={self.socket}"
+
+
+def start_mariadb(root: str) -> MariaDB:
+    """Initialise a data dir under ``root`` and start mariadbd on a unix socket, no TCP."""
+    datadir = os.path.join(root, "mysql")
+    sock = os.path.join(root, "mysqld.sock")
+    log = os.path.join(root, "mysqld.log")
+    os.makedirs(datadir, exist_ok=True)
+    subprocess.run(
+        [
+            _find("mariadb-install-db"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=root" if os.geteuid() == 0 else f"--user={os.getenv('USER', 'nobody')}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    args = [
+        _find("mariadbd"),
+        "--no-defaults",
+        f"--datadir={datadir}",
+        f"--socket={sock}",
+        "--skip-networking",
+        f"--pid-file={os.path.join(root, 'mysqld.pid')}",
+        f"--log-error={log}",
+        "--innodb-buffer-pool-size=64M",
+        "--innodb-flush-log-at-trx-commit=2",
+        "--max-connections=500",
+    ]
+    if os.geteuid() == 0:
+        args.append("--user=root")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_socket(sock, proc, "mariadbd", log)
+    return MariaDB(proc=proc, socket=sock, datadir=datadir, log=log)
+
+
+def start_redis(root: str) -> Process:
+    """Start redis-server on a unix socket under ``root``, no TCP, no persistence."""
+    datadir = os.path.join(root, "redis")
+    os.makedirs(datadir, exist_ok=True)
+    sock = os.path.join(root, "redis.sock")
+    log = os.path.join(root, "redis.log")
+    proc = subprocess.Popen(
+        [
+            _find("redis-server"),
+            "--port",
+            "0",
+            "--unixsocket",
+            sock,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            datadir,
+            "--logfile",
+            log,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_socket(sock, proc, "redis-server", log)
+    return Process(proc=proc, socket=sock, datadir=datadir, log=log)
