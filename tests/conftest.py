@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
+import pytest_twisted
 
 from tests.harness import MariaDB, Process, start_mariadb, start_redis
 
@@ -51,3 +52,35 @@ def database(mariadb: MariaDB) -> Iterator[str]:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         conn.close()
+
+
+TEST_JWT_SECRET = "shillings-test-jwt-secret-0123456789abcdef"
+"""The JWT secret of the ``app_server`` fixture (tests decode tokens with it)."""
+
+
+@pytest_twisted.async_yield_fixture
+async def app_server(database: str):
+    """An in-process app server on 127.0.0.1:<free port> against the migrated ``database``.
+
+    Yields the ``shillings_app.server.AppServer``: ``.address`` (client endpoint string),
+    ``.port``, ``.config``, ``.dsn``; ``await .stop()`` drops every connection and closes the
+    pool, ``await .start()`` listens again on the same port.
+    """
+    from shillings_app.config import AppConfig
+    from shillings_app.migrations import migrate
+    from shillings_app.server import AppServer
+
+    migrate(database)
+    config = AppConfig(
+        listen="tcp:0:interface=127.0.0.1",
+        mysql_dsn=database,
+        jwt_secret=TEST_JWT_SECRET,
+        token_ttl=3600,
+        bcrypt_cost=4,
+        db_pool_min=1,
+        db_pool_max=10,
+    )
+    server = AppServer(config)
+    await server.start()
+    yield server
+    await server.stop()

@@ -1,0 +1,1 @@
+"""The Shillings application server: business logic and storage behind the internal protocol."""

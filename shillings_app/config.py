@@ -1,0 +1,100 @@
+"""Application server configuration, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from shillings_proto.secrets import load_or_create_secret
+
+DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
+
+
+class ConfigError(ValueError):
+    """An environment variable has an unusable value."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the app server needs to run; see the README for the variables."""
+
+    listen: str
+    mysql_dsn: str
+    jwt_secret: str
+    token_ttl: int = 3600
+    bcrypt_cost: int = 12
+    app_secret: str | None = None
+    db_pool_min: int = 3
+    db_pool_max: int = 10
+    idle_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        """Build the configuration from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        var = env.get("SHILLINGS_VAR", "./var")
+        dsn = env.get("SHILLINGS_MYSQL_DSN") or (
+            f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
+        )
+        parse_dsn(dsn)
+        secret = env.get("SHILLINGS_JWT_SECRET") or load_or_create_secret(
+            env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
+        )
+        pool_min = _int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
+        pool_max = _int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
+        if pool_max < pool_min:
+            raise ConfigError("SHILLINGS_DB_POOL_MAX must be >= SHILLINGS_DB_POOL_MIN")
+        return cls(
+            listen=env.get("SHILLINGS_APP_LISTEN") or DEFAULT_LISTEN,
+            mysql_dsn=dsn,
+            jwt_secret=secret,
+            token_ttl=_int(env, "SHILLINGS_TOKEN_TTL", 3600, 1),
+            bcrypt_cost=_int(env, "SHILLINGS_BCRYPT_COST", 12, 4, 31),
+            app_secret=env.get("SHILLINGS_APP_SECRET") or None,
+            db_pool_min=pool_min,
+            db_pool_max=pool_max,
+            idle_timeout=float(_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name} must be between {low} and {high or 'any'}, got {value}")
+    return value
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """Turn ``mysql://user[:password]@host[:port]/database[?unix_socket=/path]`` into
+    ``pymysql.connect`` keyword arguments."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise ConfigError(f"MySQL DSN must start with mysql://, got {dsn!r}")
+    database = unquote(parts.path.lstrip("/"))
+    if not database or "/" in database or "`" in database:
+        raise ConfigError(f"MySQL DSN must name one database: {dsn!r}")
+    kwargs: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "database": database,
+        "charset": "utf8mb4",
+    }
+    try:
+        if parts.port is not None:
+            kwargs["port"] = parts.port
+    except ValueError:
+        raise ConfigError(f"bad port in MySQL DSN {dsn!r}") from None
+    query = parse_qs(parts.query)
+    if "unix_socket" in query:
+        kwargs["unix_socket"] = query["unix_socket"][-1]
+    return kwargs

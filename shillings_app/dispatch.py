@@ -1,0 +1,75 @@
+"""Command → handler; every outcome, including bad input and failures, is a Response."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from twisted.logger import Logger
+
+from shillings_app.errors import AppError, InvalidRequest, Unavailable
+from shillings_app.handlers import Context, auth, health, payments, transactions
+from shillings_app.storage import DatabaseUnavailable
+from shillings_proto import pb
+from shillings_proto.framing import error_response
+
+Handler = Callable[[Context, pb.Request], Awaitable[pb.Response]]
+
+ROUTES: dict[int, tuple[str, Handler]] = {
+    pb.LGN: ("login", auth.login),
+    pb.SGN: ("signup", auth.signup),
+    pb.USR: ("profile", auth.profile),
+    pb.PAY: ("pay", payments.pay),
+    pb.TPU: ("topup", payments.topup),
+    pb.TXQ: ("transactions", transactions.transactions),
+    pb.RVK: ("revoke", auth.revoke),
+    pb.HLT: ("health", health.health),
+}
+"""Each command with the ``body`` oneof field it requires and its handler (HEL is handled
+by the connection itself)."""
+
+log = Logger()
+
+
+def command_name(command: int) -> str:
+    return pb.Command.Name(command) if command in pb.Command.values() else str(command)
+
+
+async def dispatch(ctx: Context, request: pb.Request) -> pb.Response:
+    """Run the handler of ``request.command``; map errors to their status."""
+    try:
+        route = ROUTES.get(request.command)
+        if route is None:
+            raise InvalidRequest(f"unknown command {command_name(request.command)}")
+        body_field, handler = route
+        if request.WhichOneof("body") != body_field:
+            raise InvalidRequest(
+                f"command {command_name(request.command)} needs a {body_field} body"
+            )
+        return await handler(ctx, request)
+    except AppError as e:
+        return error_response(e.code, e.reason, e.message)
+    except DatabaseUnavailable as e:
+        log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
+        return error_response(Unavailable.code, Unavailable.reason, Unavailable.message)
+    except Exception:
+        log.failure(
+            "unhandled error in {command} request {request_id}",
+            command=command_name(request.command),
+            request_id=request.request_id,
+        )
+        return error_response(
+            500, "internal_error", f"internal error (request {request.request_id})"
+        )
+
+
+def user_id_of(request: pb.Request, response: pb.Response) -> int | None:
+    """The user a request acted for, for the request log."""
+    field = request.WhichOneof("body")
+    if field is not None:
+        body = getattr(request, field)
+        if body.DESCRIPTOR.fields_by_name.get("auth") is not None and body.HasField("auth"):
+            return int(body.auth.user_id)
+    out = response.WhichOneof("body")
+    if out in ("login", "signup"):
+        return int(getattr(response, out).user.user_id)
+    return None

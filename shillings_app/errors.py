@@ -1,0 +1,64 @@
+"""Errors that end a request with a specific protocol status (SPEC §2 reasons)."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """A request outcome other than success: HTTP-like code, stable reason, human message."""
+
+    code = 500
+    reason = "internal_error"
+    message = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class InvalidRequest(AppError):
+    code, reason, message = 400, "invalid_request", "invalid request"
+
+
+class InvalidAmount(AppError):
+    code, reason, message = 400, "invalid_amount", "amount must be > 0 and <= 1000000.00"
+
+
+class Unauthenticated(AppError):
+    code, reason, message = 401, "unauthenticated", "authentication required"
+
+
+class InvalidCredentials(AppError):
+    code, reason, message = 401, "invalid_credentials", "invalid email or password"
+
+
+class ReceiverNotFound(AppError):
+    code, reason, message = 404, "receiver_not_found", "no user with that email"
+
+
+class EmailTaken(AppError):
+    code, reason, message = 409, "email_taken", "email already registered"
+
+
+class SelfPayment(AppError):
+    code, reason, message = 422, "self_payment", "cannot pay yourself"
+
+
+class InsufficientFunds(AppError):
+    code, reason, message = 422, "insufficient_funds", "insufficient funds"
+
+
+class BalanceLimit(AppError):
+    code, reason, message = 422, "balance_limit", "balance would exceed the limit"
+
+
+class IdempotencyKeyReused(AppError):
+    code, reason, message = (
+        422,
+        "idempotency_key_reused",
+        "idempotency key already used with a different request",
+    )
+
+
+class Unavailable(AppError):
+    code, reason, message = 503, "unavailable", "database unavailable, try again"

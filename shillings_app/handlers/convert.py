@@ -1,0 +1,40 @@
+"""Storage records to protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shillings_app.storage.records import TransactionRecord, UserRecord
+from shillings_proto import pb
+
+
+def rfc3339(value: datetime) -> str:
+    """A naive UTC datetime as RFC 3339 with microseconds, e.g. 2026-11-24T19:39:34.123456Z."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def user_message(user: UserRecord) -> pb.User:
+    return pb.User(
+        user_id=user.user_id,
+        first_name=user.first_name,
+        middle_name=user.middle_name or "",
+        last_name=user.last_name,
+        email=user.email,
+        phone=user.phone,
+        balance=user.balance,
+        created_at=rfc3339(user.created_at),
+        updated_at=rfc3339(user.updated_at),
+    )
+
+
+def transaction_message(tx: TransactionRecord) -> pb.Transaction:
+    message = pb.Transaction(
+        transaction_id=tx.transaction_id,
+        receiver_email=tx.receiver_email,
+        amount=tx.amount,
+        created_at=rfc3339(tx.created_at),
+        kind=tx.kind,
+    )
+    if tx.sender_email is not None:
+        message.sender_email = tx.sender_email
+    return message

@@ -1,0 +1,310 @@
+"""The app server: Int32 protobuf protocol, connection tracking, and ``AppServer``."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from shillings_app.config import AppConfig
+from shillings_app.dispatch import command_name, dispatch, user_id_of
+from shillings_app.errors import Unauthenticated
+from shillings_app.handlers import Context
+from shillings_app.passwords import PasswordHasher
+from shillings_app.storage import Database, DataStore
+from shillings_app.tokens import TokenIssuer
+from shillings_proto import MAX_FRAME, pb
+from shillings_proto.framing import ShillingsServerProtocol, error_response
+
+MAX_IN_FLIGHT = 512
+"""Requests in progress on one connection before it stops reading (back-pressure)."""
+HOUSEKEEPING_INTERVAL_S = 600.0
+
+request_log = Logger(namespace="shillings.app.request")
+
+REQUEST_LOG_FORMAT = (
+    "{command} request_id={request_id} status={status} reason={reason}"
+    " duration_ms={duration_ms} user_id={user_id}"
+)
+
+
+class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
+    """One connection from a web process: requests run concurrently, answered as they finish.
+
+    When the factory has a shared secret the first frame must be a HEL carrying it; a peer
+    that stalls in the middle of a frame (or before its handshake) is dropped after the
+    idle timeout. An idle connection between frames is kept: web processes pool them.
+    """
+
+    MAX_LENGTH = MAX_FRAME
+    log = Logger()
+
+    def __init__(self, factory: AppServerFactory) -> None:
+        super().__init__()
+        self.factory = factory
+        self.in_flight = 0
+        self._authorized = factory.config.app_secret is None
+        self._closing = False
+        self._reading_paused = False
+
+    def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin's clock
+        return self.factory.clock.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        self.factory.connections.add(self)
+        self._update_timeout()
+
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        self._update_timeout()
+
+    def _update_timeout(self) -> None:
+        if self._closing or self._reading_paused:
+            self.setTimeout(None)
+        elif not self._authorized or self._unprocessed:
+            self.setTimeout(self.factory.config.idle_timeout)
+        else:
+            self.setTimeout(None)
+
+    def timeoutConnection(self) -> None:
+        self.log.warn(
+            "closing {peer}: {why} for {timeout}s",
+            peer=self._peer(),
+            why="no handshake" if not self._authorized else "incomplete frame",
+            timeout=self.factory.config.idle_timeout,
+        )
+        self._closing = True
+        self.transport.abortConnection()
+
+    def stringReceived(self, data: bytes) -> None:
+        if not self._closing:
+            super().stringReceived(data)
+
+    async def handle(self, request: pb.Request) -> pb.Response:
+        # Runs synchronously up to its first await, so the handshake state is settled before
+        # the next frame of the same read is parsed.
+        if request.command == pb.HEL:
+            return self._hello(request)
+        if not self._authorized:
+            return self._reject(request, "handshake required")
+        self._started()
+        start = time.perf_counter()
+        try:
+            response = await dispatch(self.factory.ctx, request)
+        finally:
+            self._finished()
+        request_log.info(
+            REQUEST_LOG_FORMAT,
+            command=command_name(request.command),
+            request_id=request.request_id,
+            status=response.status.code,
+            reason=response.status.reason or "-",
+            duration_ms=f"{(time.perf_counter() - start) * 1000:.1f}",
+            user_id=user_id_of(request, response) or "-",
+        )
+        return response
+
+    def _hello(self, request: pb.Request) -> pb.Response:
+        secret = self.factory.config.app_secret
+        if secret is not None and not (
+            request.WhichOneof("body") == "hello"
+            and hmac.compare_digest(request.hello.secret.encode(), secret.encode())
+        ):
+            return self._reject(request, "bad handshake secret")
+        self._authorized = True
+        self._update_timeout()
+        return pb.Response(status=pb.Status(code=200, message="OK"), hello=pb.HelloResponse())
+
+    def _reject(self, request: pb.Request, why: str) -> pb.Response:
+        """Answer 401 and close: the peer did not prove it knows the shared secret."""
+        self.log.warn("closing {peer}: {why}", peer=self._peer(), why=why)
+        self._closing = True
+        self.factory.clock.callLater(0, self.transport.loseConnection)
+        return error_response(Unauthenticated.code, Unauthenticated.reason, why)
+
+    def _started(self) -> None:
+        self.in_flight += 1
+        self.factory.in_flight += 1
+        if self.in_flight >= MAX_IN_FLIGHT and not self._reading_paused:
+            self._reading_paused = True
+            self.setTimeout(None)
+            self.transport.pauseProducing()
+
+    def _finished(self) -> None:
+        self.in_flight -= 1
+        self.factory.request_finished()
+        if self._reading_paused and self.in_flight < MAX_IN_FLIGHT // 2:
+            self._reading_paused = False
+            if self._open:
+                self.transport.resumeProducing()
+                self._update_timeout()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        super().connectionLost(reason)
+        self.setTimeout(None)
+        self.factory.connections.discard(self)
+
+
+class AppServerFactory(Factory):
+    """Builds connections and keeps track of them and of the requests in progress."""
+
+    noisy = False
+
+    def __init__(self, config: AppConfig, ctx: Context, clock: IReactorTime) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.clock = clock
+        self.connections: set[AppServerProtocol] = set()
+        self.in_flight = 0
+        self._drained: list[defer.Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> AppServerProtocol:
+        return AppServerProtocol(self)
+
+    def request_finished(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            waiters, self._drained = self._drained, []
+            for d in waiters:
+                d.callback(None)
+
+    async def wait_drained(self, seconds: float) -> bool:
+        """Wait until no request is in progress, at most ``seconds``; True if drained."""
+        if self.in_flight == 0:
+            return True
+        d: defer.Deferred[None] = defer.Deferred()
+        self._drained.append(d)
+        d.addTimeout(seconds, self.clock)
+        try:
+            await d
+        except defer.TimeoutError:
+            return False
+        return True
+
+
+def _fixed_port(description: str, port: int) -> str:
+    """``description`` with a port of 0 replaced by ``port`` (to listen again on it)."""
+    return re.sub(r"^(tcp6?:)(port=)?0(?=:|$)", rf"\g<1>\g<2>{port}", description)
+
+
+def _client_address(host: Any) -> str:
+    if isinstance(host, (IPv4Address, IPv6Address)):
+        return f"tcp:{host.host.replace(':', chr(92) + ':')}:{host.port}"
+    if isinstance(host, UNIXAddress):
+        name = host.name.decode() if isinstance(host.name, bytes) else host.name
+        return f"unix:{name}"
+    raise ValueError(f"unsupported listening address {host!r}")
+
+
+class AppServer:
+    """An app server listening per ``config``: ``await start()``, ``await stop()``; it can
+    be started again after a stop, on the same address."""
+
+    log = Logger()
+
+    def __init__(self, config: AppConfig, reactor: Any = None) -> None:
+        self.config = config
+        self.dsn = config.mysql_dsn
+        self._reactor = reactor if reactor is not None else _reactor
+        self._listen = config.listen
+        if self._listen.startswith("unix:") and "lockfile=" not in self._listen:
+            # Removes a stale socket left by a killed process, refuses a live one.
+            self._listen += ":lockfile=1"
+        self._port: IListeningPort | None = None
+        self._factory: AppServerFactory | None = None
+        self._db: Database | None = None
+        self._housekeeping: LoopingCall | None = None
+        self.address = ""
+        """Client endpoint string of the listening address, e.g. ``tcp:127.0.0.1:7070``."""
+        self.port = 0
+        """The TCP port listened on (0 for a unix socket)."""
+
+    @property
+    def db(self) -> Database | None:
+        return self._db
+
+    @property
+    def factory(self) -> AppServerFactory | None:
+        return self._factory
+
+    async def start(self) -> None:
+        if self._port is not None:
+            return
+        db = Database(
+            self.dsn,
+            pool_min=self.config.db_pool_min,
+            pool_max=self.config.db_pool_max,
+            clock=self._reactor,
+        )
+        ctx = Context(
+            config=self.config,
+            store=DataStore(db),
+            passwords=PasswordHasher(self.config.bcrypt_cost),
+            tokens=TokenIssuer(self.config.jwt_secret, self.config.token_ttl),
+            clock=self._reactor,
+        )
+        factory = AppServerFactory(self.config, ctx, self._reactor)
+        try:
+            await ctx.passwords.prepare()
+            port = await serverFromString(self._reactor, self._listen).listen(factory)
+        except BaseException:
+            db.close()
+            raise
+        self._db, self._factory, self._port = db, factory, port
+        host = port.getHost()
+        self.address = _client_address(host)
+        self.port = getattr(host, "port", 0)
+        if self.port:
+            self._listen = _fixed_port(self._listen, self.port)
+        self._housekeeping = LoopingCall(lambda: defer.ensureDeferred(self._purge(ctx)))
+        self._housekeeping.clock = self._reactor
+        self._housekeeping.start(HOUSEKEEPING_INTERVAL_S, now=False)
+        self.log.info("app server listening on {address}", address=self.address)
+
+    async def stop(self, drain_timeout: float = 0.0) -> None:
+        """Stop listening; let requests in progress finish for up to ``drain_timeout`` s;
+        then drop every connection and close the database pool."""
+        if self._port is None:
+            return
+        port, factory, db = self._port, self._factory, self._db
+        self._port = None
+        if self._housekeeping is not None and self._housekeeping.running:
+            self._housekeeping.stop()
+        await defer.maybeDeferred(port.stopListening)
+        assert factory is not None and db is not None
+        if drain_timeout > 0:
+            await factory.wait_drained(drain_timeout)
+        for conn in list(factory.connections):
+            conn.transport.abortConnection()
+        # Handlers still running hold pool threads; let them end before closing the pool.
+        if not await factory.wait_drained(10.0):
+            self.log.warn("{n} requests still running at stop", n=factory.in_flight)
+        # abortConnection completes on the next reactor iteration.
+        await deferLater(self._reactor, 0, lambda: None)
+        db.close()
+        self.log.info("app server stopped")
+
+    async def _purge(self, ctx: Context) -> None:
+        try:
+            tokens, keys = await ctx.store.purge_expired()
+        except Exception:
+            self.log.failure("housekeeping failed")
+            return
+        if tokens or keys:
+            self.log.info(
+                "purged {tokens} expired revocations, {keys} old idempotency keys",
+                tokens=tokens,
+                keys=keys,
+            )

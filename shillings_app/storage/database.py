@@ -1,0 +1,145 @@
+"""The adbapi connection pool and the retry policy every interaction runs under."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pymysql
+from twisted.enterprise import adbapi
+from twisted.internet import reactor as _reactor
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from shillings_app.config import parse_dsn
+
+T = TypeVar("T")
+
+ER_DUP_ENTRY = 1062
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+CR_SERVER_GONE_ERROR = 2006
+CR_SERVER_LOST = 2013
+CR_CONNECTION_ERROR = 2002
+CR_CONN_HOST_ERROR = 2003
+
+ER_CON_COUNT_ERROR = 1040
+ER_SERVER_SHUTDOWN = 1053
+ER_CONNECTION_KILLED = 1927
+
+RECONNECT_CODES = frozenset(
+    {0, CR_SERVER_GONE_ERROR, CR_SERVER_LOST, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED}
+)
+"""The connection is gone (0 is pymysql's InterfaceError on a connection it closed)."""
+CONFLICT_CODES = frozenset({ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT})
+MAX_CONFLICT_RETRIES = 5
+
+
+class DatabaseUnavailable(Exception):
+    """MySQL cannot be reached or keeps failing; the request may be retried later."""
+
+
+class RetryTransaction(Exception):
+    """Raised inside an interaction to roll back and run it again (e.g. a lost race on a
+    unique key whose winner the next attempt will see)."""
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The MySQL error number of a pymysql error, else None."""
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+class Database:
+    """An adbapi ConnectionPool of pymysql connections with bounded retries."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_min: int = 3,
+        pool_max: int = 10,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
+        kwargs = parse_dsn(dsn)
+        self._pool = adbapi.ConnectionPool(
+            "pymysql",
+            cp_min=pool_min,
+            cp_max=pool_max,
+            cp_reconnect=True,
+            cp_noisy=False,
+            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 10",
+            connect_timeout=5,
+            **kwargs,
+        )
+        # After MySQL restarts, every pooled connection is dead and each is found out by one
+        # failed attempt, so allow as many reconnects as there are connections.
+        self._max_reconnects = pool_max
+        self.retries: Counter[str] = Counter()
+        """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``retry_transaction``."""
+
+    def close(self) -> None:
+        self._pool.close()
+
+    async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(txn, *args)`` in one DB transaction, retrying: after a lost connection
+        (on another connection, up to the pool size; never when the loss came at commit, as
+        the outcome is then unknown), and a few times after a deadlock / lock wait timeout
+        or a ``RetryTransaction``."""
+        reconnects = 0
+        conflicts = 0
+        while True:
+            reached_commit = [False]
+
+            def body(txn: Any, reached_commit: list[bool] = reached_commit) -> T:
+                result = func(txn, *args)
+                reached_commit[0] = True
+                return result
+
+            try:
+                return await self._pool.runInteraction(body)
+            except RetryTransaction:
+                conflicts += 1
+                self.retries["retry_transaction"] += 1
+                if conflicts > MAX_CONFLICT_RETRIES:
+                    raise DatabaseUnavailable(f"{desc}: too many retries") from None
+            except pymysql.err.MySQLError as e:
+                code = error_code(e)
+                if (
+                    code in RECONNECT_CODES
+                    and reconnects < self._max_reconnects
+                    and not reached_commit[0]
+                ):
+                    reconnects += 1
+                    self.retries["reconnect"] += 1
+                    self.log.info(
+                        "{desc}: MySQL connection lost ({code}); retrying", desc=desc, code=code
+                    )
+                    continue
+                if code in CONFLICT_CODES and conflicts < MAX_CONFLICT_RETRIES:
+                    conflicts += 1
+                    self.retries["lock_conflict"] += 1
+                    self.log.info(
+                        "{desc}: lock conflict ({code}); retry {n}",
+                        desc=desc,
+                        code=code,
+                        n=conflicts,
+                    )
+                    await deferLater(self._clock, random.uniform(0, 0.005 * conflicts))
+                    continue
+                if (
+                    code is None
+                    or 2000 <= code < 3000
+                    or code in RECONNECT_CODES
+                    or code in CONFLICT_CODES
+                    or code == ER_CON_COUNT_ERROR
+                ):
+                    raise DatabaseUnavailable(f"{desc}: {e}") from e
+                raise

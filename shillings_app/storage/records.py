@@ -1,0 +1,77 @@
+"""Plain rows returned by the storage layer (no protobuf here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+MAX_AMOUNT = 100_000_000
+"""Largest amount of one operation, in cents (1,000,000.00)."""
+MAX_BALANCE = 10**15
+"""Largest balance, in cents."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: int
+    first_name: str
+    middle_name: str | None
+    last_name: str
+    email: str
+    phone: str
+    balance: int
+    created_at: datetime
+    updated_at: datetime
+
+
+USER_COLUMNS = (
+    "u.user_id, u.first_name, u.middle_name, u.last_name, u.email, u.phone,"
+    " u.balance, u.created_at, u.updated_at"
+)
+"""SELECT list matching ``UserRecord`` field order (table alias ``u``)."""
+
+
+def user_from_row(row: tuple) -> UserRecord:  # type: ignore[type-arg]
+    return UserRecord(*row[:9])
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    id: int
+    transaction_id: str
+    kind: str
+    sender_email: str | None
+    receiver_email: str
+    amount: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's idempotency key with the command and a hash of the request it came with."""
+
+    key: str
+    command: str
+    request_hash: bytes
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The stored response of an earlier request with the same idempotency key."""
+
+    response: bytes
+
+
+@dataclass(frozen=True)
+class PayResult:
+    transaction_id: str
+    sender_id: int
+    receiver_id: int
+    sender_balance: int
+
+
+@dataclass(frozen=True)
+class TopupResult:
+    transaction_id: str
+    user_id: int
+    balance: int

@@ -1,0 +1,91 @@
+"""Client-side helpers for app server tests: sign up, log in, authenticated calls."""
+
+from __future__ import annotations
+
+import itertools
+
+import pymysql
+
+from shillings_app.config import parse_dsn
+from shillings_proto import messages, pb
+from shillings_proto.framing import ShillingsClientProtocol
+
+PASSWORD = "correct horse battery"
+_emails = itertools.count()
+
+
+def sql(dsn: str, query: str, args: tuple = ()) -> list[tuple]:
+    """Run one statement against the test database (autocommit); return its rows."""
+    conn = pymysql.connect(**parse_dsn(dsn), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def new_email(prefix: str = "user") -> str:
+    return f"{prefix}{next(_emails)}@example.com"
+
+
+async def signup(client: ShillingsClientProtocol, email: str | None = None, **fields: str):
+    """Sign up a user (201 asserted); return the pb.User."""
+    values = {
+        "first_name": "Ada",
+        "middle_name": "",
+        "last_name": "Lovelace",
+        "email": email or new_email(),
+        "phone": "+15551234567",
+        "password": PASSWORD,
+    }
+    values.update(fields)
+    response = await client.call(messages.signup(**values))
+    assert response.status.code == 201, response.status
+    return response.signup.user
+
+
+async def login(client: ShillingsClientProtocol, email: str, password: str = PASSWORD):
+    """Log in (200 asserted); return the pb.LoginResponse."""
+    response = await client.call(messages.login(email, password))
+    assert response.status.code == 200, response.status
+    return response.login
+
+
+class Session:
+    """A signed-up, logged-in user with helpers for authenticated calls."""
+
+    def __init__(self, client: ShillingsClientProtocol, user: pb.User, token: pb.LoginResponse):
+        self.client = client
+        self.user = user
+        self.user_id = user.user_id
+        self.email = user.email
+        self.token_id = token.token_id
+        self.login = token
+
+    async def topup(self, amount: int, key: str = "") -> pb.Response:
+        return await self.client.call(messages.topup(self.user_id, self.token_id, amount, key))
+
+    async def pay(self, receiver_email: str, amount: int, key: str = "") -> pb.Response:
+        return await self.client.call(
+            messages.pay(self.user_id, self.token_id, receiver_email, amount, key)
+        )
+
+    async def profile(self) -> pb.Response:
+        return await self.client.call(messages.profile(self.user_id, self.token_id))
+
+    async def balance(self) -> int:
+        response = await self.profile()
+        assert response.status.code == 200, response.status
+        return response.profile.user.balance
+
+    async def transactions(self, limit: int = 0, cursor: str = "") -> pb.Response:
+        return await self.client.call(
+            messages.transactions(self.user_id, self.token_id, limit, cursor)
+        )
+
+
+async def new_session(client: ShillingsClientProtocol, prefix: str = "user") -> Session:
+    user = await signup(client, new_email(prefix))
+    token = await login(client, user.email)
+    return Session(client, user, token)

@@ -1,0 +1,71 @@
+"""App server configuration from environment variables."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from shillings_app.config import DEFAULT_LISTEN, AppConfig, ConfigError
+
+
+def test_defaults_generate_a_private_secret_under_var(tmp_path):
+    config = AppConfig.from_env({"SHILLINGS_VAR": str(tmp_path)})
+    assert config.listen == DEFAULT_LISTEN
+    assert config.mysql_dsn == (
+        f"mysql://root@localhost/shillings?unix_socket={tmp_path}/run/mysqld.sock"
+    )
+    assert (config.token_ttl, config.bcrypt_cost, config.app_secret) == (3600, 12, None)
+    assert (config.db_pool_min, config.db_pool_max) == (3, 10)
+    secret_file = tmp_path / "jwt_secret"
+    assert secret_file.read_text().strip() == config.jwt_secret
+    assert len(config.jwt_secret) == 64
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+    again = AppConfig.from_env({"SHILLINGS_VAR": str(tmp_path)})
+    assert again.jwt_secret == config.jwt_secret
+
+
+def test_every_variable_is_read(tmp_path):
+    env = {
+        "SHILLINGS_VAR": str(tmp_path),
+        "SHILLINGS_APP_LISTEN": "unix:/tmp/app.sock",
+        "SHILLINGS_MYSQL_DSN": "mysql://u:p@db:3306/shl",
+        "SHILLINGS_JWT_SECRET": "from-the-environment",
+        "SHILLINGS_TOKEN_TTL": "60",
+        "SHILLINGS_BCRYPT_COST": "4",
+        "SHILLINGS_APP_SECRET": "handshake",
+        "SHILLINGS_DB_POOL_MIN": "2",
+        "SHILLINGS_DB_POOL_MAX": "4",
+        "SHILLINGS_APP_IDLE_TIMEOUT": "5",
+    }
+    config = AppConfig.from_env(env)
+    assert config == AppConfig(
+        listen="unix:/tmp/app.sock",
+        mysql_dsn="mysql://u:p@db:3306/shl",
+        jwt_secret="from-the-environment",
+        token_ttl=60,
+        bcrypt_cost=4,
+        app_secret="handshake",
+        db_pool_min=2,
+        db_pool_max=4,
+        idle_timeout=5.0,
+    )
+    assert not (tmp_path / "jwt_secret").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHILLINGS_TOKEN_TTL", "soon"),
+        ("SHILLINGS_BCRYPT_COST", "3"),
+        ("SHILLINGS_DB_POOL_MAX", "1"),
+        ("SHILLINGS_MYSQL_DSN", "redis://x"),
+    ],
+)
+def test_bad_values_are_config_errors(tmp_path, name, value):
+    env = {"SHILLINGS_VAR": str(tmp_path), "SHILLINGS_JWT_SECRET": "x", name: value}
+    if name == "SHILLINGS_DB_POOL_MAX":
+        env["SHILLINGS_DB_POOL_MIN"] = "2"
+    with pytest.raises(ConfigError):
+        AppConfig.from_env(env)

@@ -1,0 +1,229 @@
+"""Top-ups and payments: success, every error reason, idempotency."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+
+from shillings_app.config import parse_dsn
+from shillings_proto import messages
+from tests.app.helpers import new_email, new_session, sql
+
+MAX_AMOUNT = 100_000_000
+MAX_BALANCE = 10**15
+
+
+def _status(response) -> tuple[int, str]:
+    return response.status.code, response.status.reason
+
+
+def _transaction_count(dsn: str) -> int:
+    return sql(dsn, "SELECT COUNT(*) FROM transactions")[0][0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_topup_adds_to_balance_and_records_a_topup(client, app_server):
+    session = await new_session(client)
+    first = await session.topup(1250)
+    second = await session.topup(MAX_AMOUNT)
+    assert _status(first) == (200, "") and first.topup.balance == 1250
+    assert second.topup.balance == 1250 + MAX_AMOUNT
+    assert first.topup.transaction_id != second.topup.transaction_id
+    assert await session.balance() == 1250 + MAX_AMOUNT
+    rows = sql(
+        app_server.dsn,
+        "SELECT kind, sender_id, sender_email, receiver_id, amount FROM transactions"
+        " WHERE transaction_id = %s",
+        (first.topup.transaction_id,),
+    )
+    assert rows == [("topup", None, None, session.user_id, 1250)]
+
+
+@pytest.mark.parametrize("amount", [0, -1, MAX_AMOUNT + 1, -(2**63)])
+@pytest_twisted.ensureDeferred
+async def test_invalid_amounts_are_400_and_move_nothing(client, app_server, amount):
+    payer = await new_session(client)
+    payee = await new_session(client)
+    await payer.topup(1000)
+    assert _status(await payer.topup(amount)) == (400, "invalid_amount")
+    assert _status(await payer.pay(payee.email, amount)) == (400, "invalid_amount")
+    assert await payer.balance() == 1000
+    assert await payee.balance() == 0
+    assert _transaction_count(app_server.dsn) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_topup_over_balance_limit_is_422(client, app_server):
+    session = await new_session(client)
+    sql(
+        app_server.dsn,
+        "UPDATE users SET balance = %s WHERE user_id = %s",
+        (MAX_BALANCE - 100, session.user_id),
+    )
+    assert _status(await session.topup(101)) == (422, "balance_limit")
+    response = await session.topup(100)
+    assert response.status.code == 200 and response.topup.balance == MAX_BALANCE
+
+
+@pytest_twisted.ensureDeferred
+async def test_pay_moves_money_and_records_a_payment(client, app_server):
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    await payer.topup(10_000)
+    response = await payer.pay(payee.email.upper(), 2_550)
+    assert _status(response) == (200, "")
+    assert response.pay.sender_id == payer.user_id
+    assert response.pay.receiver_id == payee.user_id
+    assert response.pay.sender_balance == 7_450
+    assert await payer.balance() == 7_450
+    assert await payee.balance() == 2_550
+    rows = sql(
+        app_server.dsn,
+        "SELECT kind, sender_id, sender_email, receiver_id, receiver_email, amount"
+        " FROM transactions WHERE transaction_id = %s",
+        (response.pay.transaction_id,),
+    )
+    assert rows == [("payment", payer.user_id, payer.email, payee.user_id, payee.email, 2_550)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_pay_errors(client, app_server):
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    await payer.topup(1_000)
+    assert _status(await payer.pay(new_email("ghost"), 100)) == (404, "receiver_not_found")
+    assert _status(await payer.pay(payer.email, 100)) == (422, "self_payment")
+    assert _status(await payer.pay(payee.email, 1_001)) == (422, "insufficient_funds")
+    assert _status(await payer.pay("", 100)) == (400, "invalid_request")
+    assert _status(await payer.pay("not-an-email", 100)) == (400, "invalid_request")
+    sql(
+        app_server.dsn,
+        "UPDATE users SET balance = %s WHERE user_id = %s",
+        (MAX_BALANCE - 10, payee.user_id),
+    )
+    assert _status(await payer.pay(payee.email, 11)) == (422, "balance_limit")
+    assert await payer.balance() == 1_000
+    assert _transaction_count(app_server.dsn) == 1
+    exact = await payer.pay(payee.email, 10)
+    assert exact.status.code == 200 and exact.pay.sender_balance == 990
+
+
+@pytest_twisted.ensureDeferred
+async def test_idempotent_retry_moves_money_once_and_replays_the_response(client, app_server):
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    await payer.topup(5_000, key="topup-1")
+    replayed_topup = await payer.topup(5_000, key="topup-1")
+    assert replayed_topup.topup.balance == 5_000
+    first = await payer.pay(payee.email, 700, key="pay-1")
+    retry = await payer.pay(payee.email.upper(), 700, key="pay-1")
+    assert _status(first) == _status(retry) == (200, "")
+    assert retry.pay == first.pay
+    assert await payer.balance() == 4_300
+    assert await payee.balance() == 700
+    assert _transaction_count(app_server.dsn) == 2
+    stored = sql(
+        app_server.dsn,
+        "SELECT idem_key, command FROM idempotency_keys WHERE user_id = %s ORDER BY idem_key",
+        (payer.user_id,),
+    )
+    assert stored == [("pay-1", "PAY"), ("topup-1", "TPU")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_same_key_with_a_different_request_is_422(client):
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    other = await new_session(client, "other")
+    await payer.topup(5_000)
+    assert (await payer.pay(payee.email, 100, key="k")).status.code == 200
+    for response in (
+        await payer.pay(payee.email, 101, key="k"),
+        await payer.pay(other.email, 100, key="k"),
+        await payer.topup(100, key="k"),
+    ):
+        assert _status(response) == (422, "idempotency_key_reused")
+    assert await payer.balance() == 4_900
+    # Keys are per user: another user may use the same key for its own request.
+    await other.topup(300)
+    assert (await other.pay(payee.email, 300, key="k")).status.code == 200
+    assert await payee.balance() == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_request_does_not_consume_its_key(client):
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    assert _status(await payer.pay(payee.email, 500, key="k1")) == (422, "insufficient_funds")
+    await payer.topup(500)
+    response = await payer.pay(payee.email, 500, key="k1")
+    assert response.status.code == 200
+    assert await payee.balance() == 500
+
+
+@pytest.mark.parametrize("key", ["tab\tkey", "x" * 256, "é"])
+@pytest_twisted.ensureDeferred
+async def test_malformed_idempotency_key_is_400(client, key):
+    session = await new_session(client)
+    assert _status(await session.topup(100, key=key)) == (400, "invalid_request")
+    assert await session.balance() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_duplicates_of_one_key_move_money_once(connect, app_server):
+    clients = [await connect() for _ in range(8)]
+    payer = await new_session(clients[0], "payer")
+    payee = await new_session(clients[0], "payee")
+    await payer.topup(10_000)
+    requests = [
+        c.call(messages.pay(payer.user_id, payer.token_id, payee.email, 1_234, "dup"))
+        for c in clients
+        for _ in range(3)
+    ]
+    responses = await defer.gatherResults(requests)
+    assert {_status(r) for r in responses} == {(200, "")}
+    assert len({r.pay.transaction_id for r in responses}) == 1
+    assert await payer.balance() == 10_000 - 1_234
+    assert await payee.balance() == 1_234
+    assert _transaction_count(app_server.dsn) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_duplicates_racing_past_the_key_lookup_move_money_once(connect, app_server):
+    """Duplicates that all find no key yet: the first commits, the others hit the duplicate
+    key, roll back, and their retry replays the stored response."""
+    client = await connect()
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    await payer.topup(10_000)
+    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (payer.user_id,))
+        requests = [
+            client.call(messages.pay(payer.user_id, payer.token_id, payee.email, 300, "race"))
+            for _ in range(4)
+        ]
+        for _ in range(200):
+            waiting = sql(
+                app_server.dsn,
+                "SELECT COUNT(*) FROM information_schema.processlist"
+                " WHERE command = 'Query' AND info LIKE 'SELECT balance%%FOR UPDATE'",
+            )[0][0]
+            if waiting == 4:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert waiting == 4
+    finally:
+        blocker.commit()
+        blocker.close()
+    responses = await defer.gatherResults(requests)
+    assert {_status(r) for r in responses} == {(200, "")}
+    assert len({r.pay.transaction_id for r in responses}) == 1
+    assert app_server.db.retries["retry_transaction"] == 3
+    assert await payer.balance() == 10_000 - 300
+    assert _transaction_count(app_server.dsn) == 2
