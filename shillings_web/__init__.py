@@ -1,0 +1,1 @@
+"""The Shillings web layer: the REST API (Klein) in front of the app servers and Redis."""

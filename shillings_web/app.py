@@ -1,0 +1,407 @@
+"""The REST API (SPEC §2): thin Klein handlers that validate, call the app server, answer.
+
+Handlers hold no business logic. Each one validates the request at the edge, sends one
+protocol request through the pool, and maps the protocol status straight to the HTTP
+status and reason. Every answer, including 404/405/413 and unexpected failures, is a
+JSON envelope; a traceback never reaches a client.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from klein import Klein
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from shillings_proto import messages, pb
+from shillings_web import validation
+from shillings_web.auth import COOKIE_NAME, Identity, authenticate
+from shillings_web.cache import ProfileCache, Redis, RedisUnavailable
+from shillings_web.config import WebConfig
+from shillings_web.errors import REASON_FOR_STATUS, ApiError, envelope, unavailable
+from shillings_web.money import format_cents
+from shillings_web.pool import AppPool, AppUnavailable
+from shillings_web.ratelimit import LoginLimiter
+from shillings_web.site import set_json
+
+log = Logger()
+
+
+@dataclass
+class Reply:
+    """A successful answer: status code and the body fields beside ``status``."""
+
+    code: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    reason: str | None = None
+
+
+Handler = Callable[[Any, Any], Awaitable[Reply]]
+
+
+def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
+    """Run ``handler`` to completion and render its Reply or error as an envelope.
+
+    The work is shielded from Klein cancelling it when the client disconnects, so a pay
+    whose client went away still refreshes the cache before the request ends.
+    """
+
+    @functools.wraps(handler)
+    def run(self: ShillingsApi, request: Any) -> defer.Deferred[bytes]:
+        work = defer.ensureDeferred(self._render(handler, request))
+        shielded: defer.Deferred[bytes] = defer.Deferred()
+
+        def relay(result: Any) -> None:
+            if not shielded.called:
+                shielded.callback(result)
+
+        work.addCallback(relay)
+        work.addErrback(lambda f: log.failure("rendering {path} failed", f, path=request.path))
+        return shielded
+
+    return run
+
+
+def user_json(user: pb.User) -> dict[str, Any]:
+    """The API shape of a user; ``middle_name`` is "" when none was given."""
+    return {
+        "user_id": user.user_id,
+        "first_name": user.first_name,
+        "middle_name": user.middle_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "phone": user.phone,
+        "balance": format_cents(user.balance),
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+def transaction_json(tx: pb.Transaction) -> dict[str, Any]:
+    return {
+        "transaction_id": tx.transaction_id,
+        "sender_email": tx.sender_email if tx.HasField("sender_email") else None,
+        "receiver_email": tx.receiver_email,
+        "amount": format_cents(tx.amount),
+        "created_at": tx.created_at,
+        "kind": tx.kind,
+    }
+
+
+def rfc3339(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ShillingsApi:
+    """The Klein application; one instance per web process."""
+
+    app = Klein()
+
+    def __init__(
+        self,
+        config: WebConfig,
+        pool: AppPool,
+        redis: Redis,
+        clock: Any,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.redis = redis
+        self.clock = clock
+        self.cache = ProfileCache(redis, clock)
+        self.limiter = LoginLimiter(redis, config.login_max_failures, config.login_window)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _render(self, handler: Handler, request: Any) -> bytes:
+        try:
+            reply = await handler(self, request)
+        except ApiError as e:
+            return self._error(request, e.code, e.reason, e.message, e.headers)
+        except AppUnavailable as e:
+            error = unavailable(f"service temporarily unavailable ({e}), try again")
+            return self._error(request, error.code, error.reason, error.message)
+        except Exception:
+            log.failure(
+                "unhandled error in {method} {path} request_id={request_id}",
+                Failure(),
+                method=request.method.decode("latin-1"),
+                path=request.path.decode("latin-1"),
+                request_id=request.request_id,
+            )
+            return self._error(request, 500, "internal_error", "internal error")
+        request_id = request.request_id if reply.code >= 500 else None
+        document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
+        return set_json(request, reply.code, document)
+
+    def _error(
+        self,
+        request: Any,
+        code: int,
+        reason: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
+        request_id = request.request_id if code >= 500 else None
+        return set_json(request, code, envelope(code, message, reason, request_id), headers)
+
+    async def _call(self, request: pb.Request, *, retry_safe: bool = False) -> pb.Response:
+        """Send one protocol request; a non-2xx status becomes an ApiError as it stands."""
+        response = await self.pool.call(request, retry_safe=retry_safe)
+        code = response.status.code
+        if code in (200, 201):
+            return response
+        if not 400 <= code <= 599:
+            log.error(
+                "app server answered {command} with status {code}",
+                command=pb.Command.Name(request.command),
+                code=code,
+            )
+            raise ApiError(500, "internal_error", "internal error")
+        reason = response.status.reason or REASON_FOR_STATUS.get(code, "error")
+        raise ApiError(code, reason, response.status.message or reason.replace("_", " "))
+
+    def _identity(self, request: Any) -> Identity:
+        identity = authenticate(request, self.config.jwt_secret)
+        request.user_id = identity.user_id
+        return identity
+
+    def _client_ip(self, request: Any) -> str:
+        if self.config.trust_proxy:
+            real_ip = request.getHeader(b"x-real-ip")
+            if real_ip:
+                text = real_ip.decode("latin-1") if isinstance(real_ip, bytes) else real_ip
+                try:
+                    return str(ipaddress.ip_address(text.strip()))
+                except ValueError:
+                    pass
+        address = request.getClientAddress()
+        return str(getattr(address, "host", None) or "local")
+
+    def _cookie(self, request: Any, value: str, max_age: int) -> None:
+        parts = [
+            f"{COOKIE_NAME.decode()}={value}",
+            f"Max-Age={max_age}",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Lax",
+        ]
+        if self.config.cookie_secure:
+            parts.append("Secure")
+        request.responseHeaders.addRawHeader(b"Set-Cookie", "; ".join(parts).encode("ascii"))
+
+    # -- routes -----------------------------------------------------------------------
+
+    @app.route("/v1/signup", methods=["POST"])
+    @endpoint
+    async def signup(self, request: Any) -> Reply:
+        data = validation.signup(request.body())
+        response = await self._call(
+            messages.signup(
+                first_name=data.first_name,
+                middle_name=data.middle_name,
+                last_name=data.last_name,
+                email=data.email,
+                phone=data.phone,
+                password=data.password,
+            )
+        )
+        user = response.signup.user
+        request.user_id = user.user_id
+        return Reply(201, {"user": user_json(user)})
+
+    @app.route("/v1/login", methods=["POST"])
+    @endpoint
+    async def login(self, request: Any) -> Reply:
+        data = validation.login(request.body())
+        ip = self._client_ip(request)
+        await self.limiter.check(data.email, ip)
+        try:
+            response = await self._call(messages.login(data.email, data.password), retry_safe=True)
+        except ApiError as e:
+            if e.reason == "invalid_credentials":
+                await self.limiter.failed(data.email, ip)
+            raise
+        await self.limiter.succeeded(data.email)
+        result = response.login
+        request.user_id = result.user.user_id
+        max_age = max(1, int(result.expires_at - self.clock.seconds()))
+        self._cookie(request, result.token, max_age)
+        return Reply(
+            200,
+            {
+                "token": result.token,
+                "token_type": "Bearer",
+                "expires_at": rfc3339(result.expires_at),
+                "user": user_json(result.user),
+            },
+        )
+
+    @app.route("/v1/logout", methods=["POST"])
+    @endpoint
+    async def logout(self, request: Any) -> Reply:
+        identity = self._identity(request)
+        await self._call(
+            messages.revoke(identity.user_id, identity.token_id, identity.expires_at),
+            retry_safe=True,
+        )
+        await self.cache.forget(identity)
+        self._cookie(request, "", 0)
+        return Reply(200)
+
+    @app.route("/v1/account", methods=["GET"])
+    @endpoint
+    async def account(self, request: Any) -> Reply:
+        identity = self._identity(request)
+        cached = await self.cache.lookup(identity)
+        if cached.user is not None:
+            return Reply(200, {"user": cached.user})
+        response = await self._call(
+            messages.profile(identity.user_id, identity.token_id), retry_safe=True
+        )
+        user = user_json(response.profile.user)
+        if cached.gen is not None:
+            await self.cache.fill(identity, cached.gen, user)
+        return Reply(200, {"user": user})
+
+    @app.route("/v1/topup", methods=["POST"])
+    @endpoint
+    async def topup(self, request: Any) -> Reply:
+        identity = self._identity(request)
+        amount = validation.topup(request.body())
+        key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
+        try:
+            response = await self._call(
+                messages.topup(identity.user_id, identity.token_id, amount, key),
+                retry_safe=bool(key),
+            )
+        except AppUnavailable:
+            await self.cache.bump(identity.user_id)  # the outcome is unknown
+            raise
+        await self.cache.bump(identity.user_id)
+        return Reply(
+            200,
+            {
+                "transaction_id": response.topup.transaction_id,
+                "balance": format_cents(response.topup.balance),
+            },
+        )
+
+    @app.route("/v1/pay", methods=["POST"])
+    @endpoint
+    async def pay(self, request: Any) -> Reply:
+        identity = self._identity(request)
+        data = validation.pay(request.body())
+        key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
+        try:
+            response = await self._call(
+                messages.pay(
+                    identity.user_id, identity.token_id, data.receiver_email, data.amount, key
+                ),
+                retry_safe=bool(key),
+            )
+        except AppUnavailable:
+            await self.cache.bump(identity.user_id)  # the outcome is unknown
+            raise
+        await self.cache.bump(identity.user_id, response.pay.receiver_id)
+        return Reply(
+            200,
+            {
+                "transaction_id": response.pay.transaction_id,
+                "balance": format_cents(response.pay.sender_balance),
+            },
+        )
+
+    @app.route("/v1/transactions", methods=["GET"])
+    @endpoint
+    async def transactions(self, request: Any) -> Reply:
+        identity = self._identity(request)
+        page = validation.page(request.args)
+        response = await self._call(
+            messages.transactions(identity.user_id, identity.token_id, page.limit, page.cursor),
+            retry_safe=True,
+        )
+        result = response.transactions
+        return Reply(
+            200,
+            {
+                "transactions": [transaction_json(tx) for tx in result.transactions],
+                "next_cursor": result.next_cursor or None,
+            },
+        )
+
+    @app.route("/healthz", methods=["GET"])
+    @endpoint
+    async def healthz(self, request: Any) -> Reply:
+        redis_check = defer.ensureDeferred(self._redis_ok())
+        app_check = defer.ensureDeferred(self._app_status())
+        redis_ok: bool = await redis_check
+        app_status: str = await app_check
+        checks = {
+            "redis": "ok" if redis_ok else "down",
+            "app": app_status,
+            "app_connections": self.pool.live_connections,
+        }
+        if redis_ok and app_status == "ok":
+            return Reply(200, {"checks": checks})
+        return Reply(503, {"checks": checks}, "unhealthy", "unavailable")
+
+    async def _redis_ok(self) -> bool:
+        try:
+            return await self.redis.execute("ping") in ("PONG", b"PONG", True)
+        except RedisUnavailable:
+            return False
+
+    async def _app_status(self) -> str:
+        try:
+            response = await self.pool.call(messages.health(), retry_safe=True)
+        except AppUnavailable:
+            return "down"
+        if response.status.code == 200 and response.health.database_ok:
+            return "ok"
+        return "database_down"
+
+    # -- errors outside the handlers --------------------------------------------------
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: Any, failure: Failure) -> bytes:
+        return set_json(request, 404, envelope(404, "no such endpoint", "not_found"))
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: Any, failure: Failure) -> bytes:
+        allowed = sorted(getattr(failure.value, "valid_methods", None) or [])
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
+        return set_json(
+            request,
+            405,
+            envelope(405, "method not allowed on this endpoint", "method_not_allowed"),
+            headers,
+        )
+
+    @app.handle_errors(HTTPException)
+    def http_exception(self, request: Any, failure: Failure) -> bytes:
+        # Routing redirects (e.g. merged slashes) are not followed by an API: 404.
+        code = getattr(failure.value, "code", 404) or 404
+        if code < 400:
+            code = 404
+        reason = REASON_FOR_STATUS.get(code, "invalid_request")
+        return set_json(request, code, envelope(code, None, reason))
+
+    @app.handle_errors(Exception)
+    def unexpected(self, request: Any, failure: Failure) -> bytes:
+        log.failure(
+            "unhandled error request_id={request_id}",
+            failure,
+            request_id=getattr(request, "request_id", "-"),
+        )
+        request_id = getattr(request, "request_id", None)
+        return set_json(request, 500, envelope(500, "internal error", "internal_error", request_id))

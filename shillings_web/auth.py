@@ -1,0 +1,88 @@
+"""Verification of the JWT a client presents in the ``token`` cookie or a Bearer header."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from shillings_web.errors import unauthenticated
+
+COOKIE_NAME = b"token"
+MAX_TOKEN_LENGTH = 4096
+_REQUIRED_CLAIMS = ["sub", "email", "iat", "exp", "jti"]
+_SUB_RE = re.compile(r"^[1-9][0-9]{0,19}$")
+_BEARER_RE = re.compile(rb"^[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x7e]+) *$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The caller, as a verified token says: user id, token id (jti), email and expiry."""
+
+    user_id: int
+    token_id: str
+    email: str
+    expires_at: int
+
+    def seconds_left(self, now: float | None = None) -> int:
+        """Whole seconds until the token expires (at least 1)."""
+        now = time.time() if now is None else now
+        return max(1, int(self.expires_at - now))
+
+
+def token_from_request(request: Any) -> str | None:
+    """The Bearer token if an Authorization header is present, else the ``token`` cookie."""
+    header = request.getHeader(b"authorization")
+    if header is not None:
+        match = _BEARER_RE.match(header.encode("latin-1") if isinstance(header, str) else header)
+        if match is None:
+            raise unauthenticated("Authorization header must be 'Bearer <token>'")
+        return match.group(1).decode("ascii")
+    cookie = request.getCookie(COOKIE_NAME)
+    if cookie:
+        try:
+            return cookie.decode("ascii")
+        except UnicodeDecodeError:
+            raise unauthenticated("malformed token") from None
+    return None
+
+
+def verify_token(token: str, secret: str) -> Identity:
+    """Check signature (HS256 only), expiry and claims; raise 401 ``unauthenticated``."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise unauthenticated("malformed token")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            options={"require": _REQUIRED_CLAIMS, "verify_iat": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthenticated("token expired") from None
+    except jwt.InvalidTokenError:
+        raise unauthenticated("invalid token") from None
+    sub, jti, email, exp = claims["sub"], claims["jti"], claims["email"], claims["exp"]
+    if (
+        not isinstance(sub, str)
+        or not _SUB_RE.match(sub)
+        or not isinstance(jti, str)
+        or not 1 <= len(jti) <= 64
+        or not isinstance(email, str)
+        or isinstance(exp, bool)
+        or not isinstance(exp, int | float)
+        or int(sub) >= 2**64
+    ):
+        raise unauthenticated("invalid token")
+    return Identity(user_id=int(sub), token_id=jti, email=email, expires_at=int(exp))
+
+
+def authenticate(request: Any, secret: str) -> Identity:
+    """The verified identity of the caller, or 401 ``unauthenticated``."""
+    token = token_from_request(request)
+    if not token:
+        raise unauthenticated()
+    return verify_token(token, secret)

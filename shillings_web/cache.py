@@ -1,0 +1,186 @@
+"""Redis: a guarded client, and the cache of authenticated users' profiles.
+
+Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": N, "user": {...}}`` with
+a TTL of the token's remaining life; ``shl:gen:<user_id>`` is the user's data generation.
+An entry is used only when its ``gen`` equals the current generation, which pay, top-up
+and logout bump before the web layer answers. Redis is an optimisation: when it is down
+every call raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the
+app server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.logger import Logger
+
+from shillings_web.auth import Identity
+from shillings_web.config import RedisAddress
+
+log = Logger()
+
+TOKEN_KEY = "shl:tok:{}"
+GEN_KEY = "shl:gen:{}"
+
+
+class RedisUnavailable(Exception):
+    """Redis could not answer (not connected, timed out, or an error reply)."""
+
+
+class _Factory(txredisapi.RedisFactory):
+    # Reconnect quickly after a Redis restart: 0.2 s, 0.5 s, 1.5 s, then every 2 s.
+    initialDelay = 0.2
+    maxDelay = 2.0
+
+
+class Redis:
+    """A txredisapi connection pool whose every command fails fast instead of waiting."""
+
+    def __init__(
+        self, address: RedisAddress, reactor: Any, timeout: float = 1.0, poolsize: int = 2
+    ) -> None:
+        self._address = address
+        self._reactor = reactor
+        self._timeout = timeout
+        self._poolsize = poolsize
+        self._factory: _Factory | None = None
+        self._was_up = True
+
+    def start(self) -> None:
+        """Begin connecting (and reconnecting with back-off) in the background."""
+        address = self._address
+        factory = _Factory(
+            address.describe(),
+            address.db or None,
+            self._poolsize,
+            isLazy=True,
+            handler=txredisapi.ConnectionHandler,
+            password=address.password,
+            replyTimeout=self._timeout,
+            convertNumbers=False,
+        )
+        if address.unix_socket:
+            endpoint: Any = UNIXClientEndpoint(
+                self._reactor, address.unix_socket, timeout=self._timeout
+            )
+        else:
+            endpoint = HostnameEndpoint(
+                self._reactor, address.host, address.port, timeout=self._timeout
+            )
+        factory.startConnecting(endpoint)
+        self._factory = factory
+
+    async def stop(self) -> None:
+        if self._factory is not None:
+            factory, self._factory = self._factory, None
+            await factory.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self._factory is not None and self._factory.size > 0
+
+    async def execute(self, command: str, *args: Any) -> Any:
+        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout."""
+        if self._factory is None or self._factory.size == 0:
+            self._note_down(f"{command}: not connected")
+            raise RedisUnavailable("not connected to Redis")
+        d = getattr(self._factory.handler, command)(*args)
+        d.addTimeout(self._timeout, self._reactor)
+        try:
+            result = await d
+        except Exception as e:
+            self._note_down(f"{command}: {e.__class__.__name__}: {e}")
+            raise RedisUnavailable(str(e) or e.__class__.__name__) from None
+        if not self._was_up:
+            self._was_up = True
+            log.info("Redis at {address} is reachable again", address=self._address.describe())
+        return result
+
+    def _note_down(self, why: str) -> None:
+        if self._was_up:
+            self._was_up = False
+            log.warn(
+                "Redis at {address} unavailable ({why}); serving without cache",
+                address=self._address.describe(),
+                why=why,
+            )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A cache read: the cached profile if fresh, and the generation to store a refill with."""
+
+    user: dict[str, Any] | None
+    gen: int | None
+
+
+class ProfileCache:
+    """The per-token profile cache with per-user generation counters."""
+
+    def __init__(self, redis: Redis, clock: Any) -> None:
+        self._redis = redis
+        self._clock = clock
+
+    async def lookup(self, identity: Identity) -> Lookup:
+        """The cached profile if its generation is current; ``gen`` is None if Redis failed."""
+        token_key = TOKEN_KEY.format(identity.token_id)
+        gen_key = GEN_KEY.format(identity.user_id)
+        try:
+            entry, gen_value = await self._redis.execute("mget", [token_key, gen_key])
+        except RedisUnavailable:
+            return Lookup(None, None)
+        gen = _as_int(gen_value)
+        if entry is None:
+            return Lookup(None, gen)
+        try:
+            cached = json.loads(entry)
+            if cached["gen"] == gen and isinstance(cached["user"], dict):
+                return Lookup(cached["user"], gen)
+        except (ValueError, TypeError, KeyError):
+            log.warn("discarding malformed cache entry {key}", key=token_key)
+        return Lookup(None, gen)
+
+    async def fill(self, identity: Identity, gen: int, user: dict[str, Any]) -> None:
+        """Store ``user`` under the generation read *before* it was fetched."""
+        ttl = identity.seconds_left(self._clock.seconds())
+        value = json.dumps({"gen": gen, "user": user}, separators=(",", ":"))
+        try:
+            await self._redis.execute("set", TOKEN_KEY.format(identity.token_id), value, ttl)
+        except RedisUnavailable:
+            pass
+
+    async def bump(self, *user_ids: int) -> None:
+        """Invalidate every cached profile of these users (INCR their generations)."""
+        ids = sorted(set(user_ids))
+        results = await defer.DeferredList(
+            [defer.ensureDeferred(self._redis.execute("incr", GEN_KEY.format(uid))) for uid in ids],
+            consumeErrors=True,
+        )
+        failed = [uid for uid, (ok, _) in zip(ids, results, strict=True) if not ok]
+        if failed:
+            log.warn("could not invalidate cached profiles of users {user_ids}", user_ids=failed)
+
+    async def forget(self, identity: Identity) -> None:
+        """Drop the token's entry after logout, and outdate any concurrent refill of it."""
+        await self.bump(identity.user_id)
+        try:
+            await self._redis.execute("delete", TOKEN_KEY.format(identity.token_id))
+        except RedisUnavailable:
+            log.warn(
+                "could not drop cached profile of revoked token of user {user_id}",
+                user_id=identity.user_id,
+            )
+
+
+def _as_int(value: Any) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

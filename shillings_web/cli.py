@@ -1,0 +1,101 @@
+"""``shillings-web``: run one web process in the foreground, logging to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python.failure import Failure
+
+from shillings_web.config import ConfigError, WebConfig
+from shillings_web.server import WebServer
+
+log = Logger()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shillings-web",
+        description="Run one Shillings web process (REST API) in the foreground.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--listen",
+        metavar="ENDPOINT",
+        help="Twisted server endpoint string (default: $SHILLINGS_WEB_LISTEN "
+        "or tcp:8081:interface=127.0.0.1)",
+    )
+    where.add_argument(
+        "--port", type=int, metavar="N", help="listen on 127.0.0.1:N (shortcut for --listen)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="lowest level logged (default: info)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = WebConfig.from_env()
+    except (ConfigError, OSError) as e:
+        print(f"shillings-web: {e}", file=sys.stderr)
+        return 2
+    if args.port is not None and not 0 < args.port < 65536:
+        print("shillings-web: --port must be 1-65535", file=sys.stderr)
+        return 2
+    listen = args.listen or (
+        f"tcp:{args.port}:interface=127.0.0.1" if args.port is not None else config.listen
+    )
+
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
+    # Redis reconnection attempts are logged by the cache when the outage starts and ends.
+    levels.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
+    observer: Any = FilteringLogObserver(
+        textFileLogObserver(sys.stdout),  # type: ignore[arg-type]
+        [levels],  # type: ignore[list-item]
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+    from twisted.internet import reactor as default_reactor
+
+    reactor: Any = default_reactor
+
+    server = WebServer(config, reactor)
+    exit_code = [0]
+
+    def failed(failure: Failure) -> None:
+        if failure.check(CannotListenError):
+            log.critical("web process cannot listen: {error}", error=failure.value)
+        else:
+            log.failure("web process failed to start", failure)
+        exit_code[0] = 1
+        reactor.stop()
+
+    def start() -> None:
+        defer.ensureDeferred(server.start(listen)).addErrback(failed)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(server.stop()))
+    reactor.run()
+    return exit_code[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

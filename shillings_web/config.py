@@ -1,0 +1,153 @@
+"""Web process configuration, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from shillings_proto.secrets import load_or_create_secret
+
+DEFAULT_LISTEN = "tcp:8081:interface=127.0.0.1"
+DEFAULT_APP_SERVER = "tcp:127.0.0.1:7070"
+
+
+class ConfigError(ValueError):
+    """An environment variable has an unusable value."""
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where Redis listens: a unix socket path, or host and port; plus the database number."""
+
+    unix_socket: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    password: str | None = None
+
+    def describe(self) -> str:
+        where = f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
+        return f"{where}/{self.db}"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Everything a web process needs to run; see the README for the variables."""
+
+    listen: str
+    app_servers: tuple[str, ...]
+    redis: RedisAddress
+    jwt_secret: str
+    app_connections: int = 2
+    cookie_secure: bool = False
+    request_timeout: float = 5.0
+    login_max_failures: int = 10
+    login_window: int = 900
+    app_secret: str | None = None
+    trust_proxy: bool = True
+    max_body: int = 64 * 1024
+    redis_timeout: float = 1.0
+    shutdown_grace: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
+        """Build the configuration from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        var = env.get("SHILLINGS_VAR") or "./var"
+        redis_url = env.get("SHILLINGS_REDIS_URL") or (
+            f"unix://{os.path.abspath(var)}/run/redis.sock"
+        )
+        secret = env.get("SHILLINGS_JWT_SECRET") or load_or_create_secret(
+            env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
+        )
+        servers = tuple(
+            s.strip()
+            for s in (env.get("SHILLINGS_APP_SERVERS") or DEFAULT_APP_SERVER).split(",")
+            if s.strip()
+        )
+        if not servers:
+            raise ConfigError("SHILLINGS_APP_SERVERS must name at least one app server")
+        return cls(
+            listen=env.get("SHILLINGS_WEB_LISTEN") or DEFAULT_LISTEN,
+            app_servers=servers,
+            redis=parse_redis_url(redis_url),
+            jwt_secret=secret,
+            app_connections=_int(env, "SHILLINGS_APP_CONNECTIONS", 2, 1, 64),
+            cookie_secure=_bool(env, "SHILLINGS_COOKIE_SECURE", False),
+            request_timeout=_float(env, "SHILLINGS_REQUEST_TIMEOUT", 5.0),
+            login_max_failures=_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
+            login_window=_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
+            app_secret=env.get("SHILLINGS_APP_SECRET") or None,
+            trust_proxy=_bool(env, "SHILLINGS_TRUST_PROXY", True),
+        )
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """``unix:///path/redis.sock[?db=N]`` or ``redis://[:password@]host[:port][/db]``."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == "unix":
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise ConfigError(f"Redis URL must name a socket path: {url!r}")
+        db = _db(query.get("db", ["0"])[-1], url)
+        password = query.get("password", [None])[-1]
+        return RedisAddress(unix_socket=path, db=db, password=password)
+    if parts.scheme == "redis":
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ConfigError(f"bad port in Redis URL {url!r}") from None
+        db_text = parts.path.lstrip("/") or query.get("db", ["0"])[-1]
+        return RedisAddress(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            db=_db(db_text, url),
+            password=unquote(parts.password) if parts.password else None,
+        )
+    raise ConfigError(f"Redis URL must start with unix:// or redis://, got {url!r}")
+
+
+def _db(text: str, url: str) -> int:
+    if not text.isdigit():
+        raise ConfigError(f"bad database number in Redis URL {url!r}")
+    return int(text)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{name} must be between {low} and {high or 'any'}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 600:
+        raise ConfigError(f"{name} must be > 0 and <= 600 seconds, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")

@@ -1,0 +1,80 @@
+"""The response envelope and the errors that end a request with a given status."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+REASON_FOR_STATUS = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "too_many_attempts",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Ends the request with ``code``, a stable snake_case ``reason`` and a human message."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.headers = headers or {}
+
+
+def invalid_request(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+def invalid_amount(message: str) -> ApiError:
+    return ApiError(400, "invalid_amount", message)
+
+
+def unauthenticated(message: str = "authentication required") -> ApiError:
+    return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": "Bearer"})
+
+
+def unavailable(message: str = "service temporarily unavailable, try again") -> ApiError:
+    return ApiError(503, "unavailable", message)
+
+
+def default_message(code: int) -> str:
+    """The standard phrase of an HTTP status, e.g. 200 -> "OK"."""
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def envelope(
+    code: int,
+    message: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
+    **body: Any,
+) -> dict[str, Any]:
+    """``{"status": {"code", "message"[, "reason"][, "request_id"]}, **body}``."""
+    status: dict[str, Any] = {"code": code, "message": message or default_message(code)}
+    if reason is not None:
+        status["reason"] = reason
+    if request_id is not None:
+        status["request_id"] = request_id
+    return {"status": status, **body}
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """Compact JSON bytes of a response document."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

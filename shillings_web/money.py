@@ -1,0 +1,64 @@
+"""Amounts: request values to integer cents, and cents to "12.50" strings. Never floats."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation, localcontext
+
+MAX_AMOUNT = 100_000_000
+"""Largest amount of one operation, in cents (1,000,000.00)."""
+
+_AMOUNT_STRING = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,2})?$")
+_CENT = Decimal("0.01")
+
+
+class AmountError(ValueError):
+    """The amount is malformed or out of range; the message says why."""
+
+
+def parse_amount(value: object) -> int:
+    """A JSON amount (integer, exact decimal number, or string with <= 2 decimals) in cents.
+
+    JSON numbers must reach here as ``int`` or ``Decimal`` (parse with
+    ``parse_float=Decimal``); a ``float`` or ``bool`` is refused.
+    """
+    if isinstance(value, bool) or value is None:
+        raise AmountError("amount must be a number or a decimal string")
+    if isinstance(value, int):
+        cents = value * 100
+    elif isinstance(value, Decimal):
+        cents = _decimal_cents(value)
+    elif isinstance(value, str):
+        if not _AMOUNT_STRING.match(value):
+            raise AmountError(
+                'amount must be a decimal string with at most two decimal places, e.g. "12.50"'
+            )
+        cents = _decimal_cents(Decimal(value))
+    else:
+        raise AmountError("amount must be a number or a decimal string")
+    if cents <= 0 or cents > MAX_AMOUNT:
+        raise AmountError("amount must be > 0 and <= 1000000.00")
+    return cents
+
+
+def _decimal_cents(value: Decimal) -> int:
+    if not value.is_finite():
+        raise AmountError("amount must be a finite number")
+    if value <= 0 or value > MAX_AMOUNT // 100:
+        raise AmountError("amount must be > 0 and <= 1000000.00")
+    with localcontext() as ctx:
+        ctx.prec = 40
+        try:
+            rounded = value.quantize(_CENT)
+        except InvalidOperation:
+            raise AmountError("amount must have at most two decimal places") from None
+        if rounded != value:
+            raise AmountError("amount must have at most two decimal places")
+        return int(rounded.scaleb(2))
+
+
+def format_cents(cents: int) -> str:
+    """12345 -> "123.45"; exactly two decimal places."""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{frac:02d}"

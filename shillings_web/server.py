@@ -1,0 +1,108 @@
+"""One web process assembled: app-server pool, Redis, the Klein API and its HTTP site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from shillings_web.app import ShillingsApi
+from shillings_web.cache import Redis
+from shillings_web.config import WebConfig
+from shillings_web.pool import AppPool
+from shillings_web.site import ShillingsSite
+
+log = Logger()
+
+
+async def poll_until(
+    reactor: Any, predicate: Callable[[], bool], within: float, step: float = 0.01
+) -> bool:
+    """Wait (at most ``within`` seconds) until ``predicate()`` is true; return it."""
+    for _ in range(max(1, int(within / step))):
+        if predicate():
+            return True
+        await task.deferLater(reactor, step)
+    return predicate()
+
+
+class WebServer:
+    """Starts and stops everything one web process runs."""
+
+    def __init__(self, config: WebConfig, reactor: Any | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config
+        self.reactor = reactor
+        self.pool = AppPool(
+            config.app_servers,
+            reactor=reactor,
+            connections=config.app_connections,
+            timeout=config.request_timeout,
+            app_secret=config.app_secret,
+        )
+        self.redis = Redis(config.redis, reactor, timeout=config.redis_timeout)
+        self.api = ShillingsApi(config, self.pool, self.redis, reactor)
+        self.site = ShillingsSite(self.api.app.resource(), config.max_body)  # type: ignore[arg-type]
+        self.site.noisy = False
+        self._port: Any = None
+
+    async def start(self, listen: str | None = None) -> None:
+        """Connect to Redis and the app servers (in the background) and start listening."""
+        self.redis.start()
+        self.pool.start()
+        endpoint = serverFromString(self.reactor, listen or self.config.listen)
+        self._port = await endpoint.listen(self.site)
+        log.info(
+            "web listening on {address}; app servers {servers}; redis {redis}",
+            address=self.address,
+            servers=",".join(self.config.app_servers),
+            redis=self.config.redis.describe(),
+        )
+
+    @property
+    def address(self) -> str:
+        if self._port is None:
+            return "-"
+        host = self._port.getHost()
+        if hasattr(host, "port"):
+            return f"{host.host}:{host.port}"
+        return str(getattr(host, "name", host))
+
+    @property
+    def port(self) -> int:
+        assert self._port is not None
+        return int(self._port.getHost().port)
+
+    async def wait_ready(self, within: float = 5.0) -> bool:
+        """Wait until Redis and at least one app server are connected."""
+        return await poll_until(
+            self.reactor,
+            lambda: self.redis.connected and self.pool.live_connections > 0,
+            within,
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let requests in progress finish (up to ``grace`` s), disconnect."""
+        if self._port is not None:
+            port, self._port = self._port, None
+            await port.stopListening()
+        grace = self.config.shutdown_grace if grace is None else grace
+        idle = self.site.wait_idle()
+        idle.addTimeout(grace, self.reactor)
+        try:
+            await idle
+        except defer.TimeoutError:
+            log.warn(
+                "{count} requests still in progress after {grace}s; stopping anyway",
+                count=self.site.in_flight,
+                grace=grace,
+            )
+        await self.pool.stop()
+        await self.redis.stop()
+        log.info("web stopped")

@@ -1,0 +1,201 @@
+"""The HTTP server side: request ids, body limit, one log line per request, JSON writing.
+
+``ShillingsRequest`` enforces the body limit while the body is read (Content-Length
+and the bytes actually received), assigns the request id, and turns any failure that
+escapes the application into a 500 envelope. ``ShillingsSite`` replaces Twisted's access
+log with one structured ``twisted.logger`` event per request.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import IResource
+
+from shillings_web.errors import encode, envelope
+
+log = Logger(namespace="shillings_web.request")
+
+_REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+CLIENT_CLOSED = 499
+"""Status logged for a request whose client went away before the answer (nginx's 499)."""
+
+
+def set_json(
+    request: Any, code: int, document: dict[str, Any], headers: dict[str, str] | None = None
+) -> bytes:
+    """Set status and headers for a JSON response; return the body to write."""
+    body = encode(document)
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode("ascii"), value.encode("latin-1"))
+    return body
+
+
+class ShillingsRequest(server.Request):
+    """A request with an id, a start time, a user id for the log, and a body size limit."""
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        self.web_site: ShillingsSite = channel.site
+        self.request_id = ""
+        self.user_id: int | None = None
+        self.started = time.monotonic()
+        self.too_large = False
+        self._body_size = 0
+        self._logged = False
+
+    @property
+    def _max_body(self) -> int:
+        return self.web_site.max_body
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self._max_body:
+            self._discard_body()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.too_large:
+            return
+        self._body_size += len(data)
+        if self._body_size > self._max_body:
+            self._discard_body()
+            return
+        super().handleContentChunk(data)
+
+    def _discard_body(self) -> None:
+        """Stop keeping the body: it is over the limit and will be answered with 413."""
+        self.too_large = True
+        old: Any = self.content
+        if old is not None:
+            old.close()
+        self.content = io.BytesIO()  # type: ignore[assignment]
+
+    def body(self) -> bytes:
+        """The whole request body (never more than the site's limit)."""
+        content: Any = self.content
+        content.seek(0)
+        return bytes(content.read())
+
+    def process(self) -> None:
+        self.started = time.monotonic()
+        incoming = self.getHeader(b"x-request-id")
+        raw = incoming.encode("latin-1") if isinstance(incoming, str) else incoming
+        if raw is not None and _REQUEST_ID_RE.match(raw):
+            self.request_id = raw.decode("ascii")
+        else:
+            self.request_id = uuid.uuid4().hex
+        self.setHeader(b"X-Request-Id", self.request_id.encode("ascii"))
+        self.web_site.in_flight += 1
+        if self.too_large:
+            limit = self._max_body // 1024
+            self._answer(413, f"request body over {limit} KiB", "payload_too_large")
+            return
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:
+            self._answer(400, "URL is not valid UTF-8", "invalid_request")
+            return
+        super().process()
+
+    def _answer(self, code: int, message: str, reason: str) -> None:
+        body = set_json(self, code, envelope(code, message, reason))
+        self.write(body)
+        self.finish()
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        log.failure(
+            "unhandled error in {method} {path} request_id={request_id}",
+            reason,
+            method=_text(self.method),
+            path=_text(self.path),
+            request_id=self.request_id,
+        )
+        if self._disconnected or self.finished:
+            return reason
+        if self.startedWriting:
+            self.loseConnection()
+            return reason
+        body = set_json(
+            self,
+            500,
+            envelope(500, "internal error", "internal_error", request_id=self.request_id),
+        )
+        self.write(body)
+        self.finish()
+        return reason
+
+    def log_outcome(self, status: int) -> None:
+        """Emit this request's log line once (on finish, or when the client went away)."""
+        if self._logged:
+            return
+        self._logged = True
+        self.web_site.request_done()
+        log.info(
+            "{method} {path} {status} {duration_ms}ms rid={request_id} user={user}",
+            method=_text(self.method),
+            path=_text(self.path),
+            status=status,
+            duration_ms=round((time.monotonic() - self.started) * 1000, 1),
+            request_id=self.request_id,
+            user_id=self.user_id,
+            user=self.user_id if self.user_id is not None else "-",
+        )
+
+    def connectionLost(self, reason: Failure) -> None:
+        if not self.finished and self.request_id:
+            self.log_outcome(CLIENT_CLOSED)
+        super().connectionLost(reason)
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
+class ShillingsSite(server.Site):
+    """A Site with the Shillings request class and a per-request log line, no access log."""
+
+    requestFactory = ShillingsRequest
+    displayTracebacks = False
+
+    def __init__(self, resource: IResource, max_body: int, timeout: float = 75.0) -> None:
+        super().__init__(resource, parsePOSTFormSubmission=False, timeout=timeout)
+        self.max_body = max_body
+        self.in_flight = 0
+        self._idle_waiters: list[defer.Deferred[None]] = []
+
+    def log(self, request: Any) -> None:
+        if isinstance(request, ShillingsRequest) and request.request_id:
+            request.log_outcome(request.code)
+
+    def request_done(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight <= 0:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def wait_idle(self) -> defer.Deferred[None]:
+        """Fire once no request is in progress."""
+        if self.in_flight <= 0:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._idle_waiters.append(d)
+        return d

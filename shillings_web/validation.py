@@ -1,0 +1,213 @@
+"""Request validation at the edge: JSON bodies, fields, query strings, headers.
+
+Every failure raises an ``ApiError`` whose message names the offending field,
+so the app server only ever sees well-formed requests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from shillings_web.errors import invalid_amount, invalid_request
+from shillings_web.money import AmountError, parse_amount
+
+MAX_NAME = 64
+MAX_EMAIL = 254
+MIN_PASSWORD = 8
+MAX_PASSWORD_BYTES = 72
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
+_PHONE_SEPARATORS = re.compile(r"[ \-().]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,255}$")
+_CURSOR_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
+
+
+@dataclass(frozen=True)
+class Signup:
+    first_name: str
+    middle_name: str
+    last_name: str
+    email: str
+    phone: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Pay:
+    receiver_email: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    cursor: str
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; numbers with a fraction become ``Decimal``."""
+    if not body.strip():
+        raise invalid_request("request body must be a JSON object")
+    try:
+        value = json.loads(
+            body.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise invalid_request("request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise invalid_request("request body must be a JSON object")
+    return value
+
+
+def _string(obj: dict[str, Any], field: str, *, required: bool = True) -> str | None:
+    value = obj.get(field)
+    if value is None:
+        if required:
+            raise invalid_request(f"{field} is required")
+        return None
+    if not isinstance(value, str):
+        raise invalid_request(f"{field} must be a string")
+    return value
+
+
+def _name(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
+    value = (_string(obj, field, required=required) or "").strip()
+    if required and not value:
+        raise invalid_request(f"{field} is required")
+    if len(value) > MAX_NAME:
+        raise invalid_request(f"{field} must be at most {MAX_NAME} characters")
+    if _CONTROL_RE.search(value):
+        raise invalid_request(f"{field} must not contain control characters")
+    return value
+
+
+def email(value: str, field: str = "email") -> str:
+    """A syntactically valid email address, lower-cased."""
+    value = value.strip().lower()
+    if not value:
+        raise invalid_request(f"{field} is required")
+    if len(value) > MAX_EMAIL or not _EMAIL_RE.match(value):
+        raise invalid_request(f"{field} is not a valid email address")
+    return value
+
+
+def _phone(value: str) -> str:
+    normalized = _PHONE_SEPARATORS.sub("", value.strip())
+    if not _PHONE_RE.match(normalized):
+        raise invalid_request("phone must be 7 to 15 digits, optionally starting with +")
+    return normalized
+
+
+def _password(value: str, field: str = "password") -> str:
+    if "\x00" in value:
+        raise invalid_request(f"{field} must not contain NUL characters")
+    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise invalid_request(f"{field} must be at most {MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+def signup(body: bytes) -> Signup:
+    obj = json_object(body)
+    first_name = _name(obj, "first_name")
+    middle_name = _name(obj, "middle_name", required=False)
+    last_name = _name(obj, "last_name")
+    address = email(_string(obj, "email") or "")
+    phone = _phone(_string(obj, "phone") or "")
+    password = _password(_string(obj, "password") or "")
+    if len(password) < MIN_PASSWORD:
+        raise invalid_request(f"password must be at least {MIN_PASSWORD} characters")
+    return Signup(first_name, middle_name, last_name, address, phone, password)
+
+
+def login(body: bytes) -> Login:
+    obj = json_object(body)
+    address = (_string(obj, "email") or "").strip().lower()
+    if not address:
+        raise invalid_request("email is required")
+    if len(address) > MAX_EMAIL:
+        raise invalid_request(f"email must be at most {MAX_EMAIL} characters")
+    password = _password(_string(obj, "password") or "")
+    if not password:
+        raise invalid_request("password is required")
+    return Login(address, password)
+
+
+def amount(obj: dict[str, Any]) -> int:
+    """The ``amount`` field in cents (400 ``invalid_amount`` when malformed or out of range)."""
+    if "amount" not in obj or obj["amount"] is None:
+        raise invalid_amount("amount is required")
+    try:
+        return parse_amount(obj["amount"])
+    except AmountError as e:
+        raise invalid_amount(str(e)) from None
+
+
+def pay(body: bytes) -> Pay:
+    obj = json_object(body)
+    receiver = email(_string(obj, "receiver_email") or "", "receiver_email")
+    return Pay(receiver, amount(obj))
+
+
+def topup(body: bytes) -> int:
+    return amount(json_object(body))
+
+
+def page(args: dict[bytes, list[bytes]]) -> Page:
+    """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
+    limit = DEFAULT_LIMIT
+    raw_limit = _single(args, b"limit")
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or len(raw_limit) > 3:
+            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    cursor = _single(args, b"cursor") or ""
+    if cursor and not _CURSOR_RE.match(cursor):
+        raise invalid_request("cursor is not valid")
+    return Page(limit, cursor)
+
+
+def _single(args: dict[bytes, list[bytes]], name: bytes) -> str | None:
+    values = args.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise invalid_request(f"{name.decode()} must be given at most once")
+    try:
+        return values[0].decode("ascii")
+    except UnicodeDecodeError:
+        raise invalid_request(f"{name.decode()} is not valid") from None
+
+
+def idempotency_key(values: list[bytes] | None) -> str:
+    """The ``Idempotency-Key`` header: "" when absent, else 1-255 printable ASCII characters."""
+    if values is None:
+        return ""
+    if len(values) != 1:
+        raise invalid_request("Idempotency-Key must be given at most once")
+    try:
+        key = values[0].decode("ascii")
+    except UnicodeDecodeError:
+        key = ""
+    if not _IDEMPOTENCY_KEY_RE.match(key):
+        raise invalid_request("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key

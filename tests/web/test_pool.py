@@ -1,0 +1,166 @@
+"""The app-server pool against stand-in app servers: spreading, timeouts, reconnection,
+handshake, fail-fast when nothing is connected."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from shillings_proto import messages, pb
+from shillings_web.pool import AppPool, AppUnavailable, retry_delay
+from shillings_web.server import poll_until
+from tests.web.fakeapp import FakeApp
+
+
+async def started(*apps: FakeApp) -> None:
+    for app in apps:
+        await app.start()
+
+
+def test_retry_delay_backs_off_to_a_cap():
+    delays = [retry_delay(n) for n in range(1, 12)]
+    assert delays[0] < 0.2
+    assert all(b >= a * 0.9 for a, b in itertools.pairwise(delays))
+    assert max(delays) <= 2.2
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_spread_over_all_app_servers():
+    a, b = FakeApp(reactor), FakeApp(reactor)
+    await started(a, b)
+    pool = AppPool([a.address, b.address], reactor=reactor, connections=2, timeout=2.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 4, 5.0)
+        for _ in range(20):
+            response = await pool.call(messages.health())
+            assert response.health.database_ok
+        assert len(a.factory.received) >= 5 and len(b.factory.received) >= 5
+    finally:
+        await pool.stop()
+        await a.stop()
+        await b.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_least_in_flight_connection_is_chosen():
+    a, b = FakeApp(reactor), FakeApp(reactor)
+    await started(a, b)
+    a.factory.responder = a.factory.hang
+    b.factory.responder = b.factory.hang
+    pool = AppPool([a.address, b.address], reactor=reactor, connections=1, timeout=5.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        calls = [defer.ensureDeferred(pool.call(messages.health())) for _ in range(6)]
+        assert await poll_until(
+            reactor, lambda: len(a.factory.hanging) + len(b.factory.hanging) == 6, 5.0
+        )
+        assert (len(a.factory.hanging), len(b.factory.hanging)) == (3, 3)
+        a.factory.release()
+        b.factory.release()
+        for call in calls:
+            assert (await call).status.code == 200
+    finally:
+        await pool.stop()
+        await a.stop()
+        await b.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_connection_fails_fast():
+    app = FakeApp(reactor)
+    await app.start()
+    address = app.address
+    await app.stop()
+    pool = AppPool([address], reactor=reactor, connections=1, timeout=2.0)
+    pool.start()
+    try:
+        with pytest.raises(AppUnavailable, match="no app server connected"):
+            await pool.call(messages.health())
+    finally:
+        await pool.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unanswered_request_times_out():
+    app = FakeApp(reactor)
+    await app.start()
+    app.factory.responder = app.factory.hang
+    pool = AppPool([app.address], reactor=reactor, connections=1, timeout=0.3)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 1, 5.0)
+        with pytest.raises(AppUnavailable, match="in time"):
+            await pool.call(messages.health())
+        assert len(app.factory.hanging) == 1
+    finally:
+        await pool.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnects_after_app_server_restart():
+    app = FakeApp(reactor)
+    await app.start()
+    pool = AppPool([app.address], reactor=reactor, connections=2, timeout=2.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        await app.stop()
+        assert await poll_until(reactor, lambda: pool.live_connections == 0, 5.0)
+        with pytest.raises(AppUnavailable):
+            await pool.call(messages.health())
+        await app.start()  # same port
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 10.0)
+        response = await pool.call(messages.health())
+        assert response.status.code == 200
+    finally:
+        await pool.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_lost_connection_retried_only_when_safe():
+    app = FakeApp(reactor)
+    await app.start()
+    pool = AppPool([app.address], reactor=reactor, connections=2, timeout=2.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        app.factory.drop_next = 1
+        response = await pool.call(messages.health(), retry_safe=True)
+        assert response.health.database_ok
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        app.factory.drop_next = 1
+        with pytest.raises(AppUnavailable, match="lost"):
+            await pool.call(messages.pay(1, "t", "b@c.de", 100))
+    finally:
+        await pool.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshake_sends_the_shared_secret():
+    app = FakeApp(reactor)
+    await app.start()
+    app.factory.secret = "sesame"
+    good = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0, app_secret="sesame")
+    bad = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0, app_secret="nope")
+    good.start()
+    bad.start()
+    try:
+        assert await poll_until(reactor, lambda: good.live_connections == 1, 5.0)
+        response = await good.call(messages.health())
+        assert response.status.code == 200
+        assert app.factory.received[0].command == pb.HEL
+        assert bad.live_connections == 0
+        with pytest.raises(AppUnavailable):
+            await bad.call(messages.health())
+    finally:
+        await good.stop()
+        await bad.stop()
+        await app.stop()
