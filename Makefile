@@ -1,6 +1,10 @@
-.PHONY: setup test lint format proto
+.PHONY: setup test lint format proto run start stop status restart bench reliability
 
 PY := .venv/bin/python
+# The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
+# SHILLINGS_VAR, ...) are read from the environment by scripts/stack.py; make passes both
+# `VAR=value make start` and `make start VAR=value` through. Defaults: see README.
+STACK := $(PY) scripts/stack.py
 
 setup:
 	./scripts/setup.sh
@@ -18,3 +22,28 @@ format: setup
 
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=shillings_proto --pyi_out=shillings_proto proto/shillings.proto
+
+# The whole stack in the foreground, ready at http://127.0.0.1:8080; Ctrl-C stops all of it.
+run: setup
+	$(STACK) run
+
+# The same in the background; returns once /healthz answers 200.
+start: setup
+	$(STACK) start
+
+# Stops every program (mariadbd and nginx workers included) and supervisord itself.
+stop:
+	@if [ -x $(PY) ]; then $(STACK) stop; else echo "no .venv: nothing to stop"; fi
+
+status:
+	@$(STACK) status
+
+# Rolling restart: app then web processes one at a time, waiting for /healthz in between.
+restart:
+	$(STACK) restart
+
+bench: setup
+	./bench/run.sh
+
+reliability: setup
+	$(PY) -m pytest -q -m slow tests/reliability

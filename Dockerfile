@@ -1,0 +1,43 @@
+# One image with the whole Shillings stack under supervisord:
+#   docker build -t shillings . && docker run -p 8080:8080 -v shillings-var:/app/var shillings
+# MariaDB and Redis data, sockets, logs and the generated JWT secret live in /app/var (a volume).
+# Give it time to stop MariaDB cleanly: `docker stop -t 60`.
+# docker-compose.yml runs the same image one piece per service instead.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        mariadb-server redis-server nginx \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --create-home --home-dir /home/shillings --uid 10001 shillings
+
+WORKDIR /app
+
+# Dependencies first (cached while only the code changes); then the code, installed editable
+# so that the migration files are read from the source tree.
+COPY pyproject.toml ./
+COPY shillings_proto ./shillings_proto
+COPY shillings_app ./shillings_app
+COPY shillings_web ./shillings_web
+RUN python -m venv .venv \
+    && .venv/bin/pip install --no-cache-dir --upgrade pip \
+    && .venv/bin/pip install --no-cache-dir -e .
+
+COPY supervisord.conf ./
+COPY nginx ./nginx
+COPY scripts ./scripts
+RUN mkdir -p var && chown shillings:shillings var
+
+# Every program runs as this user (mariadbd, redis, nginx master and workers included).
+USER shillings
+ENV SHILLINGS_VAR=/app/var \
+    SHILLINGS_HTTP_HOST=0.0.0.0 \
+    SHILLINGS_HTTP_PORT=8080 \
+    PYTHONUNBUFFERED=1
+VOLUME ["/app/var"]
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+    CMD [".venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+
+# Renders the configs from the environment, then execs supervisord in the foreground (PID 1).
+CMD [".venv/bin/python", "scripts/stack.py", "run"]
