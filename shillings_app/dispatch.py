@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 
 from twisted.logger import Logger
 
-from shillings_app.errors import AppError, InvalidRequest, Unavailable
+from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
 from shillings_app.handlers import Context, auth, health, payments, transactions
-from shillings_app.storage import DatabaseUnavailable
+from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded
 from shillings_proto import pb
 from shillings_proto.framing import error_response
 
@@ -48,6 +48,9 @@ async def dispatch(ctx: Context, request: pb.Request) -> pb.Response:
         return await handler(ctx, request)
     except AppError as e:
         return error_response(e.code, e.reason, e.message)
+    except DeadlineExceeded as e:
+        log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
+        return error_response(TooLate.code, TooLate.reason, TooLate.message)
     except DatabaseUnavailable as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
         return error_response(Unavailable.code, Unavailable.reason, Unavailable.message)

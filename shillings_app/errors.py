@@ -61,4 +61,16 @@ class IdempotencyKeyReused(AppError):
 
 
 class Unavailable(AppError):
-    code, reason, message = 503, "unavailable", "database unavailable, try again"
+    code, reason, message = (
+        503,
+        "unavailable",
+        "database unavailable; the outcome is unknown: retry with the same Idempotency-Key",
+    )
+
+
+class TooLate(AppError):
+    code, reason, message = (
+        503,
+        "unavailable",
+        "could not be completed in time and had no effect; safe to retry",
+    )

@@ -23,7 +23,7 @@ from shillings_app.dispatch import command_name, dispatch, user_id_of
 from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
 from shillings_app.passwords import PasswordHasher
-from shillings_app.storage import Database, DataStore
+from shillings_app.storage import Database, DataStore, request_deadline
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ShillingsServerProtocol, error_response
@@ -35,9 +35,19 @@ HOUSEKEEPING_INTERVAL_S = 600.0
 request_log = Logger(namespace="shillings.app.request")
 
 REQUEST_LOG_FORMAT = (
-    "{command} request_id={request_id} status={status} reason={reason}"
+    "{command} request_id={request_id} trace_id={trace_id} status={status} reason={reason}"
     " duration_ms={duration_ms} user_id={user_id}"
 )
+DEFAULT_TIMEOUT_MS = 5000
+"""The client's wait when a request does not say (``Request.timeout_ms`` = 0)."""
+MAX_COMMIT_MARGIN_S = 1.0
+
+
+def deadline_for(request: pb.Request, now: float) -> float:
+    """The ``time.monotonic()`` after which the request's work may not start or commit:
+    its timeout minus a margin (a quarter of it, at most 1 s) for the commit and the reply."""
+    timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
+    return now + timeout - min(MAX_COMMIT_MARGIN_S, timeout / 4)
 
 
 class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
@@ -101,6 +111,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             return self._reject(request, "handshake required")
         self._started()
         start = time.perf_counter()
+        request_deadline.set(deadline_for(request, time.monotonic()))
         try:
             response = await dispatch(self.factory.ctx, request)
         finally:
@@ -109,6 +120,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             REQUEST_LOG_FORMAT,
             command=command_name(request.command),
             request_id=request.request_id,
+            trace_id=request.trace_id or "-",
             status=response.status.code,
             reason=response.status.reason or "-",
             duration_ms=f"{(time.perf_counter() - start) * 1000:.1f}",

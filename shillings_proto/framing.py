@@ -51,12 +51,15 @@ class ShillingsClientProtocol(Int32StringReceiver):
         self.connected_deferred.callback(self)
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:
-        """Send ``request`` (its request_id is assigned here); fire with its Response."""
+        """Send ``request`` (its request_id is assigned here, and its ``timeout_ms`` unless
+        set); fire with its Response, or fail with ``RequestTimeoutError`` after ``timeout``."""
         if not self.is_connected:
             return defer.fail(ConnectionLostError("not connected"))
         request_id = self._next_id
         self._next_id += 1
         request.request_id = request_id
+        if not request.timeout_ms:
+            request.timeout_ms = max(1, int(timeout * 1000))
         d: defer.Deferred[pb.Response] = defer.Deferred()
         timer = self._clock.callLater(timeout, self._timed_out, request_id)
         self._pending[request_id] = (d, timer)

@@ -231,9 +231,11 @@ class HelloResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "command", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
+    __slots__ = ("request_id", "command", "trace_id", "timeout_ms", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SIGNUP_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +247,8 @@ class Request(_message.Message):
     HELLO_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     command: Command
+    trace_id: str
+    timeout_ms: int
     login: LoginRequest
     signup: SignupRequest
     profile: ProfileRequest
@@ -254,7 +258,7 @@ class Request(_message.Message):
     revoke: RevokeRequest
     health: HealthRequest
     hello: HelloRequest
-    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., login: _Optional[_Union[LoginRequest, _Mapping]] = ..., signup: _Optional[_Union[SignupRequest, _Mapping]] = ..., profile: _Optional[_Union[ProfileRequest, _Mapping]] = ..., pay: _Optional[_Union[PayRequest, _Mapping]] = ..., topup: _Optional[_Union[TopupRequest, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsRequest, _Mapping]] = ..., revoke: _Optional[_Union[RevokeRequest, _Mapping]] = ..., health: _Optional[_Union[HealthRequest, _Mapping]] = ..., hello: _Optional[_Union[HelloRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., trace_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., login: _Optional[_Union[LoginRequest, _Mapping]] = ..., signup: _Optional[_Union[SignupRequest, _Mapping]] = ..., profile: _Optional[_Union[ProfileRequest, _Mapping]] = ..., pay: _Optional[_Union[PayRequest, _Mapping]] = ..., topup: _Optional[_Union[TopupRequest, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsRequest, _Mapping]] = ..., revoke: _Optional[_Union[RevokeRequest, _Mapping]] = ..., health: _Optional[_Union[HealthRequest, _Mapping]] = ..., hello: _Optional[_Union[HelloRequest, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
     __slots__ = ("request_id", "command", "status", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from shillings_app.storage.database import Database, DatabaseUnavailable
+from shillings_app.storage.database import (
+    Database,
+    DatabaseUnavailable,
+    DeadlineExceeded,
+    request_deadline,
+)
 from shillings_app.storage.history import HistoryStore
 from shillings_app.storage.money import MoneyStore
 from shillings_app.storage.tokens import TokenStore
@@ -16,4 +21,10 @@ class DataStore(UserStore, MoneyStore, HistoryStore, TokenStore):
         self.db = db
 
 
-__all__ = ["DataStore", "Database", "DatabaseUnavailable"]
+__all__ = [
+    "DataStore",
+    "Database",
+    "DatabaseUnavailable",
+    "DeadlineExceeded",
+    "request_deadline",
+]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import pymysql
@@ -42,6 +44,16 @@ class DatabaseUnavailable(Exception):
     """MySQL cannot be reached or keeps failing; the request may be retried later."""
 
 
+class DeadlineExceeded(DatabaseUnavailable):
+    """The request's deadline passed before its transaction could commit; it was rolled
+    back (or never started), so it had no effect."""
+
+
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+"""``time.monotonic()`` after which no transaction of the current request may start or
+commit; set by the server per request from the client's ``timeout_ms``."""
+
+
 class RetryTransaction(Exception):
     """Raised inside an interaction to roll back and run it again (e.g. a lost race on a
     unique key whose winner the next attempt will see)."""
@@ -52,6 +64,12 @@ def error_code(exc: BaseException) -> int | None:
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
     return None
+
+
+def _check_deadline(deadline: float | None, desc: str) -> None:
+    """Raise ``DeadlineExceeded`` (rolling the transaction back) once ``deadline`` passed."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded(f"{desc}: deadline passed before commit; rolled back")
 
 
 class Database:
@@ -75,7 +93,7 @@ class Database:
             cp_max=pool_max,
             cp_reconnect=True,
             cp_noisy=False,
-            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 10",
+            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 3",
             connect_timeout=5,
             **kwargs,
         )
@@ -95,11 +113,14 @@ class Database:
         or a ``RetryTransaction``."""
         reconnects = 0
         conflicts = 0
+        deadline = request_deadline.get()
         while True:
             reached_commit = [False]
 
             def body(txn: Any, reached_commit: list[bool] = reached_commit) -> T:
+                _check_deadline(deadline, desc)
                 result = func(txn, *args)
+                _check_deadline(deadline, desc)
                 reached_commit[0] = True
                 return result
 

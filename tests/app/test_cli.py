@@ -79,7 +79,7 @@ def test_migrate_then_serve_then_sigterm(tmp_path, mariadb):
             returncode = proc.wait(timeout=30)
         output = log_path.read_text()
         assert returncode == 0, output
-        assert "HLT request_id=7 status=200 reason=- duration_ms=" in output
+        assert "HLT request_id=7 trace_id=- status=200 reason=- duration_ms=" in output
         assert "app server stopped" in output
         assert (tmp_path / "jwt_secret").exists()
     finally:

@@ -10,6 +10,7 @@ from twisted.internet.task import deferLater
 
 from shillings_app.config import parse_dsn
 from shillings_proto import messages
+from shillings_proto.framing import RequestTimeoutError
 from tests.app.helpers import new_email, new_session, sql
 
 MAX_AMOUNT = 100_000_000
@@ -227,3 +228,67 @@ async def test_duplicates_racing_past_the_key_lookup_move_money_once(connect, ap
     assert app_server.db.retries["retry_transaction"] == 3
     assert await payer.balance() == 10_000 - 300
     assert _transaction_count(app_server.dsn) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_payment_the_client_gave_up_on_never_takes_effect_later(client, app_server):
+    """The client waits 1 s; the receiver's row stays locked for 1.6 s. The server may not
+    commit past the request's deadline, so the late payment rolls back, and the client's
+    retry with the same key moves the money exactly once."""
+    payer = await new_session(client, "payer")
+    payee = await new_session(client, "payee")
+    await payer.topup(10_000)
+    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (payee.user_id,))
+        late = client.call(
+            messages.pay(payer.user_id, payer.token_id, payee.email, 700, "late"), timeout=1.0
+        )
+        with pytest.raises(RequestTimeoutError):
+            await late
+        await deferLater(reactor, 0.6, lambda: None)
+    finally:
+        blocker.commit()
+        blocker.close()
+    for _ in range(300):
+        if app_server.factory.in_flight == 0:
+            break
+        await deferLater(reactor, 0.01, lambda: None)
+    assert app_server.factory.in_flight == 0
+    assert await payer.balance() == 10_000
+    assert await payee.balance() == 0
+    assert _transaction_count(app_server.dsn) == 1
+
+    retry = await payer.pay(payee.email, 700, "late")
+    assert _status(retry) == (200, "")
+    assert await payer.balance() == 10_000 - 700
+    assert await payee.balance() == 700
+    assert _transaction_count(app_server.dsn) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_work_past_its_deadline_is_refused_with_no_effect(client, app_server):
+    """A top-up whose deadline passes while it waits for a lock gets 503 saying it had no
+    effect (the client here waits longer than the deadline it announces)."""
+    session = await new_session(client)
+    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
+    request = messages.topup(session.user_id, session.token_id, 500)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(
+                "SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (session.user_id,)
+            )
+        request.timeout_ms = 400
+        answered = client.call(request, timeout=10)
+        await deferLater(reactor, 0.8, lambda: None)
+    finally:
+        blocker.commit()
+        blocker.close()
+    response = await answered
+    assert _status(response) == (503, "unavailable")
+    assert "no effect" in response.status.message
+    assert await session.balance() == 0
+    assert _transaction_count(app_server.dsn) == 0

@@ -68,6 +68,7 @@ async def test_frame_of_exactly_one_mebibyte_is_accepted(client):
         password="password123",
     )
     request.request_id = 1
+    request.timeout_ms = 5000
     request.signup.first_name = "x" * (MAX_FRAME - request.ByteSize() - 3)
     assert request.ByteSize() == MAX_FRAME
     response = await client.call(request)
