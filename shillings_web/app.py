@@ -34,6 +34,9 @@ from shillings_web.site import set_json
 
 log = Logger()
 
+MONEY_PATHS = (b"/v1/pay", b"/v1/topup")
+"""POSTs that move money: after a lost answer their outcome is unknown."""
+
 
 @dataclass
 class Reply:
@@ -128,7 +131,14 @@ class ShillingsApi:
         except ApiError as e:
             return self._error(request, e.code, e.reason, e.message, e.headers)
         except AppUnavailable as e:
-            error = unavailable(f"service temporarily unavailable ({e}), try again")
+            if request.method == b"POST" and request.path in MONEY_PATHS:
+                message = (
+                    f"service temporarily unavailable ({e}); the outcome is unknown:"
+                    " retry with the same Idempotency-Key, or check /v1/transactions first"
+                )
+            else:
+                message = f"service temporarily unavailable ({e}), try again"
+            error = unavailable(message)
             return self._error(request, error.code, error.reason, error.message)
         except Exception:
             log.failure(
@@ -154,8 +164,12 @@ class ShillingsApi:
         request_id = request.request_id if code >= 500 else None
         return set_json(request, code, envelope(code, message, reason, request_id), headers)
 
-    async def _call(self, request: pb.Request, *, retry_safe: bool = False) -> pb.Response:
-        """Send one protocol request; a non-2xx status becomes an ApiError as it stands."""
+    async def _call(
+        self, http_request: Any, request: pb.Request, *, retry_safe: bool = False
+    ) -> pb.Response:
+        """Send one protocol request carrying the HTTP request id as its trace id; a non-2xx
+        status becomes an ApiError as it stands."""
+        request.trace_id = http_request.request_id
         response = await self.pool.call(request, retry_safe=retry_safe)
         code = response.status.code
         if code in (200, 201):
@@ -206,6 +220,7 @@ class ShillingsApi:
     async def signup(self, request: Any) -> Reply:
         data = validation.signup(request.body())
         response = await self._call(
+            request,
             messages.signup(
                 first_name=data.first_name,
                 middle_name=data.middle_name,
@@ -213,7 +228,7 @@ class ShillingsApi:
                 email=data.email,
                 phone=data.phone,
                 password=data.password,
-            )
+            ),
         )
         user = response.signup.user
         request.user_id = user.user_id
@@ -226,7 +241,9 @@ class ShillingsApi:
         ip = self._client_ip(request)
         await self.limiter.check(data.email, ip)
         try:
-            response = await self._call(messages.login(data.email, data.password), retry_safe=True)
+            response = await self._call(
+                request, messages.login(data.email, data.password), retry_safe=True
+            )
         except ApiError as e:
             if e.reason == "invalid_credentials":
                 await self.limiter.failed(data.email, ip)
@@ -250,11 +267,14 @@ class ShillingsApi:
     @endpoint
     async def logout(self, request: Any) -> Reply:
         identity = self._identity(request)
-        await self._call(
-            messages.revoke(identity.user_id, identity.token_id, identity.expires_at),
-            retry_safe=True,
-        )
-        await self.cache.forget(identity)
+        try:
+            await self._call(
+                request,
+                messages.revoke(identity.user_id, identity.token_id, identity.expires_at),
+                retry_safe=True,
+            )
+        finally:
+            await self.cache.forget(identity)
         self._cookie(request, "", 0)
         return Reply(200)
 
@@ -266,7 +286,7 @@ class ShillingsApi:
         if cached.user is not None:
             return Reply(200, {"user": cached.user})
         response = await self._call(
-            messages.profile(identity.user_id, identity.token_id), retry_safe=True
+            request, messages.profile(identity.user_id, identity.token_id), retry_safe=True
         )
         user = user_json(response.profile.user)
         if cached.gen is not None:
@@ -281,13 +301,13 @@ class ShillingsApi:
         key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
         try:
             response = await self._call(
+                request,
                 messages.topup(identity.user_id, identity.token_id, amount, key),
                 retry_safe=bool(key),
             )
-        except AppUnavailable:
-            await self.cache.bump(identity.user_id)  # the outcome is unknown
-            raise
-        await self.cache.bump(identity.user_id)
+        finally:
+            # Before answering, whatever the outcome (it may be unknown): no stale balance.
+            await self.cache.bump(identity.email)
         return Reply(
             200,
             {
@@ -304,15 +324,15 @@ class ShillingsApi:
         key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
         try:
             response = await self._call(
+                request,
                 messages.pay(
                     identity.user_id, identity.token_id, data.receiver_email, data.amount, key
                 ),
                 retry_safe=bool(key),
             )
-        except AppUnavailable:
-            await self.cache.bump(identity.user_id)  # the outcome is unknown
-            raise
-        await self.cache.bump(identity.user_id, response.pay.receiver_id)
+        finally:
+            # Before answering, whatever the outcome (it may be unknown): no stale balance.
+            await self.cache.bump(identity.email, data.receiver_email)
         return Reply(
             200,
             {
@@ -327,6 +347,7 @@ class ShillingsApi:
         identity = self._identity(request)
         page = validation.page(request.args)
         response = await self._call(
+            request,
             messages.transactions(identity.user_id, identity.token_id, page.limit, page.cursor),
             retry_safe=True,
         )

@@ -1,7 +1,9 @@
 """Redis: a guarded client, and the cache of authenticated users' profiles.
 
 Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": N, "user": {...}}`` with
-a TTL of the token's remaining life; ``shl:gen:<user_id>`` is the user's data generation.
+a TTL of the token's remaining life; ``shl:gen:<email>`` is the user's data generation (by
+email, so a payment can invalidate its receiver without knowing the receiver's id, even
+when the app server's answer was lost).
 An entry is used only when its ``gen`` equals the current generation, which pay, top-up
 and logout bump before the web layer answers. Redis is an optimisation: when it is down
 every call raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the
@@ -120,16 +122,32 @@ class Lookup:
 
 
 class ProfileCache:
-    """The per-token profile cache with per-user generation counters."""
+    """The per-token profile cache with per-user (by email) generation counters.
 
-    def __init__(self, redis: Redis, clock: Any) -> None:
+    An invalidation that cannot reach Redis is kept and retried every ``retry_interval``
+    seconds until Redis takes it; until then this process reads no profile from the cache.
+    """
+
+    def __init__(self, redis: Redis, clock: Any, retry_interval: float = 0.5) -> None:
         self._redis = redis
         self._clock = clock
+        self._retry_interval = retry_interval
+        self._pending_gens: set[str] = set()
+        self._pending_tokens: set[str] = set()
+        self._retry: Any = None
+
+    @property
+    def pending(self) -> int:
+        """Invalidations not yet acknowledged by Redis."""
+        return len(self._pending_gens) + len(self._pending_tokens)
 
     async def lookup(self, identity: Identity) -> Lookup:
-        """The cached profile if its generation is current; ``gen`` is None if Redis failed."""
+        """The cached profile if its generation is current; ``gen`` is None if Redis failed
+        or an invalidation is still pending (then nothing may be read from or filled in)."""
+        if self.pending:
+            return Lookup(None, None)
         token_key = TOKEN_KEY.format(identity.token_id)
-        gen_key = GEN_KEY.format(identity.user_id)
+        gen_key = GEN_KEY.format(identity.email.lower())
         try:
             entry, gen_value = await self._redis.execute("mget", [token_key, gen_key])
         except RedisUnavailable:
@@ -154,27 +172,70 @@ class ProfileCache:
         except RedisUnavailable:
             pass
 
-    async def bump(self, *user_ids: int) -> None:
-        """Invalidate every cached profile of these users (INCR their generations)."""
-        ids = sorted(set(user_ids))
-        results = await defer.DeferredList(
-            [defer.ensureDeferred(self._redis.execute("incr", GEN_KEY.format(uid))) for uid in ids],
-            consumeErrors=True,
-        )
-        failed = [uid for uid, (ok, _) in zip(ids, results, strict=True) if not ok]
+    async def bump(self, *emails: str) -> None:
+        """Invalidate every cached profile of the users with these emails (INCR their
+        generations); what fails is retried in the background."""
+        failed = await self._incr({email.lower() for email in emails})
         if failed:
-            log.warn("could not invalidate cached profiles of users {user_ids}", user_ids=failed)
+            log.warn("could not invalidate cached profiles of {emails}; will retry", emails=failed)
+            self._pending_gens.update(failed)
+            self._schedule()
 
     async def forget(self, identity: Identity) -> None:
         """Drop the token's entry after logout, and outdate any concurrent refill of it."""
-        await self.bump(identity.user_id)
+        await self.bump(identity.email)
+        key = TOKEN_KEY.format(identity.token_id)
         try:
-            await self._redis.execute("delete", TOKEN_KEY.format(identity.token_id))
+            await self._redis.execute("delete", [key])
         except RedisUnavailable:
             log.warn(
-                "could not drop cached profile of revoked token of user {user_id}",
+                "could not drop cached profile of revoked token of user {user_id}; will retry",
                 user_id=identity.user_id,
             )
+            self._pending_tokens.add(key)
+            self._schedule()
+
+    async def flush(self) -> bool:
+        """Retry the pending invalidations once; True when none is left."""
+        gens, self._pending_gens = self._pending_gens, set()
+        self._pending_gens.update(await self._incr(gens))
+        tokens, self._pending_tokens = self._pending_tokens, set()
+        if tokens:
+            try:
+                await self._redis.execute("delete", sorted(tokens))
+            except RedisUnavailable:
+                self._pending_tokens.update(tokens)
+        if self.pending:
+            self._schedule()
+            return False
+        if gens or tokens:
+            log.info("cache invalidations caught up ({count})", count=len(gens) + len(tokens))
+        return True
+
+    def stop(self) -> None:
+        """Cancel the background retry (pending invalidations are dropped with the process)."""
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+
+    def _schedule(self) -> None:
+        if self._retry is None or not self._retry.active():
+            self._retry = self._clock.callLater(self._retry_interval, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._retry = None
+        defer.ensureDeferred(self.flush()).addErrback(
+            lambda f: log.failure("retrying cache invalidations failed", f)
+        )
+
+    async def _incr(self, keys: set[str]) -> list[str]:
+        """INCR the generation of each email; return those that failed."""
+        ordered = sorted(keys)
+        results = await defer.DeferredList(
+            [defer.ensureDeferred(self._redis.execute("incr", GEN_KEY.format(k))) for k in ordered],
+            consumeErrors=True,
+        )
+        return [k for k, (ok, _) in zip(ordered, results, strict=True) if not ok]
 
 
 def _as_int(value: Any) -> int:

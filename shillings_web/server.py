@@ -104,5 +104,6 @@ class WebServer:
                 grace=grace,
             )
         await self.pool.stop()
+        self.api.cache.stop()
         await self.redis.stop()
         log.info("web stopped")

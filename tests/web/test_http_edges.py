@@ -279,13 +279,13 @@ async def test_pay_whose_client_went_away_still_invalidates_both_caches(edge_web
         )
         redis = edge_web.server.redis
 
-        async def generation(user_id):
-            return await redis.execute("get", f"shl:gen:{user_id}")
+        async def generation(email):
+            return await redis.execute("get", f"shl:gen:{email}")
 
         for _ in range(50):
-            if await generation(5) == "1" and await generation(9) == "1":
+            if await generation("a@b.co") == "1" and await generation("r@x.co") == "1":
                 break
             await poll_until(reactor, lambda: False, 0.05, 0.05)
-        assert (await generation(5), await generation(9)) == ("1", "1")
+        assert (await generation("a@b.co"), await generation("r@x.co")) == ("1", "1")
     finally:
         globalLogPublisher.removeObserver(events.append)

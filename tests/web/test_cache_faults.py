@@ -1,0 +1,121 @@
+"""The profile cache under partial failures: invalidations Redis refused, answers the app
+server never gave. No stale balance and no revoked token is ever served."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from shillings_app.config import parse_dsn
+from shillings_web.cache import RedisUnavailable
+from shillings_web.server import poll_until
+from tests.web.conftest import make_config, start_web, user_with_token
+from tests.web.test_api_money import balance
+
+
+def refuse(web, *commands: str) -> set[str]:
+    """Make the web process's Redis fail ``commands`` until the returned set is cleared."""
+    failing = set(commands)
+    redis = web.server.redis
+    real_execute = redis.execute
+
+    async def execute(command, *args):
+        if command in failing:
+            raise RedisUnavailable(f"{command} refused by the test")
+        return await real_execute(command, *args)
+
+    redis.execute = execute
+    return failing
+
+
+@pytest_twisted.ensureDeferred
+async def test_logout_while_redis_refuses_invalidation_never_serves_the_revoked_token(web):
+    token = await user_with_token(web.client, "carol@example.com")
+    assert await balance(web.client, token) == "0.00"  # cached now
+    failing = refuse(web, "incr", "delete")
+    answer = await web.client.post("/v1/logout", token=token)
+    assert answer.code == 200, answer.raw
+    cache = web.server.api.cache
+    assert cache.pending == 2
+    read = await web.client.get("/v1/account", token=token)
+    assert (read.code, read.reason) == (401, "unauthenticated")
+
+    failing.clear()
+    assert await poll_until(reactor, lambda: cache.pending == 0, 5.0)
+    entries = await web.server.redis.execute("keys", "shl:tok:*")
+    assert entries == []
+    read = await web.client.get("/v1/account", token=token)
+    assert (read.code, read.reason) == (401, "unauthenticated")
+
+
+@pytest_twisted.ensureDeferred
+async def test_pay_while_redis_refuses_invalidation_leaves_no_stale_balance(web):
+    alice = await user_with_token(web.client, "alice@example.com", topup="100.00")
+    bob = await user_with_token(web.client, "bob@example.com")
+    assert await balance(web.client, alice) == "100.00"
+    assert await balance(web.client, bob) == "0.00"  # both cached
+    failing = refuse(web, "incr")
+    answer = await web.client.post(
+        "/v1/pay", {"receiver_email": "bob@example.com", "amount": "5.00"}, token=alice
+    )
+    assert answer.code == 200, answer.raw
+    assert await balance(web.client, alice) == "95.00"
+    assert await balance(web.client, bob) == "5.00"
+
+    failing.clear()
+    cache = web.server.api.cache
+    assert await poll_until(reactor, lambda: cache.pending == 0, 5.0)
+    assert await web.server.redis.execute("get", "shl:gen:bob@example.com") == "1"
+    assert await balance(web.client, bob) == "5.00"
+    assert await balance(web.client, bob) == "5.00"  # from the cache again
+
+
+@pytest_twisted.ensureDeferred
+async def test_pay_whose_answer_times_out_has_no_late_effect_and_no_stale_cache(
+    app_server, web_redis_socket
+):
+    """The web gives up after 1 s while the receiver's row is locked for 1.6 s: the client
+    is told the outcome is unknown, the app server rolls the late payment back, both
+    balances read fresh, and the retry with the same key pays exactly once."""
+    web = await start_web(
+        make_config(
+            [app_server.address],
+            web_redis_socket,
+            app_server.config.jwt_secret,
+            request_timeout=1.0,
+        )
+    )
+    try:
+        alice = await user_with_token(web.client, "alice@example.com", topup="100.00")
+        bob = await user_with_token(web.client, "bob@example.com")
+        assert await balance(web.client, alice) == "100.00"
+        assert await balance(web.client, bob) == "0.00"
+        bob_id = (await web.client.get("/v1/account", token=bob)).body["user"]["user_id"]
+        body = {"receiver_email": "bob@example.com", "amount": "5.00"}
+        headers = {"Idempotency-Key": "slow-pay-1"}
+        blocker = pymysql.connect(**parse_dsn(app_server.dsn))
+        try:
+            with blocker.cursor() as cur:
+                cur.execute("BEGIN")
+                cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (bob_id,))
+            answer = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+            assert (answer.code, answer.reason) == (503, "unavailable")
+            assert "outcome is unknown" in answer.body["status"]["message"]
+            await deferLater(reactor, 0.6, lambda: None)
+        finally:
+            blocker.commit()
+            blocker.close()
+        assert await poll_until(reactor, lambda: app_server.factory.in_flight == 0, 5.0)
+        assert await balance(web.client, alice) == "100.00"
+        assert await balance(web.client, bob) == "0.00"
+
+        retry = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+        assert retry.code == 200, retry.raw
+        again = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+        assert again.body["transaction_id"] == retry.body["transaction_id"]
+        assert await balance(web.client, alice) == "95.00"
+        assert await balance(web.client, bob) == "5.00"
+    finally:
+        await web.server.stop()
