@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -59,7 +58,7 @@ def cmd_serve(config: AppConfig) -> int:
 
     reactor: Any = installed_reactor
 
-    start_logging(os.environ.get("SHILLINGS_LOG_LEVEL", "info"))
+    start_logging(config.log_level)
     applied = _migrate(config)
     if applied:
         log.info("applied migrations {versions}", versions=", ".join(applied))

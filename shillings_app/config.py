@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.secrets import load_or_create_secret
+from shillings_proto.secrets import SecretError, checked_secret, load_or_create_secret
 
 DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
 
@@ -30,6 +32,7 @@ class AppConfig:
     db_pool_min: int = 3
     db_pool_max: int = 10
     idle_timeout: float = 60.0
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -40,14 +43,20 @@ class AppConfig:
             f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
         )
         parse_dsn(dsn)
-        secret = env.get("SHILLINGS_JWT_SECRET") or load_or_create_secret(
-            env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
-        )
+        try:
+            if env.get("SHILLINGS_JWT_SECRET"):
+                secret = checked_secret(env["SHILLINGS_JWT_SECRET"], "SHILLINGS_JWT_SECRET")
+            else:
+                secret = load_or_create_secret(
+                    env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
+                )
+        except SecretError as e:
+            raise ConfigError(str(e)) from None
         pool_min = _int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
         pool_max = _int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
         if pool_max < pool_min:
             raise ConfigError("SHILLINGS_DB_POOL_MAX must be >= SHILLINGS_DB_POOL_MIN")
-        return cls(
+        config = cls(
             listen=env.get("SHILLINGS_APP_LISTEN") or DEFAULT_LISTEN,
             mysql_dsn=dsn,
             jwt_secret=secret,
@@ -57,7 +66,43 @@ class AppConfig:
             db_pool_min=pool_min,
             db_pool_max=pool_max,
             idle_timeout=float(_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
+            log_level=_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
         )
+        if config.app_secret is None and not is_private_endpoint(config.listen):
+            raise ConfigError(
+                f"SHILLINGS_APP_LISTEN={config.listen!r} is reachable beyond this machine:"
+                " set SHILLINGS_APP_SECRET, so that only web processes that know it are served"
+            )
+        return config
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+_INTERFACE = re.compile(r"(?:^|:)interface=((?:[^:\\]|\\.)*)")
+
+
+def is_private_endpoint(listen: str) -> bool:
+    """True for a unix socket or a TCP endpoint bound to a loopback interface only."""
+    kind = listen.split(":", 1)[0]
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return False
+    match = _INTERFACE.search(listen)
+    interface = match.group(1).replace("\\:", ":") if match else ""
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:

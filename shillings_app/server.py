@@ -24,6 +24,7 @@ from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, request_deadline
+from shillings_app.storage.tokens import PURGE_BATCH
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ShillingsServerProtocol, error_response
@@ -280,7 +281,7 @@ class AppServer:
         self.port = getattr(host, "port", 0)
         if self.port:
             self._listen = _fixed_port(self._listen, self.port)
-        self._housekeeping = LoopingCall(lambda: defer.ensureDeferred(self._purge(ctx)))
+        self._housekeeping = LoopingCall(lambda: defer.ensureDeferred(self.purge()))
         self._housekeeping.clock = self._reactor
         self._housekeeping.start(HOUSEKEEPING_INTERVAL_S, now=False)
         self.log.info("app server listening on {address}", address=self.address)
@@ -308,12 +309,21 @@ class AppServer:
         db.close()
         self.log.info("app server stopped")
 
-    async def _purge(self, ctx: Context) -> None:
+    async def purge(self) -> None:
+        """Delete expired revocations and old idempotency keys, batch after batch."""
+        assert self._factory is not None
+        ctx = self._factory.ctx
+        tokens = keys = 0
         try:
-            tokens, keys = await ctx.store.purge_expired()
+            while True:
+                batch_tokens, batch_keys = await ctx.store.purge_expired()
+                tokens += batch_tokens
+                keys += batch_keys
+                if max(batch_tokens, batch_keys) < PURGE_BATCH:
+                    break
+                await deferLater(self._reactor, 0.05, lambda: None)
         except Exception:
             self.log.failure("housekeeping failed")
-            return
         if tokens or keys:
             self.log.info(
                 "purged {tokens} expired revocations, {keys} old idempotency keys",

@@ -5,14 +5,30 @@ from __future__ import annotations
 import os
 import secrets
 
+MIN_SECRET_LENGTH = 32
+"""Shortest secret accepted (HS256 keys under 32 bytes are guessable)."""
+
+
+class SecretError(ValueError):
+    """The configured secret is unusable (empty or too short)."""
+
+
+def checked_secret(value: str, source: str) -> str:
+    """``value`` if it is long enough to sign tokens with; else ``SecretError`` naming
+    ``source`` (an environment variable or a file)."""
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SecretError(
+            f"{source}: the JWT secret must be at least {MIN_SECRET_LENGTH} characters"
+            f" (got {len(value)}); e.g. `openssl rand -hex 32`"
+        )
+    return value
+
 
 def load_or_create_secret(path: str) -> str:
     """Read the secret at ``path``; create it (mode 0600, 64 hex chars) if it does not exist."""
     try:
         with open(path, encoding="ascii") as f:
-            value = f.read().strip()
-        if value:
-            return value
+            return checked_secret(f.read().strip(), path)
     except FileNotFoundError:
         pass
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -26,6 +42,6 @@ def load_or_create_secret(path: str) -> str:
     except FileExistsError:
         os.unlink(tmp)
         with open(path, encoding="ascii") as f:
-            return f.read().strip()
+            return checked_secret(f.read().strip(), path)
     os.unlink(tmp)
     return value

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.secrets import load_or_create_secret
+from shillings_proto.secrets import SecretError, checked_secret, load_or_create_secret
 
 DEFAULT_LISTEN = "tcp:8081:interface=127.0.0.1"
 DEFAULT_APP_SERVER = "tcp:127.0.0.1:7070"
@@ -46,7 +46,7 @@ class WebConfig:
     login_max_failures: int = 10
     login_window: int = 900
     app_secret: str | None = None
-    trust_proxy: bool = True
+    trust_proxy: bool = False
     max_body: int = 64 * 1024
     redis_timeout: float = 1.0
     shutdown_grace: float = 5.0
@@ -59,9 +59,15 @@ class WebConfig:
         redis_url = env.get("SHILLINGS_REDIS_URL") or (
             f"unix://{os.path.abspath(var)}/run/redis.sock"
         )
-        secret = env.get("SHILLINGS_JWT_SECRET") or load_or_create_secret(
-            env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
-        )
+        try:
+            if env.get("SHILLINGS_JWT_SECRET"):
+                secret = checked_secret(env["SHILLINGS_JWT_SECRET"], "SHILLINGS_JWT_SECRET")
+            else:
+                secret = load_or_create_secret(
+                    env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
+                )
+        except SecretError as e:
+            raise ConfigError(str(e)) from None
         servers = tuple(
             s.strip()
             for s in (env.get("SHILLINGS_APP_SERVERS") or DEFAULT_APP_SERVER).split(",")
@@ -80,7 +86,7 @@ class WebConfig:
             login_max_failures=_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
             login_window=_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
-            trust_proxy=_bool(env, "SHILLINGS_TRUST_PROXY", True),
+            trust_proxy=_bool(env, "SHILLINGS_TRUST_PROXY", False),
         )
 
 

@@ -31,7 +31,8 @@ def test_every_variable_is_read(tmp_path):
         "SHILLINGS_VAR": str(tmp_path),
         "SHILLINGS_APP_LISTEN": "unix:/tmp/app.sock",
         "SHILLINGS_MYSQL_DSN": "mysql://u:p@db:3306/shl",
-        "SHILLINGS_JWT_SECRET": "from-the-environment",
+        "SHILLINGS_JWT_SECRET": "from-the-environment-0123456789abcdef",
+        "SHILLINGS_LOG_LEVEL": "warn",
         "SHILLINGS_TOKEN_TTL": "60",
         "SHILLINGS_BCRYPT_COST": "4",
         "SHILLINGS_APP_SECRET": "handshake",
@@ -43,13 +44,14 @@ def test_every_variable_is_read(tmp_path):
     assert config == AppConfig(
         listen="unix:/tmp/app.sock",
         mysql_dsn="mysql://u:p@db:3306/shl",
-        jwt_secret="from-the-environment",
+        jwt_secret="from-the-environment-0123456789abcdef",
         token_ttl=60,
         bcrypt_cost=4,
         app_secret="handshake",
         db_pool_min=2,
         db_pool_max=4,
         idle_timeout=5.0,
+        log_level="warn",
     )
     assert not (tmp_path / "jwt_secret").exists()
 
@@ -61,11 +63,40 @@ def test_every_variable_is_read(tmp_path):
         ("SHILLINGS_BCRYPT_COST", "3"),
         ("SHILLINGS_DB_POOL_MAX", "1"),
         ("SHILLINGS_MYSQL_DSN", "redis://x"),
+        ("SHILLINGS_LOG_LEVEL", "loud"),
+        ("SHILLINGS_JWT_SECRET", "short-secret"),
+        ("SHILLINGS_APP_LISTEN", "tcp:7070"),
+        ("SHILLINGS_APP_LISTEN", "tcp:7070:interface=0.0.0.0"),
     ],
 )
 def test_bad_values_are_config_errors(tmp_path, name, value):
-    env = {"SHILLINGS_VAR": str(tmp_path), "SHILLINGS_JWT_SECRET": "x", name: value}
+    env = {"SHILLINGS_VAR": str(tmp_path), "SHILLINGS_JWT_SECRET": "x" * 32, name: value}
     if name == "SHILLINGS_DB_POOL_MAX":
         env["SHILLINGS_DB_POOL_MIN"] = "2"
     with pytest.raises(ConfigError):
         AppConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["tcp:7070:interface=127.0.0.1", "tcp6:7070:interface=\\:\\:1", "unix:/tmp/a.sock"],
+)
+def test_private_listen_needs_no_shared_secret(tmp_path, listen):
+    env = {"SHILLINGS_VAR": str(tmp_path), "SHILLINGS_APP_LISTEN": listen}
+    assert AppConfig.from_env(env).app_secret is None
+
+
+def test_public_listen_with_a_shared_secret_is_accepted(tmp_path):
+    env = {
+        "SHILLINGS_VAR": str(tmp_path),
+        "SHILLINGS_APP_LISTEN": "tcp:7070:interface=0.0.0.0",
+        "SHILLINGS_APP_SECRET": "handshake",
+    }
+    assert AppConfig.from_env(env).listen == "tcp:7070:interface=0.0.0.0"
+
+
+@pytest.mark.parametrize("content", ["", "\n", "too-short\n"])
+def test_an_unusable_secret_file_is_a_config_error(tmp_path, content):
+    (tmp_path / "jwt_secret").write_text(content)
+    with pytest.raises(ConfigError, match="at least 32"):
+        AppConfig.from_env({"SHILLINGS_VAR": str(tmp_path)})

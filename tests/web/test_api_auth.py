@@ -223,6 +223,7 @@ async def test_login_rate_limit_per_email_and_per_ip(app_server, web_redis_socke
             app_server.config.jwt_secret,
             login_max_failures=3,
             login_window=120,
+            trust_proxy=True,
         )
     )
     try:
@@ -275,5 +276,38 @@ async def test_login_rate_limit_per_email_and_per_ip(app_server, web_redis_socke
             headers=from_ip("10.0.0.5"),
         )
         assert answer.code == 401
+    finally:
+        await web.server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_ip_header_is_ignored_unless_behind_a_trusted_proxy(
+    app_server, web_redis_socket
+):
+    """Reached directly (SHILLINGS_TRUST_PROXY unset), a forged X-Real-IP does not spread
+    failures over fake addresses: the per-IP limit still counts the real peer."""
+    web = await start_web(
+        make_config(
+            [app_server.address],
+            web_redis_socket,
+            app_server.config.jwt_secret,
+            login_max_failures=3,
+            login_window=120,
+        )
+    )
+    try:
+        for n in range(3):
+            answer = await web.client.post(
+                "/v1/login",
+                {"email": f"nobody{n}@example.com", "password": "wrong-pass"},
+                headers={"X-Real-IP": f"10.9.9.{n}"},
+            )
+            assert (answer.code, answer.reason) == (401, "invalid_credentials")
+        answer = await web.client.post(
+            "/v1/login",
+            {"email": "someone-else@example.com", "password": "wrong-pass"},
+            headers={"X-Real-IP": "10.9.9.200"},
+        )
+        assert (answer.code, answer.reason) == (429, "too_many_attempts")
     finally:
         await web.server.stop()

@@ -17,7 +17,7 @@ def test_defaults(tmp_path):
     assert config.login_max_failures == 10
     assert config.login_window == 900
     assert config.cookie_secure is False
-    assert config.trust_proxy is True
+    assert config.trust_proxy is False
     assert config.app_secret is None
     # The secret was generated into var/ (mode 0600) and is read back the same.
     assert os.stat(tmp_path / "jwt_secret").st_mode & 0o777 == 0o600
@@ -38,14 +38,14 @@ def test_overrides(tmp_path):
             "SHILLINGS_LOGIN_MAX_FAILURES": "3",
             "SHILLINGS_LOGIN_WINDOW": "60",
             "SHILLINGS_APP_SECRET": "hello",
-            "SHILLINGS_TRUST_PROXY": "0",
+            "SHILLINGS_TRUST_PROXY": "1",
         }
     )
     assert config.app_servers == ("tcp:10.0.0.1:7070", "unix:/tmp/app.sock")
     assert (config.redis.host, config.redis.port, config.redis.db) == ("redis.local", 6380, 3)
     assert config.redis.password == "pw"
     assert config.jwt_secret == "x" * 40
-    assert config.cookie_secure and not config.trust_proxy
+    assert config.cookie_secure and config.trust_proxy
     assert config.request_timeout == 0.5
     assert (config.login_max_failures, config.login_window) == (3, 60)
     assert config.app_secret == "hello"
