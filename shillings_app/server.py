@@ -26,7 +26,7 @@ from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, request_deadline
 from shillings_app.storage.tokens import PURGE_BATCH
 from shillings_app.tokens import TokenIssuer
-from shillings_proto import MAX_FRAME, pb
+from shillings_proto import MAX_FRAME, pb, responses
 from shillings_proto.framing import ShillingsServerProtocol, error_response
 
 MAX_IN_FLIGHT = 512
@@ -138,7 +138,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             return self._reject(request, "bad handshake secret")
         self._authorized = True
         self._update_timeout()
-        return pb.Response(status=pb.Status(code=200, message="OK"), hello=pb.HelloResponse())
+        return responses.hello()
 
     def _reject(self, request: pb.Request, why: str) -> pb.Response:
         """Answer 401 and close: the peer did not prove it knows the shared secret."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shillings_app.errors import EmailTaken, InvalidCredentials, InvalidRequest
 from shillings_app.handlers import Context, validation
 from shillings_app.handlers.convert import user_message
-from shillings_proto import pb
+from shillings_proto import pb, responses
 
 
 async def signup(ctx: Context, request: pb.Request) -> pb.Response:
@@ -29,10 +29,7 @@ async def signup(ctx: Context, request: pb.Request) -> pb.Response:
         phone=phone,
         password_hash=password_hash,
     )
-    return pb.Response(
-        status=pb.Status(code=201, message="Created"),
-        signup=pb.SignupResponse(user=user_message(user)),
-    )
+    return responses.signup(user_message(user))
 
 
 async def login(ctx: Context, request: pb.Request) -> pb.Response:
@@ -49,24 +46,18 @@ async def login(ctx: Context, request: pb.Request) -> pb.Response:
         raise InvalidCredentials()
     await ctx.store.record_login(user.user_id)
     issued = ctx.tokens.issue(user.user_id, user.email, int(ctx.clock.seconds()))
-    return pb.Response(
-        status=pb.Status(code=200, message="OK"),
-        login=pb.LoginResponse(
-            token=issued.token,
-            token_id=issued.token_id,
-            expires_at=issued.expires_at,
-            user=user_message(user),
-        ),
+    return responses.login(
+        token=issued.token,
+        token_id=issued.token_id,
+        expires_at=issued.expires_at,
+        user=user_message(user),
     )
 
 
 async def profile(ctx: Context, request: pb.Request) -> pb.Response:
     user_id, token_id = validation.auth(request.profile.auth)
     user = await ctx.store.profile(user_id, token_id)
-    return pb.Response(
-        status=pb.Status(code=200, message="OK"),
-        profile=pb.ProfileResponse(user=user_message(user)),
-    )
+    return responses.profile(user_message(user))
 
 
 async def revoke(ctx: Context, request: pb.Request) -> pb.Response:
@@ -78,4 +69,4 @@ async def revoke(ctx: Context, request: pb.Request) -> pb.Response:
     if not now <= expires_at <= latest:
         expires_at = latest
     await ctx.store.revoke(user_id, token_id, expires_at)
-    return pb.Response(status=pb.Status(code=200, message="OK"), revoke=pb.RevokeResponse())
+    return responses.revoke()

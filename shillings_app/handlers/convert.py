@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shillings_app.storage.records import TransactionRecord, UserRecord
-from shillings_proto import pb
+from shillings_proto import pb, responses
 
 
 def rfc3339(value: datetime) -> str:
@@ -14,7 +14,7 @@ def rfc3339(value: datetime) -> str:
 
 
 def user_message(user: UserRecord) -> pb.User:
-    return pb.User(
+    return responses.user(
         user_id=user.user_id,
         first_name=user.first_name,
         middle_name=user.middle_name or "",
@@ -28,13 +28,11 @@ def user_message(user: UserRecord) -> pb.User:
 
 
 def transaction_message(tx: TransactionRecord) -> pb.Transaction:
-    message = pb.Transaction(
+    return responses.transaction(
         transaction_id=tx.transaction_id,
+        sender_email=tx.sender_email,
         receiver_email=tx.receiver_email,
         amount=tx.amount,
         created_at=rfc3339(tx.created_at),
         kind=tx.kind,
     )
-    if tx.sender_email is not None:
-        message.sender_email = tx.sender_email
-    return message

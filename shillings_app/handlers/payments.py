@@ -5,26 +5,20 @@ from __future__ import annotations
 from shillings_app.errors import InvalidRequest
 from shillings_app.handlers import Context, validation
 from shillings_app.storage.records import PayResult, Replay, TopupResult
-from shillings_proto import pb
+from shillings_proto import pb, responses
 
 
 def _pay_response(result: PayResult) -> pb.Response:
-    return pb.Response(
-        status=pb.Status(code=200, message="OK"),
-        pay=pb.PayResponse(
-            transaction_id=result.transaction_id,
-            sender_id=result.sender_id,
-            receiver_id=result.receiver_id,
-            sender_balance=result.sender_balance,
-        ),
+    return responses.pay(
+        transaction_id=result.transaction_id,
+        sender_id=result.sender_id,
+        receiver_id=result.receiver_id,
+        sender_balance=result.sender_balance,
     )
 
 
 def _topup_response(result: TopupResult) -> pb.Response:
-    return pb.Response(
-        status=pb.Status(code=200, message="OK"),
-        topup=pb.TopupResponse(transaction_id=result.transaction_id, balance=result.balance),
-    )
+    return responses.topup(transaction_id=result.transaction_id, balance=result.balance)
 
 
 async def pay(ctx: Context, request: pb.Request) -> pb.Response:

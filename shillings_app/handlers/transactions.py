@@ -8,7 +8,7 @@ import binascii
 from shillings_app.errors import InvalidRequest
 from shillings_app.handlers import Context, validation
 from shillings_app.handlers.convert import transaction_message
-from shillings_proto import pb
+from shillings_proto import pb, responses
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -45,9 +45,4 @@ async def transactions(ctx: Context, request: pb.Request) -> pb.Response:
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else ""
-    return pb.Response(
-        status=pb.Status(code=200, message="OK"),
-        transactions=pb.TransactionsResponse(
-            transactions=[transaction_message(tx) for tx in page], next_cursor=next_cursor
-        ),
-    )
+    return responses.transactions((transaction_message(tx) for tx in page), next_cursor)
