@@ -120,7 +120,7 @@ class ShillingsApi:
         self.pool = pool
         self.redis = redis
         self.clock = clock
-        self.cache = ProfileCache(redis, clock)
+        self.cache = ProfileCache(redis, clock, epoch_grace=config.cache_grace)
         self.limiter = LoginLimiter(redis, config.login_max_failures, config.login_window)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -289,8 +289,7 @@ class ShillingsApi:
             request, messages.profile(identity.user_id, identity.token_id), retry_safe=True
         )
         user = user_json(response.profile.user)
-        if cached.gen is not None:
-            await self.cache.fill(identity, cached.gen, user)
+        await self.cache.fill(identity, cached, user)
         return Reply(200, {"user": user})
 
     @app.route("/v1/topup", methods=["POST"])

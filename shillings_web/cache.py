@@ -13,6 +13,7 @@ app server.
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ log = Logger()
 
 TOKEN_KEY = "shl:tok:{}"
 GEN_KEY = "shl:gen:{}"
+EPOCH_KEY = "shl:epoch"
 
 
 class RedisUnavailable(Exception):
@@ -119,6 +121,7 @@ class Lookup:
 
     user: dict[str, Any] | None
     gen: int | None
+    epoch: str | None = None
 
 
 class ProfileCache:
@@ -128,10 +131,16 @@ class ProfileCache:
     seconds until Redis takes it; until then this process reads no profile from the cache.
     """
 
-    def __init__(self, redis: Redis, clock: Any, retry_interval: float = 0.5) -> None:
+    def __init__(
+        self, redis: Redis, clock: Any, retry_interval: float = 0.5, epoch_grace: float = 10.0
+    ) -> None:
+        """``epoch_grace``: seconds after Redis starts empty (restart, flush) during which no
+        profile is read from it: time for every web process that missed an invalidation
+        while Redis was away to reconnect (back-off at most 2 s) and replay it."""
         self._redis = redis
         self._clock = clock
         self._retry_interval = retry_interval
+        self._epoch_grace = epoch_grace
         self._pending_gens: set[str] = set()
         self._pending_tokens: set[str] = set()
         self._retry: Any = None
@@ -142,31 +151,72 @@ class ProfileCache:
         return len(self._pending_gens) + len(self._pending_tokens)
 
     async def lookup(self, identity: Identity) -> Lookup:
-        """The cached profile if its generation is current; ``gen`` is None if Redis failed
-        or an invalidation is still pending (then nothing may be read from or filled in)."""
+        """The cached profile if its generation and Redis epoch are current. ``gen`` is None
+        (nothing may be read or filled) if Redis failed, an invalidation of this process is
+        still pending, or Redis started empty less than ``epoch_grace`` seconds ago."""
         if self.pending:
             return Lookup(None, None)
         token_key = TOKEN_KEY.format(identity.token_id)
         gen_key = GEN_KEY.format(identity.email.lower())
         try:
-            entry, gen_value = await self._redis.execute("mget", [token_key, gen_key])
+            entry, gen_value, epoch = await self._redis.execute(
+                "mget", [token_key, gen_key, EPOCH_KEY]
+            )
         except RedisUnavailable:
+            return Lookup(None, None)
+        if epoch is None:
+            epoch = await self._start_epoch()
+        if not self._epoch_settled(epoch):
             return Lookup(None, None)
         gen = _as_int(gen_value)
         if entry is None:
-            return Lookup(None, gen)
+            return Lookup(None, gen, epoch)
         try:
             cached = json.loads(entry)
-            if cached["gen"] == gen and isinstance(cached["user"], dict):
-                return Lookup(cached["user"], gen)
+            if (
+                cached["gen"] == gen
+                and cached["epoch"] == epoch
+                and isinstance(cached["user"], dict)
+            ):
+                return Lookup(cached["user"], gen, epoch)
         except (ValueError, TypeError, KeyError):
             log.warn("discarding malformed cache entry {key}", key=token_key)
-        return Lookup(None, gen)
+        return Lookup(None, gen, epoch)
 
-    async def fill(self, identity: Identity, gen: int, user: dict[str, Any]) -> None:
-        """Store ``user`` under the generation read *before* it was fetched."""
+    def _epoch_settled(self, epoch: Any) -> bool:
+        """True when Redis has held its data (the epoch) for at least ``epoch_grace`` s."""
+        if not isinstance(epoch, str):
+            return False
+        try:
+            started = float(epoch.rsplit(":", 1)[1])
+        except (IndexError, ValueError):
+            return False
+        return self._clock.seconds() - started >= self._epoch_grace
+
+    async def _start_epoch(self) -> str | None:
+        """Mark an empty Redis with a new epoch and return it; None when another web
+        process was first (or Redis failed)."""
+        epoch = f"{secrets.token_hex(4)}:{self._clock.seconds()!r}"
+        try:
+            if await self._redis.execute("set", EPOCH_KEY, epoch, None, None, True) is None:
+                return None
+        except RedisUnavailable:
+            return None
+        log.info(
+            "Redis holds no cache epoch (started or flushed): no cache reads for {grace}s",
+            grace=self._epoch_grace,
+        )
+        return epoch
+
+    async def fill(self, identity: Identity, lookup: Lookup, user: dict[str, Any]) -> None:
+        """Store ``user`` under the generation and epoch its ``lookup`` read *before* it was
+        fetched; nothing when that lookup may not be filled."""
+        if lookup.gen is None or lookup.epoch is None:
+            return
         ttl = identity.seconds_left(self._clock.seconds())
-        value = json.dumps({"gen": gen, "user": user}, separators=(",", ":"))
+        value = json.dumps(
+            {"gen": lookup.gen, "epoch": lookup.epoch, "user": user}, separators=(",", ":")
+        )
         try:
             await self._redis.execute("set", TOKEN_KEY.format(identity.token_id), value, ttl)
         except RedisUnavailable:

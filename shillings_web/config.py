@@ -50,6 +50,7 @@ class WebConfig:
     max_body: int = 64 * 1024
     redis_timeout: float = 1.0
     shutdown_grace: float = 5.0
+    cache_grace: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -87,6 +88,7 @@ class WebConfig:
             login_window=_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             trust_proxy=_bool(env, "SHILLINGS_TRUST_PROXY", False),
+            cache_grace=_float(env, "SHILLINGS_CACHE_GRACE", 10.0),
         )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 MAX_AMOUNT = 100_000_000
 """Largest amount of one operation, in cents (1,000,000.00)."""
 
-_AMOUNT_STRING = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,2})?$")
+_AMOUNT_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
 _CENT = Decimal("0.01")
 
 
@@ -29,7 +29,7 @@ def parse_amount(value: object) -> int:
     elif isinstance(value, Decimal):
         cents = _decimal_cents(value)
     elif isinstance(value, str):
-        if not _AMOUNT_STRING.match(value):
+        if not _AMOUNT_STRING.fullmatch(value):
             raise AmountError(
                 'amount must be a decimal string with at most two decimal places, e.g. "12.50"'
             )

@@ -48,6 +48,7 @@ def make_config(app_servers: list[str], redis_socket: str, secret: str, **over: 
         jwt_secret=secret,
         request_timeout=2.0,
         shutdown_grace=1.0,
+        cache_grace=0.0,
     )
     return replace(config, **over)
 

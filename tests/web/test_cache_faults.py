@@ -9,6 +9,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from shillings_app.config import parse_dsn
+from shillings_web.auth import verify_token
 from shillings_web.cache import RedisUnavailable
 from shillings_web.server import poll_until
 from tests.web.conftest import make_config, start_web, user_with_token
@@ -119,3 +120,60 @@ async def test_pay_whose_answer_times_out_has_no_late_effect_and_no_stale_cache(
         assert await balance(web.client, bob) == "5.00"
     finally:
         await web.server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_redis_starts_empty_no_process_serves_what_another_could_not_invalidate(
+    app_server, web_redis_socket
+):
+    """Redis comes back empty; web process Y has not reconnected yet (its INCR fails) when
+    it answers a pay, while X already caches again. For ``cache_grace`` seconds after the
+    new epoch nobody reads the cache, and Y replays its INCR within that time."""
+    config = make_config(
+        [app_server.address], web_redis_socket, app_server.config.jwt_secret, cache_grace=1.5
+    )
+    x = await start_web(config)
+    y = await start_web(config)
+    try:
+        alice = await user_with_token(x.client, "alice@example.com", topup="100.00")
+        bob = await user_with_token(x.client, "bob@example.com")
+        await x.server.redis.execute("flushdb")  # Redis restarted empty
+        assert await balance(x.client, alice) == "100.00"
+        assert await balance(x.client, bob) == "0.00"
+        failing = refuse(y, "incr")
+        paid = await y.client.post(
+            "/v1/pay", {"receiver_email": "bob@example.com", "amount": "1.00"}, token=alice
+        )
+        assert paid.code == 200, paid.raw
+        assert await balance(x.client, alice) == "99.00"
+        assert await balance(x.client, bob) == "1.00"
+
+        failing.clear()
+        assert await poll_until(reactor, lambda: y.server.api.cache.pending == 0, 5.0)
+        await deferLater(reactor, 1.6, lambda: None)
+        assert await balance(x.client, alice) == "99.00"
+        assert await balance(x.client, alice) == "99.00"
+        assert await x.server.redis.execute("keys", "shl:tok:*") != []
+    finally:
+        await x.server.stop()
+        await y.server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fill_from_before_a_flush_is_never_served(web):
+    """A read whose fill lands after Redis was flushed stores the old epoch; even when the
+    user's generation climbs back to the same number, that entry is never served."""
+    token = await user_with_token(web.client, "dora@example.com", topup="10.00")
+    cache = web.server.api.cache
+    identity = verify_token(token, web.config.jwt_secret)
+    before = await cache.lookup(identity)
+    assert before.gen is not None and before.epoch is not None
+    await web.server.redis.execute("flushdb")
+    await web.client.post("/v1/topup", {"amount": "1.00"}, token=token)
+    for _ in range(before.gen - 1):
+        await cache.bump("dora@example.com")
+    assert await web.server.redis.execute("get", "shl:gen:dora@example.com") == str(before.gen)
+    stale = {"user_id": 0, "balance": "10.00"}
+    await cache.fill(identity, before, stale)
+    assert await balance(web.client, token) == "11.00"
+    assert await balance(web.client, token) == "11.00"

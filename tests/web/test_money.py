@@ -48,6 +48,7 @@ def test_valid_amounts(value, cents):
         Decimal("Infinity"),
         "1e2",
         " 1.00",
+        "12.50\n",
         "1.",
         ".5",
         "1,00",
