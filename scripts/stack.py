@@ -18,6 +18,7 @@ Stdlib only, plus ``supervisor`` and ``shillings_proto`` from the project's venv
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import shutil
@@ -466,6 +467,32 @@ def healthz(cfg: StackConfig, timeout: float = 2.0) -> tuple[int, str]:
         return 0, str(e)
 
 
+def web_healthz(path: Path, timeout: float = 2.0) -> int:
+    """Status code of GET /healthz straight from one web process's unix socket (0: none)."""
+    conn = http.client.HTTPConnection("localhost", timeout=timeout)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        conn.sock = sock
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        conn.close()
+
+
+def all_healthy(cfg: StackConfig) -> bool:
+    """/healthz is 200 through nginx and, for the embedded web processes, from each one
+    (nginx retries a GET on another process, so one healthy answer proves little)."""
+    if healthz(cfg, timeout=2.0)[0] != 200:
+        return False
+    if cfg.web_servers:
+        return True
+    return all(web_healthz(cfg.web_socket(n)) == 200 for n in range(cfg.web_procs))
+
+
 def check_port_free(cfg: StackConfig) -> None:
     family = socket.AF_INET6 if ":" in cfg.http_host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -535,11 +562,11 @@ def cmd_start(cfg: StackConfig) -> int:
 
 
 def wait_ready(cfg: StackConfig) -> bool:
-    """Wait (bounded) for /healthz to answer 200; give up early if a program is FATAL."""
+    """Wait (bounded) until every web process answers /healthz 200 (each connected to Redis
+    and an app server that reaches MySQL); give up early if a program is FATAL."""
     deadline = time.monotonic() + cfg.start_timeout
     while time.monotonic() < deadline:
-        code, _ = healthz(cfg, timeout=2.0)
-        if code == 200:
+        if all_healthy(cfg):
             return True
         fatal = [
             i["group"] + ":" + i["name"] for i in process_infos(cfg) if i["statename"] == "FATAL"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.helpers import ROOT, Client, clean_env, free_port
+from tests.stack.helpers import ROOT, Client, clean_env, free_port, load_stack_module
 
 pytestmark = pytest.mark.stack
 
@@ -175,6 +175,10 @@ def test_stack_serves_restarts_and_stops_cleanly(stack: Stack) -> None:
     started = stack.make("start")
     assert started.returncode == 0, started.stdout + started.stderr
     assert f"ready on http://127.0.0.1:{stack.port}" in started.stdout
+    # "ready" means every web process is ready, not only the one nginx happened to ask.
+    stack_script = load_stack_module()
+    for n in range(2):
+        assert stack_script.web_healthz(stack.var / "run" / f"web_{n:02d}.sock") == 200
 
     anon = Client(stack.port)
     status, body, _ = anon.call("GET", "/healthz")
