@@ -40,4 +40,5 @@ class PasswordHasher:
     async def verify_dummy(self, password: str) -> None:
         """Spend the time of one check, for an unknown email (no user enumeration by timing)."""
         await self.prepare()
+        assert self._dummy_hash is not None
         await deferToThread(bcrypt.checkpw, password.encode("utf-8")[:72], self._dummy_hash)

@@ -61,6 +61,8 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
 
     MAX_LENGTH = MAX_FRAME
     log = Logger()
+    transport: Any
+    """A TCP or unix stream transport (abortConnection, pause/resumeProducing) once connected."""
 
     def __init__(self, factory: AppServerFactory) -> None:
         super().__init__()
