@@ -45,5 +45,7 @@ restart:
 bench: setup
 	./bench/run.sh
 
+# The fault, load and hostile-input scenarios alone (they also run in `make test`), writing
+# their figures to docs/RELIABILITY.md.
 reliability: setup
-	$(PY) -m pytest -q -m slow tests/reliability
+	SHILLINGS_RELIABILITY_REPORT=docs/RELIABILITY.md $(PY) -m pytest -q -m slow tests/reliability
