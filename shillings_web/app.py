@@ -239,16 +239,17 @@ class ShillingsApi:
     async def login(self, request: Any) -> Reply:
         data = validation.login(request.body())
         ip = self._client_ip(request)
-        await self.limiter.check(data.email, ip)
+        reserved = await self.limiter.reserve(data.email, ip)
         try:
             response = await self._call(
                 request, messages.login(data.email, data.password), retry_safe=True
             )
-        except ApiError as e:
-            if e.reason == "invalid_credentials":
-                await self.limiter.failed(data.email, ip)
+        except Exception as e:
+            if reserved and getattr(e, "reason", None) != "invalid_credentials":
+                await self.limiter.release(data.email, ip)
             raise
-        await self.limiter.succeeded(data.email)
+        if reserved:
+            await self.limiter.succeeded(data.email, ip)
         result = response.login
         request.user_id = result.user.user_id
         max_age = max(1, int(result.expires_at - self.clock.seconds()))

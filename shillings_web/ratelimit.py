@@ -1,9 +1,12 @@
 """Login rate limiting: failed logins counted per email and per client IP in Redis.
 
-Fixed windows: the first failure starts a window of ``window`` seconds for its key; at
-``max_failures`` failures within it, logins for that email or from that IP get 429 with
-``Retry-After`` until the window ends. A successful login clears the email's counter (not
-the IP's). When Redis is down the limiter fails open (the outage is logged by the client).
+Fixed windows: the first counted attempt starts a window of ``window`` seconds for its key;
+at ``max_failures`` within it, logins for that email or from that IP get 429 with
+``Retry-After`` until the window ends. Each attempt *reserves* one count on both keys before
+the password is checked, so a burst of concurrent guesses cannot slip past the limit; a
+success gives the reservations back (and clears the email's counter), an attempt that ends
+without a verdict (e.g. the app server is unavailable) gives them back too. When Redis is
+down the limiter fails open (the outage is logged by the client).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import hashlib
 from shillings_web.cache import Redis, RedisUnavailable
 from shillings_web.errors import ApiError
 
-_CHECK = """
+_RESERVE = """
 local limit = tonumber(ARGV[1])
 local wait = 0
 for _, key in ipairs(KEYS) do
@@ -24,15 +27,20 @@ for _, key in ipairs(KEYS) do
     if ttl > wait then wait = ttl end
   end
 end
-return wait
-"""
-
-_FAIL = """
+if wait > 0 then return wait end
 for _, key in ipairs(KEYS) do
   local n = redis.call('INCR', key)
   if n == 1 or redis.call('TTL', key) < 0 then
-    redis.call('EXPIRE', key, ARGV[1])
+    redis.call('EXPIRE', key, ARGV[2])
   end
+end
+return 0
+"""
+
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n > 0 then redis.call('DECR', key) end
 end
 return 1
 """
@@ -47,21 +55,22 @@ def _ip_key(ip: str) -> str:
 
 
 class LoginLimiter:
-    """Counts failed logins; refuses further attempts over the limit."""
+    """Counts login attempts that failed or are in progress; refuses more over the limit."""
 
     def __init__(self, redis: Redis, max_failures: int, window: int) -> None:
         self._redis = redis
         self._max = max_failures
         self._window = window
 
-    async def check(self, email: str, ip: str) -> None:
-        """Raise 429 ``too_many_attempts`` (with Retry-After) if either counter is at the limit."""
+    async def reserve(self, email: str, ip: str) -> bool:
+        """Count this attempt against both limits, or raise 429 ``too_many_attempts`` (with
+        Retry-After) if either is reached. False when Redis is down (nothing reserved)."""
         try:
             wait = await self._redis.execute(
-                "eval", _CHECK, [_email_key(email), _ip_key(ip)], [self._max]
+                "eval", _RESERVE, [_email_key(email), _ip_key(ip)], [self._max, self._window]
             )
         except RedisUnavailable:
-            return
+            return False
         wait = int(wait)
         if wait > 0:
             raise ApiError(
@@ -70,17 +79,19 @@ class LoginLimiter:
                 "too many failed login attempts, try again later",
                 {"Retry-After": str(wait)},
             )
+        return True
 
-    async def failed(self, email: str, ip: str) -> None:
+    async def succeeded(self, email: str, ip: str) -> None:
+        """A right password: clear the email's counter and give the IP's reservation back."""
         try:
-            await self._redis.execute(
-                "eval", _FAIL, [_email_key(email), _ip_key(ip)], [self._window]
-            )
+            await self._redis.execute("delete", _email_key(email))
+            await self._redis.execute("eval", _RELEASE, [_ip_key(ip)], [])
         except RedisUnavailable:
             pass
 
-    async def succeeded(self, email: str) -> None:
+    async def release(self, email: str, ip: str) -> None:
+        """The attempt ended without a verdict on the password: give both reservations back."""
         try:
-            await self._redis.execute("delete", _email_key(email))
+            await self._redis.execute("eval", _RELEASE, [_email_key(email), _ip_key(ip)], [])
         except RedisUnavailable:
             pass

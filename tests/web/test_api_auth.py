@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest_twisted
+from twisted.internet import defer
 
 from shillings_web.cache import TOKEN_KEY
 from tests.web.conftest import PASSWORD, login, make_config, signup, start_web
@@ -309,5 +310,53 @@ async def test_client_ip_header_is_ignored_unless_behind_a_trusted_proxy(
             headers={"X-Real-IP": "10.9.9.200"},
         )
         assert (answer.code, answer.reason) == (429, "too_many_attempts")
+    finally:
+        await web.server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_concurrent_guesses_cannot_slip_past_the_limit(
+    app_server, web_redis_socket
+):
+    """Every attempt reserves its count before the password is checked: of 30 guesses sent
+    at once, exactly the limit reach the app server; then the right password is refused too,
+    while another email from elsewhere still logs in and gives its reservation back."""
+    web = await start_web(
+        make_config(
+            [app_server.address],
+            web_redis_socket,
+            app_server.config.jwt_secret,
+            login_max_failures=3,
+            login_window=120,
+            trust_proxy=True,
+        )
+    )
+    try:
+        await signup(web.client, "burst@example.com")
+        await signup(web.client, "calm@example.com")
+        guesses = [
+            web.client.post(
+                "/v1/login",
+                {"email": "burst@example.com", "password": f"guess-{n:04d}"},
+                headers={"X-Real-IP": f"10.1.0.{n}"},
+            )
+            for n in range(30)
+        ]
+        answers = await defer.gatherResults([defer.ensureDeferred(g) for g in guesses])
+        codes = sorted(a.code for a in answers)
+        assert codes == [401] * 3 + [429] * 27
+        right = await web.client.post(
+            "/v1/login",
+            {"email": "burst@example.com", "password": PASSWORD},
+            headers={"X-Real-IP": "10.1.1.1"},
+        )
+        assert (right.code, right.reason) == (429, "too_many_attempts")
+        for _ in range(5):
+            other = await web.client.post(
+                "/v1/login",
+                {"email": "calm@example.com", "password": PASSWORD},
+                headers={"X-Real-IP": "10.2.0.1"},
+            )
+            assert other.code == 200, other.raw
     finally:
         await web.server.stop()
