@@ -245,11 +245,13 @@ class ShillingsApi:
                 request, messages.login(data.email, data.password), retry_safe=True
             )
         except Exception as e:
-            if reserved and getattr(e, "reason", None) != "invalid_credentials":
-                await self.limiter.release(data.email, ip)
+            if reserved and getattr(e, "reason", None) == "invalid_credentials":
+                await self.limiter.failed(ip)
+            elif reserved:
+                await self.limiter.release(data.email)
             raise
         if reserved:
-            await self.limiter.succeeded(data.email, ip)
+            await self.limiter.succeeded(data.email)
         result = response.login
         request.user_id = result.user.user_id
         max_age = max(1, int(result.expires_at - self.clock.seconds()))

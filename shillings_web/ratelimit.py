@@ -2,11 +2,12 @@
 
 Fixed windows: the first counted attempt starts a window of ``window`` seconds for its key;
 at ``max_failures`` within it, logins for that email or from that IP get 429 with
-``Retry-After`` until the window ends. Each attempt *reserves* one count on both keys before
-the password is checked, so a burst of concurrent guesses cannot slip past the limit; a
-success gives the reservations back (and clears the email's counter), an attempt that ends
-without a verdict (e.g. the app server is unavailable) gives them back too. When Redis is
-down the limiter fails open (the outage is logged by the client).
+``Retry-After`` until the window ends. Each attempt *reserves* one count on its email before
+the password is checked, so a burst of concurrent guesses at one account cannot slip past
+the limit; a success clears the email's counter, and an attempt that ends without a verdict
+(e.g. the app server is unavailable) gives its reservation back. The IP counts failures only
+once they happen (many users may share one address, and their correct logins in flight must
+not be refused). When Redis is down the limiter fails open (logged by the client).
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ for _, key in ipairs(KEYS) do
   end
 end
 if wait > 0 then return wait end
-for _, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 or redis.call('TTL', key) < 0 then
-    redis.call('EXPIRE', key, ARGV[2])
-  end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+
+_FAIL = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return n
 """
 
 _RELEASE = """
@@ -63,8 +70,9 @@ class LoginLimiter:
         self._window = window
 
     async def reserve(self, email: str, ip: str) -> bool:
-        """Count this attempt against both limits, or raise 429 ``too_many_attempts`` (with
-        Retry-After) if either is reached. False when Redis is down (nothing reserved)."""
+        """Count this attempt against its email's limit, or raise 429 ``too_many_attempts``
+        (with Retry-After) if the email's or the IP's limit is reached. False when Redis is
+        down (nothing reserved)."""
         try:
             wait = await self._redis.execute(
                 "eval", _RESERVE, [_email_key(email), _ip_key(ip)], [self._max, self._window]
@@ -81,17 +89,23 @@ class LoginLimiter:
             )
         return True
 
-    async def succeeded(self, email: str, ip: str) -> None:
-        """A right password: clear the email's counter and give the IP's reservation back."""
+    async def failed(self, ip: str) -> None:
+        """A wrong password (the email's count was reserved already): count it for the IP."""
         try:
-            await self._redis.execute("delete", _email_key(email))
-            await self._redis.execute("eval", _RELEASE, [_ip_key(ip)], [])
+            await self._redis.execute("eval", _FAIL, [_ip_key(ip)], [self._window])
         except RedisUnavailable:
             pass
 
-    async def release(self, email: str, ip: str) -> None:
-        """The attempt ended without a verdict on the password: give both reservations back."""
+    async def succeeded(self, email: str) -> None:
+        """A right password: clear the email's counter."""
         try:
-            await self._redis.execute("eval", _RELEASE, [_email_key(email), _ip_key(ip)], [])
+            await self._redis.execute("delete", _email_key(email))
+        except RedisUnavailable:
+            pass
+
+    async def release(self, email: str) -> None:
+        """The attempt ended without a verdict on the password: give its reservation back."""
+        try:
+            await self._redis.execute("eval", _RELEASE, [_email_key(email)], [])
         except RedisUnavailable:
             pass

@@ -318,9 +318,9 @@ async def test_client_ip_header_is_ignored_unless_behind_a_trusted_proxy(
 async def test_a_burst_of_concurrent_guesses_cannot_slip_past_the_limit(
     app_server, web_redis_socket
 ):
-    """Every attempt reserves its count before the password is checked: of 30 guesses sent
-    at once, exactly the limit reach the app server; then the right password is refused too,
-    while another email from elsewhere still logs in and gives its reservation back."""
+    """Every attempt reserves a count on its email before the password is checked: of 30
+    guesses at one account sent at once, exactly the limit reach the app server; then the
+    right password is refused too, while other accounts still log in, concurrently too."""
     web = await start_web(
         make_config(
             [app_server.address],
@@ -358,5 +358,19 @@ async def test_a_burst_of_concurrent_guesses_cannot_slip_past_the_limit(
                 headers={"X-Real-IP": "10.2.0.1"},
             )
             assert other.code == 200, other.raw
+        # Many users behind one address (a NAT) logging in at once are not refused.
+        for n in range(8):
+            await signup(web.client, f"office{n}@example.com")
+        logins = [
+            defer.ensureDeferred(
+                web.client.post(
+                    "/v1/login",
+                    {"email": f"office{n}@example.com", "password": PASSWORD},
+                    headers={"X-Real-IP": "10.3.0.1"},
+                )
+            )
+            for n in range(8)
+        ]
+        assert [a.code for a in await defer.gatherResults(logins)] == [200] * 8
     finally:
         await web.server.stop()
