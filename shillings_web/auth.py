@@ -16,6 +16,9 @@ MAX_TOKEN_LENGTH = 4096
 _REQUIRED_CLAIMS = ["sub", "email", "iat", "exp", "jti"]
 _SUB_RE = re.compile(r"^[1-9][0-9]{0,19}$")
 _BEARER_RE = re.compile(rb"^[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x7e]+) *$")
+VERIFIED_CACHE_SIZE = 8192
+"""Tokens whose signature and claims were verified, kept per process (oldest dropped)."""
+_verified: dict[tuple[str, str], Identity] = {}
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,30 @@ def token_from_request(request: Any) -> str | None:
     return None
 
 
-def verify_token(token: str, secret: str) -> Identity:
-    """Check signature (HS256 only), expiry and claims; raise 401 ``unauthenticated``."""
+def verify_token(token: str, secret: str, now: float | None = None) -> Identity:
+    """Check signature (HS256 only), expiry and claims; raise 401 ``unauthenticated``.
+
+    A token that passed once is remembered (keyed by the exact token and secret), so a
+    client's next requests cost a dict lookup and an expiry check instead of a base64,
+    JSON and HMAC round; the expiry is checked on every use, as PyJWT does.
+    """
+    now = time.time() if now is None else now
+    key = (secret, token)
+    identity = _verified.get(key)
+    if identity is not None:
+        if identity.expires_at > now:
+            return identity
+        del _verified[key]
+        raise unauthenticated("token expired")
+    identity = _verify_signed(token, secret)
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        del _verified[next(iter(_verified))]
+    _verified[key] = identity
+    return identity
+
+
+def _verify_signed(token: str, secret: str) -> Identity:
+    """The full check: signature, expiry, claims."""
     if len(token) > MAX_TOKEN_LENGTH:
         raise unauthenticated("malformed token")
     try:

@@ -14,11 +14,11 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
-    textFileLogObserver,
 )
 from twisted.python.failure import Failure
 
 from shillings_web.config import ConfigError, WebConfig
+from shillings_web.logs import BatchedTextObserver
 from shillings_web.server import WebServer
 
 log = Logger()
@@ -64,18 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
-    # Redis reconnection attempts are logged by the cache when the outage starts and ends.
-    levels.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
-    observer: Any = FilteringLogObserver(
-        textFileLogObserver(sys.stdout),  # type: ignore[arg-type]
-        [levels],  # type: ignore[list-item]
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-
     from twisted.internet import reactor as default_reactor
 
     reactor: Any = default_reactor
+
+    levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
+    # Redis reconnection attempts are logged by the cache when the outage starts and ends.
+    levels.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
+    output = BatchedTextObserver(sys.stdout, reactor)
+    observer: Any = FilteringLogObserver(output, [levels])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
     server = WebServer(config, reactor)
     exit_code = [0]
@@ -93,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(server.stop()))
-    reactor.run()
+    try:
+        reactor.run()
+    finally:
+        output.stop()
     return exit_code[0]
 
 

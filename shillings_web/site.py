@@ -144,15 +144,21 @@ class ShillingsRequest(server.Request):
             return
         self._logged = True
         self.web_site.request_done()
+        method, path = _text(self.method), _text(self.path)
+        duration_ms = round((time.monotonic() - self.started) * 1000, 1)
+        user = self.user_id if self.user_id is not None else "-"
+        # The text is built here in one f-string: formatting a six-field log format through
+        # twisted.logger costs several times more, per request. The fields stay on the event.
         log.info(
-            "{method} {path} {status} {duration_ms}ms rid={request_id} user={user}",
-            method=_text(self.method),
-            path=_text(self.path),
+            "{request_line}",
+            request_line=f"{method} {path} {status} {duration_ms}ms rid={self.request_id}"
+            f" user={user}",
+            method=method,
+            path=path,
             status=status,
-            duration_ms=round((time.monotonic() - self.started) * 1000, 1),
+            duration_ms=duration_ms,
             request_id=self.request_id,
             user_id=self.user_id,
-            user=self.user_id if self.user_id is not None else "-",
         )
 
     def connectionLost(self, reason: Failure) -> None:
