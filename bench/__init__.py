@@ -1,0 +1,1 @@
+"""The Shillings benchmark: `make bench` (bench/run.sh) runs ``python -m bench``."""

@@ -1,0 +1,185 @@
+"""Baseline (c): the pay transaction of shillings_app/storage/money.py, the same SQL in the
+same order, run by N pymysql threads straight against MariaDB: no Twisted, no HTTP."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pymysql
+
+from bench.wrk import Point
+
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_WAIT_TIMEOUT = 1205
+
+
+def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
+    """One payment of one cent, statement for statement as MoneyStore.pay runs it."""
+    sender_id = sender[0]
+    cur.execute("SELECT 1 FROM revoked_tokens WHERE jti = %s", (uuid.uuid4().hex,))
+    cur.fetchone()
+    cur.execute("SELECT user_id FROM users WHERE email = %s", (receiver_email,))
+    receiver_id = int(cur.fetchone()[0])
+    locked = {}
+    for user_id in sorted((sender_id, receiver_id)):
+        cur.execute("SELECT balance, email FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
+        row = cur.fetchone()
+        locked[user_id] = (int(row[0]), row[1])
+    amount = 1
+    if locked[sender_id][0] < amount:
+        raise RuntimeError("bench user ran out of money")
+    cur.execute(
+        "UPDATE users SET balance = balance - %s, updated_at = UTC_TIMESTAMP(6) WHERE user_id = %s",
+        (amount, sender_id),
+    )
+    cur.execute(
+        "UPDATE users SET balance = balance + %s, updated_at = UTC_TIMESTAMP(6) WHERE user_id = %s",
+        (amount, receiver_id),
+    )
+    cur.execute(
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
+        " receiver_id, receiver_email, amount, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        (
+            str(uuid.uuid4()),
+            "payment",
+            sender_id,
+            locked[sender_id][1],
+            receiver_id,
+            locked[receiver_id][1],
+            amount,
+        ),
+    )
+
+
+def _pay_fewer_round_trips(
+    cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str
+) -> None:
+    """The same payment in 4 statements + COMMIT instead of 8 + COMMIT: revocation check and
+    receiver lookup in one SELECT, both rows locked by one ``IN (…) ORDER BY user_id FOR
+    UPDATE`` (InnoDB walks the primary key upwards, so still in ascending id order), both
+    balances moved by one UPDATE. Shows what fewer round trips would buy the app server."""
+    sender_id = sender[0]
+    cur.execute(
+        "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s),"
+        " (SELECT user_id FROM users WHERE email = %s)",
+        (uuid.uuid4().hex, receiver_email),
+    )
+    revoked, receiver_id = cur.fetchone()
+    if revoked or receiver_id is None:
+        raise RuntimeError("unexpected revoked token or unknown receiver")
+    cur.execute(
+        "SELECT user_id, balance, email FROM users WHERE user_id IN (%s, %s)"
+        " ORDER BY user_id FOR UPDATE",
+        (sender_id, receiver_id),
+    )
+    locked = {int(r[0]): (int(r[1]), r[2]) for r in cur.fetchall()}
+    amount = 1
+    if locked[sender_id][0] < amount:
+        raise RuntimeError("bench user ran out of money")
+    cur.execute(
+        "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
+        " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
+        (sender_id, amount, amount, sender_id, receiver_id),
+    )
+    cur.execute(
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
+        " receiver_id, receiver_email, amount, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        (
+            str(uuid.uuid4()),
+            "payment",
+            sender_id,
+            locked[sender_id][1],
+            receiver_id,
+            locked[receiver_id][1],
+            amount,
+        ),
+    )
+
+
+def load_users(users_file: Path) -> list[tuple[int, str]]:
+    users = []
+    for line in users_file.read_text().splitlines():
+        uid, email, _ = line.split("\t")
+        users.append((int(uid), email))
+    return users
+
+
+def run_pay_ceiling(
+    socket_path: Path,
+    users_file: Path,
+    *,
+    threads: int,
+    seconds: float,
+    fewer_round_trips: bool = False,
+) -> Point:
+    """Run payments between random users on ``threads`` connections for ``seconds``."""
+    pay = _pay_fewer_round_trips if fewer_round_trips else _pay
+    users = load_users(users_file)
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+    start = threading.Barrier(threads + 1)
+    stop_at = [0.0]
+
+    def worker(n: int) -> None:
+        rng = random.Random(n)
+        conn = pymysql.connect(
+            unix_socket=str(socket_path),
+            user="root",
+            database="shillings",
+            autocommit=False,
+            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 10",
+        )
+        mine = latencies[n]
+        try:
+            start.wait()
+            with conn.cursor() as cur:
+                while time.monotonic() < stop_at[0]:
+                    sender, receiver = rng.sample(users, 2)
+                    began = time.perf_counter()
+                    try:
+                        conn.begin()
+                        pay(cur, sender, receiver[1])
+                        conn.commit()
+                    except pymysql.err.OperationalError as e:
+                        conn.rollback()
+                        if e.args[0] not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
+                            raise
+                        errors[n] += 1
+                        continue
+                    mine.append(time.perf_counter() - began)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(threads)]
+    for t in workers:
+        t.start()
+    stop_at[0] = time.monotonic() + seconds + 30  # bounded even if the barrier is slow
+    start.wait()
+    began = time.monotonic()
+    stop_at[0] = began + seconds
+    for t in workers:
+        t.join(seconds + 30)
+    elapsed = time.monotonic() - began
+    merged = sorted(x for per in latencies for x in per)
+    done = len(merged)
+
+    def pct(p: float) -> float:
+        return round(merged[min(done - 1, int(done * p))] * 1000, 2) if done else 0.0
+
+    return Point(
+        name="db_pay_ceiling_4stmt" if fewer_round_trips else "db_pay_ceiling",
+        connections=threads,
+        requests=done,
+        seconds=round(elapsed, 3),
+        rps=round(done / elapsed, 1) if elapsed > 0 else 0.0,
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+        errors=sum(errors),
+        error_detail={"lock_conflicts": sum(errors)} if sum(errors) else {},
+    )

@@ -1,0 +1,444 @@
+"""``python -m bench``: run the whole benchmark and write bench/RESULTS.md.
+
+Order: baselines (a) nginx ``return 200`` and (b) bare Klein behind nginx; then the main
+stack (WEB_PROCS x APP_PROCS), seeded in SQL, with every endpoint at each connection count,
+baseline (c) (raw pymysql pay transactions against the same MariaDB), a py-spy profile of
+one web and one app process under the pay load, and peak RSS; then one stack per scaling
+shape for pay and account. Every stack is private (own var dir, free port) and stopped
+before the next one starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+
+from bench import dbceiling, micro, profile, report
+from bench.baselines import Baselines
+from bench.seed import PASSWORD, Seeded, seed
+from bench.stackctl import ROOT, Stack
+from bench.wrk import Point, run_wrk
+
+HISTORY_PAGE = 10
+"""limit= of the history requests: both users' pages then hold 10 rows, so the two differ
+only in the size of the history behind the page."""
+ENDPOINTS = ("account", "pay", "topup", "transactions_10", "transactions_100k", "login")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _parse_shapes(text: str) -> list[tuple[int, int]]:
+    shapes = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            web, _, app = part.partition("x")
+            shapes.append((int(web), int(app)))
+    return shapes
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per run (default 2)")
+    p.add_argument("--repeats", type=int, default=2, help="runs per point; the best is kept")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per target, 0: none")
+    p.add_argument("--connections", default="1,16,64", help="connection counts")
+    p.add_argument("--web", type=int, default=2, help="web processes of the main stack")
+    p.add_argument("--app", type=int, default=1, help="app processes of the main stack")
+    p.add_argument(
+        "--scaling", default="1x1,2x1,4x1,1x2,2x2,4x2", help="WEBxAPP shapes for pay/account"
+    )
+    p.add_argument("--scaling-connections", type=int, default=64)
+    p.add_argument("--users", type=int, default=2000, help="seeded users")
+    p.add_argument("--history-rows", type=int, default=100_000)
+    p.add_argument("--bcrypt-cost", type=int, default=10, help="SHILLINGS_BCRYPT_COST of stacks")
+    p.add_argument("--profile-seconds", type=int, default=6, help="0: no profile")
+    p.add_argument(
+        "--keep-profiles",
+        action="store_true",
+        help="keep py-spy's raw collapsed stacks beside --out (for flame graphs)",
+    )
+    p.add_argument("--micro-seconds", type=float, default=0.5, help="per micro-benchmark, 0: none")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    p.add_argument("--report", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=ROOT / "bench" / "results-before-fixes.json",
+        help="an earlier results file to compare with in the report (if it exists)",
+    )
+    return p.parse_args(argv)
+
+
+# -- machine and versions ------------------------------------------------------------------
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "not found"
+    text = (proc.stdout + proc.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+def _match(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    return found.group(1) if found else text
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+def versions() -> dict[str, str]:
+    from google.protobuf.internal import api_implementation
+
+    redis = _first_line(["redis-server", "--version"])
+    redis_match = re.search(r"v=(\S+)", redis)
+    return {
+        "python": platform.python_version(),
+        "twisted": metadata.version("twisted"),
+        "klein": metadata.version("klein"),
+        "protobuf": f"{metadata.version('protobuf')} ({api_implementation.Type()})",
+        "pymysql": metadata.version("pymysql"),
+        "pyjwt": metadata.version("pyjwt"),
+        "bcrypt": metadata.version("bcrypt"),
+        "nginx": _first_line(["nginx", "-v"]).replace("nginx version: nginx/", ""),
+        "mariadb": _match(r"Ver (\S+)", _first_line(["mariadbd", "--version"])),
+        "redis": redis_match.group(1) if redis_match else redis,
+        "wrk": _match(r"wrk (\S+)", _first_line(["wrk", "--version"])),
+        "py-spy": _first_line([profile.py_spy() or "py-spy", "--version"]).replace("py-spy ", ""),
+    }
+
+
+def bcrypt_per_core(cost: int, seconds: float = 1.0) -> float:
+    """bcrypt checks per second on one core at ``cost`` (the login ceiling per core)."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=cost))
+    done = 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds or done < 2:
+        bcrypt.checkpw(PASSWORD.encode(), hashed)
+        done += 1
+    return round(done / (time.perf_counter() - began), 2)
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def _target(name: str, seeded: Seeded) -> tuple[str, Path, str]:
+    """wrk mode, users file and password for an endpoint name."""
+    return {
+        "account": ("account", seeded.users_file, ""),
+        "pay": ("pay", seeded.users_file, ""),
+        "topup": ("topup", seeded.users_file, ""),
+        "transactions_10": ("transactions", seeded.history_10_file, ""),
+        "transactions_100k": ("transactions", seeded.history_100k_file, ""),
+        "login": ("login", seeded.users_file, PASSWORD),
+    }[name]
+
+
+def run_endpoint(
+    stack: Stack, seeded: Seeded, name: str, connections: int, seconds: float
+) -> Point:
+    mode, users_file, password = _target(name, seeded)
+    return run_wrk(
+        name,
+        stack.url,
+        connections=connections,
+        seconds=seconds,
+        mode=mode,
+        users_file=users_file,
+        password=password,
+        limit=HISTORY_PAGE,
+        timeout_s=15 if name == "login" else 10,
+    )
+
+
+def warm_account_cache(stack: Stack, seeded: Seeded, threads: int = 4) -> None:
+    """GET /v1/account once for every bench user, so that the account runs read the
+    Redis-cached profile: the pays and top-ups measured before them invalidated the cached
+    profiles of the users they touched, and a first read after that goes to the app server."""
+    tokens = [line.split("\t")[2] for line in seeded.users_file.read_text().splitlines()]
+    failed: list[int] = []
+
+    def worker(part: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=15)
+        try:
+            for token in part:
+                conn.request("GET", "/v1/account", headers={"Authorization": f"Bearer {token}"})
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    failed.append(response.status)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(tokens[n::threads],)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    if failed:
+        raise RuntimeError(f"warming the account cache: {len(failed)} answers not 200")
+
+
+def start_seeded(
+    args: argparse.Namespace, web: int, app: int, history_rows: int
+) -> tuple[Stack, Seeded]:
+    stack = Stack(web_procs=web, app_procs=app, bcrypt_cost=args.bcrypt_cost)
+    began = time.monotonic()
+    stack.start()
+    try:
+        seeded = seed(
+            stack.mysql_socket,
+            stack.jwt_secret_file,
+            stack.var / "bench",
+            users=args.users,
+            history_rows=history_rows,
+            bcrypt_cost=args.bcrypt_cost,
+        )
+    except BaseException:
+        stack.stop()
+        raise
+    log(f"stack web={web} app={app} up and seeded in {time.monotonic() - began:.1f}s")
+    return stack, seeded
+
+
+def cpu_split(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], point: Point
+) -> dict[str, float]:
+    """CPU milliseconds per request of each kind of process during one measured point."""
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        if pid in before:
+            spent[name] = spent.get(name, 0.0) + seconds - before[pid][1]
+    requests = max(1, point.requests)
+    return {name: round(s * 1000 / requests, 3) for name, s in sorted(spent.items()) if s > 0}
+
+
+def profile_pay(args: argparse.Namespace, stack: Stack, seeded: Seeded, work: Path) -> dict:
+    """py-spy of web_00 and app_00 while pay runs at the largest connection count."""
+    pids = stack.pids()
+    seconds = args.profile_seconds
+    connections = max(int(c) for c in args.connections.split(","))
+    result: dict[str, Any] = {"connections": connections, "seconds": seconds}
+    load: list[Point] = []
+    loader = threading.Thread(
+        target=lambda: load.append(run_endpoint(stack, seeded, "pay", connections, seconds + 1.5))
+    )
+    loader.start()
+    time.sleep(0.5)
+    recorders = {}
+    for role in ("web_00", "app_00"):
+        out = work / f"pyspy-{role}.txt"
+        recorders[role] = (profile.start_record(pids[role], out, seconds), out)
+    for role, (proc, out) in recorders.items():
+        _, err = proc.communicate(timeout=seconds + 30)
+        if proc.returncode != 0 or not out.exists():
+            log(f"  py-spy {role} failed: {err.decode(errors='replace')[-300:]}")
+            continue
+        raw = out.read_text()
+        if args.keep_profiles:
+            (args.out.parent / f"{args.out.stem}-profile-{role}.txt").write_text(raw)
+        summary = profile.summarise(role, raw)
+        result[role] = summary.as_dict()
+        share = 100 / max(1, summary.samples)
+        top = ", ".join(f"{c} {n * share:.0f}%" for c, n in summary.categories.most_common(5))
+        log(f"  profile {role}: {summary.samples} samples; {top}")
+    loader.join()
+    if load:
+        result["pay_under_profiler"] = load[0].as_dict()
+    return result
+
+
+BASELINES = ("nginx_static", "klein_const")
+CEILINGS = ("db_pay_ceiling", "db_pay_ceiling_4stmt")
+
+
+def best_of(
+    repeats: int, measure: Callable[[], tuple[Point, dict[str, float] | None]]
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """Run ``measure`` ``repeats`` times; keep the fastest run (other load on the machine
+    only ever slows a run down) and the req/s of every run."""
+    runs = [measure() for _ in range(max(1, repeats))]
+    point, cpu = max(runs, key=lambda run: run[0].rps)
+    figures = point.as_dict()
+    figures["rps_runs"] = [run[0].rps for run in runs]
+    return figures, cpu
+
+
+def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str, Any]) -> None:
+    """Baselines and endpoints interleaved, connection count by connection count, so that
+    each ratio compares figures measured within seconds of each other."""
+    base = Baselines(klein_procs=args.web)
+    log(f"baselines: nginx return 200, {args.web} bare Klein process(es) behind nginx")
+    base.start()
+    stack: Stack | None = None
+    try:
+        stack, seeded = start_seeded(args, args.web, args.app, args.history_rows)
+        urls = {"nginx_static": base.static_url, "klein_const": base.klein_url}
+        active = stack
+
+        def measure(name: str, c: int) -> tuple[Point, dict[str, float] | None]:
+            if name in urls:
+                return run_wrk(name, urls[name], connections=c, seconds=args.duration), None
+            if name in CEILINGS:
+                point = dbceiling.run_pay_ceiling(
+                    active.mysql_socket,
+                    seeded.users_file,
+                    threads=c,
+                    seconds=args.duration,
+                    fewer_round_trips=name == "db_pay_ceiling_4stmt",
+                )
+                return point, None
+            before = active.cpu_seconds()
+            # A login takes a bcrypt check: at 64 connections one round of them lasts
+            # seconds, so login runs get twice the time to complete enough of them.
+            seconds = args.duration * 2 if name == "login" else args.duration
+            point = run_endpoint(active, seeded, name, c, seconds)
+            return point, cpu_split(before, active.cpu_seconds(), point)
+
+        if args.warmup > 0:
+            for name in BASELINES:
+                run_wrk(f"{name}_warmup", urls[name], connections=16, seconds=args.warmup)
+            for name in ENDPOINTS:
+                run_endpoint(stack, seeded, name, 16, args.warmup)
+        figures: dict[str, list[dict[str, Any]]] = {
+            n: [] for n in (*BASELINES, *ENDPOINTS, *CEILINGS)
+        }
+        cpu: dict[str, Any] = {}
+        for c in conns:
+            for name in (*BASELINES, *ENDPOINTS, *CEILINGS):
+                if name == "account":
+                    warm_account_cache(stack, seeded)
+                point, split = best_of(args.repeats, functools.partial(measure, name, c))
+                figures[name].append(point)
+                if split is not None and c == max(conns):
+                    cpu[name] = split
+                log(
+                    f"  {name} c={c}: {point['rps']} req/s (runs {point['rps_runs']})"
+                    f" p50={point['p50_ms']}ms p99={point['p99_ms']}ms errors={point['errors']}"
+                )
+        results["baselines"] = {n: figures[n] for n in (*BASELINES, *CEILINGS)}
+        results["endpoints"] = {n: figures[n] for n in ENDPOINTS}
+        results["cpu_per_request_ms"] = cpu
+        if args.profile_seconds > 0:
+            results["profile"] = profile_pay(args, stack, seeded, stack.var / "bench")
+        results["rss_kib"] = stack.peak_rss()
+        results["seed"] = {"users": seeded.users, "history_rows": seeded.history_rows}
+    finally:
+        if stack is not None:
+            stack.stop()
+        base.stop()
+
+
+def _no_cpu(
+    stack: Stack, seeded: Seeded, name: str, c: int, seconds: float
+) -> tuple[Point, dict[str, float] | None]:
+    return run_endpoint(stack, seeded, name, c, seconds), None
+
+
+def run_scaling(
+    args: argparse.Namespace, results: dict[str, Any], shapes: list[tuple[int, int]]
+) -> None:
+    rows = []
+    c = args.scaling_connections
+    for web, app in shapes:
+        stack, seeded = start_seeded(args, web, app, 10)
+        try:
+            row: dict[str, Any] = {"web": web, "app": app, "connections": c}
+            for name in ("account", "pay"):
+                if args.warmup > 0:
+                    run_endpoint(stack, seeded, name, 16, args.warmup)
+                if name == "account":
+                    warm_account_cache(stack, seeded)
+                point, _ = best_of(
+                    args.repeats,
+                    functools.partial(_no_cpu, stack, seeded, name, c, args.duration),
+                )
+                log(f"  scaling web={web} app={app} {name}: {point['rps']} req/s")
+                row[name] = point
+            row["rss_kib"] = stack.peak_rss()
+            rows.append(row)
+        finally:
+            stack.stop()
+    results["scaling"] = rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    conns = [int(c) for c in args.connections.split(",") if c.strip()]
+    began = time.monotonic()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "machine": machine(),
+        "versions": versions(),
+        "params": {
+            "duration_s": args.duration,
+            "repeats": args.repeats,
+            "warmup_s": args.warmup,
+            "connections": conns,
+            "main_stack": {"web": args.web, "app": args.app},
+            "bcrypt_cost": args.bcrypt_cost,
+            "users": args.users,
+            "wrk_threads": "1 for 1 connection, else 2",
+        },
+    }
+    log(f"machine: {results['machine']}")
+    results["login_ceiling"] = {
+        "bcrypt_cost": args.bcrypt_cost,
+        "checks_per_s_one_core": bcrypt_per_core(args.bcrypt_cost),
+    }
+    if args.micro_seconds > 0:
+        results["micro"] = micro.run(args.micro_seconds)
+        log(f"micro: {results['micro']}")
+    run_main_stack(args, conns, results)
+    shapes = _parse_shapes(args.scaling)
+    if shapes:
+        run_scaling(args, results, shapes)
+    results["elapsed_s"] = round(time.monotonic() - began, 1)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    before = None
+    if args.before and args.before.exists() and args.before.resolve() != args.out.resolve():
+        before = json.loads(args.before.read_text())
+    report.write(args.report, results, before)
+    log(f"done in {results['elapsed_s']}s: {args.out}, {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Seed a bench stack's database in SQL (signup through the API is bcrypt-bound) and mint
+JWTs for the seeded users with the stack's own secret."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import jwt
+import pymysql
+
+from shillings_proto.secrets import load_or_create_secret
+
+PASSWORD = "bench-password-1"
+BALANCE_CENTS = 10**11
+"""Each bench user starts with 1,000,000,000.00: pays of 0.01 never run out."""
+TOKEN_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class Seeded:
+    users_file: Path
+    """All bench users, "user_id<TAB>email<TAB>jwt" per line."""
+    history_10_file: Path
+    """The user with 10 transactions (one line)."""
+    history_100k_file: Path
+    """The user with ``history_rows`` transactions (one line)."""
+    users: int
+    history_rows: int
+
+
+def connect(socket_path: Path) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        unix_socket=str(socket_path),
+        user="root",
+        database="shillings",
+        autocommit=True,
+        init_command="SET time_zone = '+00:00'",
+    )
+
+
+def _mint(secret: str, user_id: int, email: str, now: int) -> str:
+    claims = {
+        "sub": str(user_id),
+        "email": email,
+        "iat": now,
+        "exp": now + TOKEN_TTL_S,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _history(cur: pymysql.cursors.Cursor, email: str, rows: int, other: tuple[int, str]) -> int:
+    """A user with ``rows`` transactions: odd ones top-ups, even ones payments to ``other``."""
+    cur.execute(
+        "INSERT INTO users (first_name, middle_name, last_name, email, phone, balance,"
+        " created_at, updated_at) VALUES ('History', NULL, 'User', %s, '+15550000001',"
+        " %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        (email, BALANCE_CENTS),
+    )
+    user_id = int(cur.lastrowid)
+    cur.execute(
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
+        " receiver_email, amount, created_at)"
+        " SELECT UUID(), IF(seq %% 2, 'topup', 'payment'),"
+        "  IF(seq %% 2, NULL, %s), IF(seq %% 2, NULL, %s),"
+        "  IF(seq %% 2, %s, %s), IF(seq %% 2, %s, %s), 100 + seq %% 1000,"
+        "  UTC_TIMESTAMP(6) - INTERVAL %s - seq SECOND"
+        f" FROM seq_1_to_{int(rows)}",
+        (user_id, email, user_id, other[0], email, other[1], rows),
+    )
+    return user_id
+
+
+def seed(
+    socket_path: Path,
+    secret_file: Path,
+    out_dir: Path,
+    *,
+    users: int,
+    history_rows: int,
+    bcrypt_cost: int,
+) -> Seeded:
+    """Insert ``users`` bench users with balances and credentials, a user with 10
+    transactions and one with ``history_rows``; write their tokens under ``out_dir``."""
+    secret = load_or_create_secret(str(secret_file))
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=bcrypt_cost)).decode()
+    conn = connect(socket_path)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO users (first_name, middle_name, last_name, email, phone, balance,"
+                " created_at, updated_at)"
+                " SELECT 'Bench', NULL, CONCAT('User', seq), CONCAT('bench', seq, '@example.com'),"
+                " '+15550000000', %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)"
+                f" FROM seq_1_to_{int(users)}",
+                (BALANCE_CENTS,),
+            )
+            cur.execute(
+                "INSERT INTO credentials (user_id, email, password, updated_at)"
+                " SELECT user_id, email, %s, UTC_TIMESTAMP(6) FROM users"
+                " WHERE email LIKE 'bench%%@example.com'",
+                (hashed,),
+            )
+            cur.execute(
+                "SELECT user_id, email FROM users WHERE email LIKE 'bench%%@example.com'"
+                " ORDER BY user_id"
+            )
+            rows = [(int(r[0]), str(r[1])) for r in cur.fetchall()]
+            h10 = _history(cur, "history10@example.com", 10, rows[0])
+            h100k = _history(cur, "history100k@example.com", history_rows, rows[1])
+    finally:
+        conn.close()
+    now = int(time.time())
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, people: list[tuple[int, str]]) -> Path:
+        path = out_dir / name
+        lines = [f"{uid}\t{email}\t{_mint(secret, uid, email, now)}\n" for uid, email in people]
+        path.write_text("".join(lines))
+        return path
+
+    return Seeded(
+        users_file=write("users.tsv", rows),
+        history_10_file=write("history10.tsv", [(h10, "history10@example.com")]),
+        history_100k_file=write("history100k.tsv", [(h100k, "history100k@example.com")]),
+        users=len(rows),
+        history_rows=history_rows,
+    )

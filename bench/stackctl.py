@@ -1,0 +1,149 @@
+"""Start and stop a private Shillings stack (``make start`` / ``make stop``) for a run."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A temp dir with a short path: the stack's unix sockets live under it."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def stack_module() -> ModuleType:
+    """``scripts/stack.py`` imported as a module (for its supervisord RPC helpers)."""
+    name = "shillings_stack_script"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM (peak resident set) of a live process, in KiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Stack:
+    """One running stack: its var dir, HTTP port and process counts."""
+
+    web_procs: int
+    app_procs: int
+    bcrypt_cost: int
+    var: Path = field(default_factory=lambda: short_tempdir("shb-"))
+    port: int = field(default_factory=free_port)
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mysql_socket(self) -> Path:
+        return self.var / "run" / "mysqld.sock"
+
+    @property
+    def jwt_secret_file(self) -> Path:
+        return self.var / "jwt_secret"
+
+    def env(self) -> dict[str, str]:
+        drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
+        env = {
+            k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")
+        }
+        env.update(
+            SHILLINGS_VAR=str(self.var),
+            SHILLINGS_HTTP_HOST="127.0.0.1",
+            SHILLINGS_HTTP_PORT=str(self.port),
+            WEB_PROCS=str(self.web_procs),
+            APP_PROCS=str(self.app_procs),
+            SHILLINGS_BCRYPT_COST=str(self.bcrypt_cost),
+            SHILLINGS_START_TIMEOUT="90",
+            # Every bench login comes from 127.0.0.1 and each attempt in flight holds a
+            # count of the per-IP login limit: with the default limit (10) a load of 16
+            # concurrent correct logins is answered 429. The bench measures logins, not
+            # the limiter, so the limit is raised out of its way.
+            SHILLINGS_LOGIN_MAX_FAILURES="1000000",
+        )
+        return env
+
+    def _make(self, target: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        self.log.append(f"$ make {target}\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def start(self) -> None:
+        proc = self._make("start")
+        if proc.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"make start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+    def stop(self, remove: bool = True) -> None:
+        self._make("stop")
+        if remove:
+            shutil.rmtree(self.var, ignore_errors=True)
+
+    def pids(self) -> dict[str, int]:
+        """``{"web_00": pid, "app_00": pid, ...}`` of the running web and app processes."""
+        module = stack_module()
+        infos = module.process_infos(module.StackConfig.from_env(self.env()))
+        return {
+            i["name"]: int(i["pid"])
+            for i in infos
+            if i["group"] in ("web", "app") and int(i.get("pid") or 0) > 0
+        }
+
+    def cpu_seconds(self) -> dict[int, tuple[str, float]]:
+        """CPU time (user + system) so far of every process of this stack, by pid."""
+        module = stack_module()
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for pid in module.stack_processes(module.StackConfig.from_env(self.env())):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[pid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    def peak_rss(self) -> dict[str, int]:
+        return {name: peak_rss_kib(pid) for name, pid in sorted(self.pids().items())}
