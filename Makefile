@@ -15,6 +15,7 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy shillings_proto shillings_app shillings_web
 
 format: setup
 	.venv/bin/ruff format .

@@ -33,6 +33,8 @@ class ShillingsClientProtocol(Int32StringReceiver):
 
     MAX_LENGTH = MAX_FRAME
     log = Logger()
+    transport: Any
+    """The stream transport (TCP or unix), set once connected."""
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
@@ -120,6 +122,8 @@ class ShillingsServerProtocol(Int32StringReceiver):
 
     MAX_LENGTH = MAX_FRAME
     log = Logger()
+    transport: Any
+    """The stream transport (TCP or unix), set once connected."""
 
     def __init__(self) -> None:
         self._open = True
