@@ -17,7 +17,6 @@ from shillings_app.errors import (
     SelfPayment,
     Unauthenticated,
 )
-from shillings_app.storage.auth import check_not_revoked
 from shillings_app.storage.database import ER_DUP_ENTRY, Database, RetryTransaction, error_code
 from shillings_app.storage.records import (
     MAX_BALANCE,
@@ -28,20 +27,29 @@ from shillings_app.storage.records import (
 )
 
 
-def _replay(txn: Any, user_id: int, idem: IdempotencyKey | None) -> Replay | None:
-    """The stored response for ``idem``; ``IdempotencyKeyReused`` if the request differs."""
-    if idem is None:
-        return None
-    txn.execute(
-        "SELECT request_hash, response FROM idempotency_keys WHERE user_id = %s AND idem_key = %s",
-        (user_id, idem.key),
-    )
-    row = txn.fetchone()
-    if row is None:
-        return None
-    if bytes(row[0]) != idem.request_hash:
+def _stored(idem: IdempotencyKey, request_hash: Any, response: Any) -> Replay:
+    """The response stored under ``idem``; ``IdempotencyKeyReused`` if the request differs."""
+    if bytes(request_hash) != idem.request_hash:
         raise IdempotencyKeyReused()
-    return Replay(response=bytes(row[1]))
+    return Replay(response=bytes(response))
+
+
+_PAY_LOOKUP = (
+    "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s),"
+    " (SELECT user_id FROM users WHERE email = %s),"
+    " k.request_hash, k.response"
+    " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k"
+    " ON k.user_id = %s AND k.idem_key = %s"
+)
+"""One round trip for what a payment checks before locking: is the token revoked, who is
+the receiver, and was this idempotency key used (its hash and stored response, or NULLs)."""
+
+_TOPUP_LOOKUP = (
+    "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s), k.request_hash, k.response"
+    " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k"
+    " ON k.user_id = %s AND k.idem_key = %s"
+)
+"""The same for a top-up: revoked token, and the idempotency key's earlier use."""
 
 
 def _remember(txn: Any, user_id: int, idem: IdempotencyKey | None, response: bytes) -> None:
@@ -107,27 +115,28 @@ class MoneyStore:
         """
 
         def txn_fn(txn: Any) -> PayResult | Replay:
-            check_not_revoked(txn, token_id)
-            replay = _replay(txn, sender_id, idempotency)
-            if replay is not None:
-                return replay
-            txn.execute("SELECT user_id FROM users WHERE email = %s", (receiver_email,))
-            row = txn.fetchone()
-            if row is None:
+            txn.execute(
+                _PAY_LOOKUP,
+                (token_id, receiver_email, sender_id, idempotency.key if idempotency else ""),
+            )
+            revoked, found_receiver, request_hash, stored = txn.fetchone()
+            if revoked:
+                raise Unauthenticated("token revoked")
+            if idempotency is not None and request_hash is not None:
+                return _stored(idempotency, request_hash, stored)
+            if found_receiver is None:
                 raise ReceiverNotFound()
-            receiver_id = int(row[0])
+            receiver_id = int(found_receiver)
             if receiver_id == sender_id:
                 raise SelfPayment()
-            # Lock both rows in ascending user_id order so opposite payments cannot deadlock.
-            first, second = sorted((sender_id, receiver_id))
-            locked = {}
-            for user_id in (first, second):
-                txn.execute(
-                    "SELECT balance, email FROM users WHERE user_id = %s FOR UPDATE", (user_id,)
-                )
-                row = txn.fetchone()
-                if row is not None:
-                    locked[user_id] = (int(row[0]), row[1])
+            # One statement locks both rows; InnoDB walks the primary key upwards, so they are
+            # locked in ascending user_id order and opposite payments cannot deadlock.
+            txn.execute(
+                "SELECT user_id, balance, email FROM users WHERE user_id IN (%s, %s)"
+                " ORDER BY user_id FOR UPDATE",
+                (sender_id, receiver_id),
+            )
+            locked = {int(row[0]): (int(row[1]), row[2]) for row in txn.fetchall()}
             if sender_id not in locked:
                 raise Unauthenticated()
             if receiver_id not in locked:
@@ -139,14 +148,9 @@ class MoneyStore:
             if receiver_balance + amount > MAX_BALANCE:
                 raise BalanceLimit("the receiver's balance would exceed the limit")
             txn.execute(
-                "UPDATE users SET balance = balance - %s, updated_at = UTC_TIMESTAMP(6)"
-                " WHERE user_id = %s",
-                (amount, sender_id),
-            )
-            txn.execute(
-                "UPDATE users SET balance = balance + %s, updated_at = UTC_TIMESTAMP(6)"
-                " WHERE user_id = %s",
-                (amount, receiver_id),
+                "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
+                " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
+                (sender_id, amount, amount, sender_id, receiver_id),
             )
             transaction_id = _insert_transaction(
                 txn,
@@ -179,10 +183,12 @@ class MoneyStore:
         """Add ``amount`` cents to the user's balance."""
 
         def txn_fn(txn: Any) -> TopupResult | Replay:
-            check_not_revoked(txn, token_id)
-            replay = _replay(txn, user_id, idempotency)
-            if replay is not None:
-                return replay
+            txn.execute(_TOPUP_LOOKUP, (token_id, user_id, idempotency.key if idempotency else ""))
+            revoked, request_hash, stored = txn.fetchone()
+            if revoked:
+                raise Unauthenticated("token revoked")
+            if idempotency is not None and request_hash is not None:
+                return _stored(idempotency, request_hash, stored)
             txn.execute(
                 "SELECT balance, email FROM users WHERE user_id = %s FOR UPDATE", (user_id,)
             )

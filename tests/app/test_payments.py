@@ -213,7 +213,7 @@ async def test_duplicates_racing_past_the_key_lookup_move_money_once(connect, ap
             waiting = sql(
                 app_server.dsn,
                 "SELECT COUNT(*) FROM information_schema.processlist"
-                " WHERE command = 'Query' AND info LIKE 'SELECT balance%%FOR UPDATE'",
+                " WHERE command = 'Query' AND info LIKE 'SELECT user_id, balance%%FOR UPDATE'",
             )[0][0]
             if waiting == 4:
                 break
