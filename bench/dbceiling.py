@@ -1,5 +1,6 @@
 """Baseline (c): the pay transaction of shillings_app/storage/money.py, the same SQL in the
-same order, run by N pymysql threads straight against MariaDB: no Twisted, no HTTP."""
+same order, run by N pymysql threads straight against MariaDB: no Twisted, no HTTP. Beside
+it (c''): the pay SQL as it was before the fewer-round-trips fix, for that fix's before/after."""
 
 from __future__ import annotations
 
@@ -15,10 +16,72 @@ from bench.wrk import Point
 
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
+OLD_SQL_CEILING = "db_pay_ceiling_7stmt"
+"""The what-if (c''): the pay SQL before the fix, measured beside (c) for its before/after."""
+
+
+_INSERT_PAYMENT = (
+    "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
+    " receiver_id, receiver_email, amount, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))"
+)
+
+
+def _insert_payment(
+    cur: pymysql.cursors.Cursor,
+    sender: tuple[int, str],
+    receiver: tuple[int, str],
+    amount: int,
+) -> None:
+    cur.execute(
+        _INSERT_PAYMENT,
+        (str(uuid.uuid4()), "payment", sender[0], sender[1], receiver[0], receiver[1], amount),
+    )
 
 
 def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
-    """One payment of one cent, statement for statement as MoneyStore.pay runs it."""
+    """One payment of one cent, statement for statement as MoneyStore.pay runs it without an
+    Idempotency-Key: one lookup (revoked token, receiver id, the key's earlier use through a
+    LEFT JOIN on key ''), both rows locked by one ``IN (…) ORDER BY user_id FOR UPDATE``
+    (InnoDB walks the primary key upwards: ascending id order), one UPDATE moving both
+    balances, the INSERT; the caller commits. 4 statements + COMMIT."""
+    sender_id = sender[0]
+    cur.execute(
+        "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s),"
+        " (SELECT user_id FROM users WHERE email = %s),"
+        " k.request_hash, k.response"
+        " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k"
+        " ON k.user_id = %s AND k.idem_key = %s",
+        (uuid.uuid4().hex, receiver_email, sender_id, ""),
+    )
+    revoked, found_receiver, request_hash, _ = cur.fetchone()
+    if revoked or found_receiver is None or request_hash is not None:
+        raise RuntimeError("unexpected revoked token, unknown receiver or used key")
+    receiver_id = int(found_receiver)
+    cur.execute(
+        "SELECT user_id, balance, email FROM users WHERE user_id IN (%s, %s)"
+        " ORDER BY user_id FOR UPDATE",
+        (sender_id, receiver_id),
+    )
+    locked = {int(r[0]): (int(r[1]), r[2]) for r in cur.fetchall()}
+    amount = 1
+    if locked[sender_id][0] < amount:
+        raise RuntimeError("bench user ran out of money")
+    cur.execute(
+        "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
+        " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
+        (sender_id, amount, amount, sender_id, receiver_id),
+    )
+    _insert_payment(
+        cur, (sender_id, locked[sender_id][1]), (receiver_id, locked[receiver_id][1]), amount
+    )
+
+
+def _pay_7stmt(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
+    """The same payment in the SQL of MoneyStore.pay before the fewer-round-trips fix (commit
+    07902a3), without an Idempotency-Key: revocation check, receiver lookup, two ``SELECT …
+    FOR UPDATE`` in ascending id order, two UPDATEs, the INSERT. 7 statements + COMMIT (with
+    a key it also looked the key up: 8). Kept for the before/after of that fix."""
     sender_id = sender[0]
     cur.execute("SELECT 1 FROM revoked_tokens WHERE jti = %s", (uuid.uuid4().hex,))
     cur.fetchone()
@@ -40,65 +103,8 @@ def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: s
         "UPDATE users SET balance = balance + %s, updated_at = UTC_TIMESTAMP(6) WHERE user_id = %s",
         (amount, receiver_id),
     )
-    cur.execute(
-        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
-        " receiver_id, receiver_email, amount, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
-        (
-            str(uuid.uuid4()),
-            "payment",
-            sender_id,
-            locked[sender_id][1],
-            receiver_id,
-            locked[receiver_id][1],
-            amount,
-        ),
-    )
-
-
-def _pay_fewer_round_trips(
-    cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str
-) -> None:
-    """The same payment in 4 statements + COMMIT instead of 8 + COMMIT: revocation check and
-    receiver lookup in one SELECT, both rows locked by one ``IN (…) ORDER BY user_id FOR
-    UPDATE`` (InnoDB walks the primary key upwards, so still in ascending id order), both
-    balances moved by one UPDATE. Shows what fewer round trips would buy the app server."""
-    sender_id = sender[0]
-    cur.execute(
-        "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s),"
-        " (SELECT user_id FROM users WHERE email = %s)",
-        (uuid.uuid4().hex, receiver_email),
-    )
-    revoked, receiver_id = cur.fetchone()
-    if revoked or receiver_id is None:
-        raise RuntimeError("unexpected revoked token or unknown receiver")
-    cur.execute(
-        "SELECT user_id, balance, email FROM users WHERE user_id IN (%s, %s)"
-        " ORDER BY user_id FOR UPDATE",
-        (sender_id, receiver_id),
-    )
-    locked = {int(r[0]): (int(r[1]), r[2]) for r in cur.fetchall()}
-    amount = 1
-    if locked[sender_id][0] < amount:
-        raise RuntimeError("bench user ran out of money")
-    cur.execute(
-        "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
-        " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
-        (sender_id, amount, amount, sender_id, receiver_id),
-    )
-    cur.execute(
-        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
-        " receiver_id, receiver_email, amount, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
-        (
-            str(uuid.uuid4()),
-            "payment",
-            sender_id,
-            locked[sender_id][1],
-            receiver_id,
-            locked[receiver_id][1],
-            amount,
-        ),
+    _insert_payment(
+        cur, (sender_id, locked[sender_id][1]), (receiver_id, locked[receiver_id][1]), amount
     )
 
 
@@ -116,10 +122,11 @@ def run_pay_ceiling(
     *,
     threads: int,
     seconds: float,
-    fewer_round_trips: bool = False,
+    old_sql: bool = False,
 ) -> Point:
-    """Run payments between random users on ``threads`` connections for ``seconds``."""
-    pay = _pay_fewer_round_trips if fewer_round_trips else _pay
+    """Run payments between random users on ``threads`` connections for ``seconds``: the
+    app's pay SQL, or with ``old_sql`` the SQL it ran before the fewer-round-trips fix."""
+    pay = _pay_7stmt if old_sql else _pay
     users = load_users(users_file)
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
@@ -173,7 +180,7 @@ def run_pay_ceiling(
         return round(merged[min(done - 1, int(done * p))] * 1000, 2) if done else 0.0
 
     return Point(
-        name="db_pay_ceiling_4stmt" if fewer_round_trips else "db_pay_ceiling",
+        name=OLD_SQL_CEILING if old_sql else "db_pay_ceiling",
         connections=threads,
         requests=done,
         seconds=round(elapsed, 3),

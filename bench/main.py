@@ -2,10 +2,10 @@
 
 Order: baselines (a) nginx ``return 200`` and (b) bare Klein behind nginx; then the main
 stack (WEB_PROCS x APP_PROCS), seeded in SQL, with every endpoint at each connection count,
-baseline (c) (raw pymysql pay transactions against the same MariaDB), a py-spy profile of
-one web and one app process under the pay load, and peak RSS; then one stack per scaling
-shape for pay and account. Every stack is private (own var dir, free port) and stopped
-before the next one starts.
+baseline (c) (raw pymysql pay transactions against the same MariaDB) and (c''), the pay SQL
+before the fewer-round-trips fix, a py-spy profile of one web and one app process under the
+pay load, and peak RSS; then one stack per scaling shape for pay and account. Every stack
+is private (own var dir, free port) and stopped before the next one starts.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def profile_pay(args: argparse.Namespace, stack: Stack, seeded: Seeded, work: Pa
 
 
 BASELINES = ("nginx_static", "klein_const")
-CEILINGS = ("db_pay_ceiling", "db_pay_ceiling_4stmt")
+CEILINGS = ("db_pay_ceiling", dbceiling.OLD_SQL_CEILING)
 
 
 def best_of(
@@ -321,7 +321,7 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                     seeded.users_file,
                     threads=c,
                     seconds=args.duration,
-                    fewer_round_trips=name == "db_pay_ceiling_4stmt",
+                    old_sql=name == dbceiling.OLD_SQL_CEILING,
                 )
                 return point, None
             before = active.cpu_seconds()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.dbceiling import OLD_SQL_CEILING
+
 HERE = Path(__file__).resolve().parent
 ANALYSIS = HERE / "analysis.md"
 
@@ -52,21 +54,78 @@ def _max_rss(rss: dict[str, int], prefix: str) -> int:
     return max((kib for name, kib in rss.items() if name.startswith(prefix)), default=0)
 
 
+def _old_sql_points(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """(c''), the pay SQL before the fewer-round-trips fix. A run made before that fix has no
+    such baseline: its (c) *was* that SQL (such runs carry the what-if db_pay_ceiling_4stmt)."""
+    base = results.get("baselines", {})
+    if OLD_SQL_CEILING in base:
+        return list(base[OLD_SQL_CEILING])
+    if "db_pay_ceiling_4stmt" in base:
+        return list(base.get("db_pay_ceiling", []))
+    return []
+
+
 def _summary_figures(results: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """Headline (req/s, ratio to its baseline) pairs, for comparing two runs."""
     base = results.get("baselines", {})
+    eps = results.get("endpoints", {})
     out: dict[str, tuple[float, float]] = {}
-    for name, baseline in (("account", "klein_const"), ("pay", "db_pay_ceiling")):
-        for p in results.get("endpoints", {}).get(name, []):
-            b = _at(base.get(baseline, []), p["connections"])
+    for name, label, points in (
+        ("account", "÷ (b) klein_const", base.get("klein_const", [])),
+        ("pay", "÷ (c'') pay SQL before the fix", _old_sql_points(results)),
+        ("pay", "÷ (c) the run's own app pay SQL", base.get("db_pay_ceiling", [])),
+        ("topup", "÷ (b) klein_const", base.get("klein_const", [])),
+    ):
+        for p in eps.get(name, []):
+            b = _at(points, p["connections"])
             if b and b["rps"]:
-                key = f"{name} c={p['connections']} / {baseline}"
-                out[key] = (p["rps"], p["rps"] / b["rps"])
-    for p in results.get("endpoints", {}).get("topup", []):
-        b = _at(base.get("klein_const", []), p["connections"])
-        if b and b["rps"]:
-            out[f"topup c={p['connections']} / klein_const"] = (p["rps"], p["rps"] / b["rps"])
+                out[f"{name} c={p['connections']} {label}"] = (p["rps"], p["rps"] / b["rps"])
     return out
+
+
+def _sql_fix(results: dict[str, Any]) -> list[str]:
+    """(c) against (c'') and the pay endpoint over each, by connection count."""
+    new, old = results.get("baselines", {}).get("db_pay_ceiling", []), _old_sql_points(results)
+    if not new or not old or OLD_SQL_CEILING not in results.get("baselines", {}):
+        return []
+    pay = results.get("endpoints", {}).get("pay", [])
+    rows = []
+    for c_new in new:
+        c = c_new["connections"]
+        c_old, p = _at(old, c), _at(pay, c)
+        rows.append(
+            [
+                c,
+                f"{c_new['rps']:,.0f}",
+                f"{c_old['rps']:,.0f}" if c_old else "-",
+                _ratio(c_new["rps"], c_old),
+                c_new["p50_ms"],
+                c_old["p50_ms"] if c_old else "-",
+                _ratio(p["rps"], c_new) if p else "-",
+                _ratio(p["rps"], c_old) if p else "-",
+            ]
+        )
+    return [
+        "## The pay SQL fix on the raw database (same run)",
+        "",
+        "(c) is MoneyStore.pay's SQL now (4 statements + COMMIT), (c'') its SQL before the fix",
+        "(7 statements + COMMIT), each run by N pymysql threads on the same MariaDB within",
+        "seconds of each other; the last two columns divide this run's pay endpoint by each.",
+        "",
+        *_table(
+            [
+                "conns",
+                "(c) req/s",
+                "(c'') req/s",
+                "(c) ÷ (c'')",
+                "(c) p50 ms",
+                "(c'') p50 ms",
+                "pay ÷ (c)",
+                "pay ÷ (c'')",
+            ],
+            rows,
+        ),
+    ]
 
 
 def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str:
@@ -102,17 +161,19 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
         "- (a) `nginx_static`: nginx answering `return 200` itself — the HTTP ceiling here.",
         "- (b) `klein_const`: bare Klein processes (as many as web processes) answering a",
         "  constant, behind the same kind of nginx (keepalive over unix sockets).",
-        "- (c) `db_pay_ceiling`: the SQL of one payment (MoneyStore.pay: revocation check,",
-        "  receiver lookup, two `SELECT … FOR UPDATE` in id order, two UPDATEs, INSERT,",
-        "  COMMIT) by N pymysql threads (N = the connection count) straight on MariaDB.",
-        "- (c') `db_pay_ceiling_4stmt`: not a baseline but a what-if for the app server — the",
-        "  same payment in 4 statements + COMMIT (revocation check and receiver lookup in one",
-        "  SELECT, both rows locked by one `IN (…) ORDER BY user_id FOR UPDATE`, one UPDATE",
-        "  moving both balances), see bench/dbceiling.py.",
+        "- (c) `db_pay_ceiling`: the SQL of one payment as MoneyStore.pay runs it without an",
+        "  Idempotency-Key — one lookup (revoked token, receiver id, the key's earlier use by",
+        "  a LEFT JOIN), both rows locked by one `IN (…) ORDER BY user_id FOR UPDATE`, one",
+        "  UPDATE moving both balances, INSERT, COMMIT — by N pymysql threads (N = the",
+        "  connection count) straight on MariaDB.",
+        f"- (c'') `{OLD_SQL_CEILING}`: not a baseline but the before of the pay SQL fix — the",
+        "  same payment in MoneyStore.pay's SQL before it (revocation check, receiver lookup,",
+        "  two `SELECT … FOR UPDATE` in id order, two UPDATEs, INSERT, COMMIT), see",
+        "  bench/dbceiling.py.",
         "",
     ]
     rows = []
-    for name in ("nginx_static", "klein_const", "db_pay_ceiling", "db_pay_ceiling_4stmt"):
+    for name in ("nginx_static", "klein_const", "db_pay_ceiling", OLD_SQL_CEILING):
         for p in base.get(name, []):
             rows.append([name, *_point_row(p)])
     out += _table(["baseline", "conns", "req/s", "p50 ms", "p99 ms", "errors"], rows)
@@ -254,6 +315,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                 [[f"`{f}`", f"{n * 100 / total:.1f} %"] for f, n in p["self_top"][:8]],
             )
 
+    out += _sql_fix(results)
     if before is not None:
         now, then = _summary_figures(results), _summary_figures(before)
         keys = [k for k in now if k in then]
@@ -263,7 +325,11 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                 "",
                 f"Before: the run of {before['started_utc']} UTC (bench/results-before-fixes.json);"
                 f" after: this run. Each as req/s and as a ratio to its baseline measured in the"
-                " same run; the last column is after-ratio ÷ before-ratio.",
+                " same run; the last column is after-ratio ÷ before-ratio. `pay ÷ (c'')` divides"
+                " by the same SQL in both runs (the pay SQL before the fix on the raw database:"
+                " the before run's (c), this run's (c'')), so it is the like-for-like figure."
+                " `pay ÷ (c)` divides by the raw database running each run's own app SQL (old,"
+                " then new), so it says how close pay gets to its SQL, not how much it gained.",
                 "",
             ]
             rows = [

@@ -74,7 +74,7 @@ def test_tiny_bench_run_writes_results(tmp_path):
             assert 0 < p["p50_ms"] <= p["p99_ms"] < 15_000, p
             assert p["errors"] == 0, p
 
-    for name in ("nginx_static", "klein_const", "db_pay_ceiling", "db_pay_ceiling_4stmt"):
+    for name in ("nginx_static", "klein_const", "db_pay_ceiling", "db_pay_ceiling_7stmt"):
         check(results["baselines"][name])
     assert set(results["endpoints"]) == {
         "account",
@@ -98,6 +98,7 @@ def test_tiny_bench_run_writes_results(tmp_path):
     for figures in results["micro"].values():
         assert figures["before_us"] > 0 and figures["after_us"] > 0
     text = report.read_text()
-    for heading in ("## Baselines", "## Endpoints", "## Scaling", "## Memory", "## Profile"):
+    headings = ("## Baselines", "## Endpoints", "## Scaling", "## Memory", "## Profile")
+    for heading in (*headings, "## The pay SQL fix on the raw database"):
         assert heading in text
     assert "## Machine and versions" in text and "÷(b)" in text
