@@ -385,13 +385,14 @@ class ShillingsApi:
             return False
 
     async def _app_status(self) -> str:
-        try:
-            response = await self.pool.call(messages.health(), retry_safe=True)
-        except AppUnavailable:
-            return "down"
-        if response.status.code == 200 and response.health.database_ok:
+        """ "ok" when any app server reaches MySQL, else "database_down" when one answered,
+        else "down"."""
+        answers = await self.pool.ask_each(messages.health)
+        if any(r is not None and r.health.database_ok for r in answers.values()):
             return "ok"
-        return "database_down"
+        if any(r is not None for r in answers.values()):
+            return "database_down"
+        return "down"
 
     # -- errors outside the handlers --------------------------------------------------
 

@@ -11,6 +11,7 @@ answer: a caller never hangs.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, task
@@ -61,6 +62,11 @@ class _Slot:
         self._done.addErrback(
             lambda f: log.failure("connection loop to {address} crashed", f, address=self.address)
         )
+
+    @property
+    def protocol(self) -> ShillingsClientProtocol | None:
+        """The live connection of this slot, if any."""
+        return self._protocol
 
     async def stop(self) -> None:
         self._running = False
@@ -172,6 +178,34 @@ class AppPool:
     @property
     def live_connections(self) -> int:
         return len(self._live)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The app servers, each once, in configuration order."""
+        return list(dict.fromkeys(slot.address for slot in self._slots))
+
+    async def ask_each(self, build: Callable[[], pb.Request]) -> dict[str, pb.Response | None]:
+        """Send ``build()`` to every app server on one of its live connections, at once;
+        map each address to its Response, or None when it is unreachable or timed out."""
+        chosen: dict[str, ShillingsClientProtocol] = {}
+        for slot in self._slots:
+            protocol = slot.protocol
+            if protocol is not None and protocol.is_connected:
+                chosen.setdefault(slot.address, protocol)
+
+        async def ask(address: str) -> pb.Response | None:
+            protocol = chosen.get(address)
+            if protocol is None:
+                return None
+            try:
+                return await protocol.call(build(), self.timeout)
+            except (RequestTimeoutError, ConnectionLostError):
+                return None
+
+        answers = await defer.gatherResults(
+            [defer.ensureDeferred(ask(address)) for address in self.addresses]
+        )
+        return dict(zip(self.addresses, answers, strict=True))
 
     def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)

@@ -10,6 +10,7 @@ import jwt
 import pytest_twisted
 from twisted.internet import reactor
 
+from shillings_proto import pb
 from shillings_web.server import poll_until
 from tests.harness import start_redis
 from tests.web.conftest import (
@@ -19,6 +20,7 @@ from tests.web.conftest import (
     start_web,
     user_with_token,
 )
+from tests.web.fakeapp import FakeApp, ok_health
 
 
 async def eventually(check, within: float) -> bool:
@@ -134,3 +136,35 @@ async def test_hanging_app_server_gives_503_within_the_timeout(fake_app, web_red
         assert health.code == 503 and health.body["checks"]["app"] == "down"
     finally:
         await web.server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_healthz_is_ok_while_any_app_server_reaches_the_database(web_redis_socket):
+    """With two app servers, one cut off from MySQL (or stopped) does not make the web
+    process unhealthy; both cut off does."""
+
+    def db_down(request):
+        return pb.Response(status=pb.Status(code=200), health=pb.HealthResponse(database_ok=False))
+
+    first, second = FakeApp(reactor), FakeApp(reactor)
+    await first.start()
+    await second.start()
+    web = await start_web(
+        make_config([first.address, second.address], web_redis_socket, TEST_SECRET)
+    )
+    try:
+        assert await poll_until(reactor, lambda: web.server.pool.live_connections == 4, 5.0)
+        first.factory.responder = db_down
+        for _ in range(4):  # whichever connection the pool would pick
+            health = await web.client.get("/healthz")
+            assert health.code == 200, health.raw
+        second.factory.responder = db_down
+        health = await web.client.get("/healthz")
+        assert (health.code, health.body["checks"]["app"]) == (503, "database_down")
+        second.factory.responder = ok_health
+        await first.stop()
+        health = await web.client.get("/healthz")
+        assert health.code == 200, health.raw
+    finally:
+        await web.server.stop()
+        await second.stop()
