@@ -43,8 +43,10 @@ status:
 restart:
 	$(STACK) restart
 
+# The benchmark (< 10 min) -> bench/RESULTS.md. Main stack shape: WEB_PROCS x APP_PROCS
+# (default 2 x 1); more options in BENCH_ARGS, e.g. BENCH_ARGS="--duration 5 --scaling 1x1,4x2".
 bench: setup
-	./bench/run.sh
+	./bench/run.sh --web $${WEB_PROCS:-2} --app $${APP_PROCS:-1} $(BENCH_ARGS)
 
 # The fault, load and hostile-input scenarios alone (they also run in `make test`), writing
 # their figures to docs/RELIABILITY.md.
