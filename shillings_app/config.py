@@ -10,13 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.secrets import SecretError, checked_secret, load_or_create_secret
+from shillings_proto.envconfig import ConfigError, env_choice, env_int, jwt_secret
 
 DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
-
-
-class ConfigError(ValueError):
-    """An environment variable has an unusable value."""
 
 
 @dataclass(frozen=True)
@@ -43,30 +39,22 @@ class AppConfig:
             f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
         )
         parse_dsn(dsn)
-        try:
-            if env.get("SHILLINGS_JWT_SECRET"):
-                secret = checked_secret(env["SHILLINGS_JWT_SECRET"], "SHILLINGS_JWT_SECRET")
-            else:
-                secret = load_or_create_secret(
-                    env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
-                )
-        except SecretError as e:
-            raise ConfigError(str(e)) from None
-        pool_min = _int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
-        pool_max = _int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
+        secret = jwt_secret(env, var)
+        pool_min = env_int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
+        pool_max = env_int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
         if pool_max < pool_min:
             raise ConfigError("SHILLINGS_DB_POOL_MAX must be >= SHILLINGS_DB_POOL_MIN")
         config = cls(
             listen=env.get("SHILLINGS_APP_LISTEN") or DEFAULT_LISTEN,
             mysql_dsn=dsn,
             jwt_secret=secret,
-            token_ttl=_int(env, "SHILLINGS_TOKEN_TTL", 3600, 1),
-            bcrypt_cost=_int(env, "SHILLINGS_BCRYPT_COST", 12, 4, 31),
+            token_ttl=env_int(env, "SHILLINGS_TOKEN_TTL", 3600, 1),
+            bcrypt_cost=env_int(env, "SHILLINGS_BCRYPT_COST", 12, 4, 31),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             db_pool_min=pool_min,
             db_pool_max=pool_max,
-            idle_timeout=float(_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
-            log_level=_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
+            idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
+            log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
         )
         if config.app_secret is None and not is_private_endpoint(config.listen):
             raise ConfigError(
@@ -96,26 +84,6 @@ def is_private_endpoint(listen: str) -> bool:
         return ipaddress.ip_address(interface).is_loopback
     except ValueError:
         return False
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = (env.get(name) or default).strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ConfigError(f"{name} must be between {low} and {high or 'any'}, got {value}")
-    return value
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:

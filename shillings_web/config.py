@@ -7,14 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.secrets import SecretError, checked_secret, load_or_create_secret
+from shillings_proto.envconfig import ConfigError, env_bool, env_int, env_seconds, jwt_secret
 
 DEFAULT_LISTEN = "tcp:8081:interface=127.0.0.1"
 DEFAULT_APP_SERVER = "tcp:127.0.0.1:7070"
-
-
-class ConfigError(ValueError):
-    """An environment variable has an unusable value."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +56,7 @@ class WebConfig:
         redis_url = env.get("SHILLINGS_REDIS_URL") or (
             f"unix://{os.path.abspath(var)}/run/redis.sock"
         )
-        try:
-            if env.get("SHILLINGS_JWT_SECRET"):
-                secret = checked_secret(env["SHILLINGS_JWT_SECRET"], "SHILLINGS_JWT_SECRET")
-            else:
-                secret = load_or_create_secret(
-                    env.get("SHILLINGS_JWT_SECRET_FILE") or os.path.join(var, "jwt_secret")
-                )
-        except SecretError as e:
-            raise ConfigError(str(e)) from None
+        secret = jwt_secret(env, var)
         servers = tuple(
             s.strip()
             for s in (env.get("SHILLINGS_APP_SERVERS") or DEFAULT_APP_SERVER).split(",")
@@ -81,14 +69,14 @@ class WebConfig:
             app_servers=servers,
             redis=parse_redis_url(redis_url),
             jwt_secret=secret,
-            app_connections=_int(env, "SHILLINGS_APP_CONNECTIONS", 2, 1, 64),
-            cookie_secure=_bool(env, "SHILLINGS_COOKIE_SECURE", False),
-            request_timeout=_float(env, "SHILLINGS_REQUEST_TIMEOUT", 5.0),
-            login_max_failures=_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
-            login_window=_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
+            app_connections=env_int(env, "SHILLINGS_APP_CONNECTIONS", 2, 1, 64),
+            cookie_secure=env_bool(env, "SHILLINGS_COOKIE_SECURE", False),
+            request_timeout=env_seconds(env, "SHILLINGS_REQUEST_TIMEOUT", 5.0),
+            login_max_failures=env_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
+            login_window=env_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
-            trust_proxy=_bool(env, "SHILLINGS_TRUST_PROXY", False),
-            cache_grace=_float(env, "SHILLINGS_CACHE_GRACE", 10.0),
+            trust_proxy=env_bool(env, "SHILLINGS_TRUST_PROXY", False),
+            cache_grace=env_seconds(env, "SHILLINGS_CACHE_GRACE", 10.0),
         )
 
 
@@ -122,40 +110,3 @@ def _db(text: str, url: str) -> int:
     if not text.isdigit():
         raise ConfigError(f"bad database number in Redis URL {url!r}")
     return int(text)
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ConfigError(f"{name} must be between {low} and {high or 'any'}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 600:
-        raise ConfigError(f"{name} must be > 0 and <= 600 seconds, got {raw!r}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
