@@ -12,21 +12,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from shillings_proto import fields
+from shillings_proto.fields import (
+    IDEMPOTENCY_KEY_RE,
+    MAX_EMAIL,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD,
+    FieldError,
+)
 from shillings_web.errors import invalid_amount, invalid_request
 from shillings_web.money import AmountError, parse_amount
 
-MAX_NAME = 64
-MAX_EMAIL = 254
-MIN_PASSWORD = 8
-MAX_PASSWORD_BYTES = 72
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
-_PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
-_PHONE_SEPARATORS = re.compile(r"[ \-().]")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _CURSOR_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 
 
@@ -89,31 +89,25 @@ def _string(obj: dict[str, Any], field: str, *, required: bool = True) -> str | 
 
 
 def _name(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
-    value = (_string(obj, field, required=required) or "").strip()
-    if required and not value:
-        raise invalid_request(f"{field} is required")
-    if len(value) > MAX_NAME:
-        raise invalid_request(f"{field} must be at most {MAX_NAME} characters")
-    if _CONTROL_RE.search(value):
-        raise invalid_request(f"{field} must not contain control characters")
-    return value
+    try:
+        return fields.name(_string(obj, field, required=required) or "", field, required=required)
+    except FieldError as e:
+        raise invalid_request(str(e)) from None
 
 
 def email(value: str, field: str = "email") -> str:
     """A syntactically valid email address, lower-cased."""
-    value = value.strip().lower()
-    if not value:
-        raise invalid_request(f"{field} is required")
-    if len(value) > MAX_EMAIL or not _EMAIL_RE.match(value):
-        raise invalid_request(f"{field} is not a valid email address")
-    return value
+    try:
+        return fields.email(value, field)
+    except FieldError as e:
+        raise invalid_request(str(e)) from None
 
 
 def _phone(value: str) -> str:
-    normalized = _PHONE_SEPARATORS.sub("", value.strip())
-    if not _PHONE_RE.match(normalized):
-        raise invalid_request("phone must be 7 to 15 digits, optionally starting with +")
-    return normalized
+    try:
+        return fields.phone(value)
+    except FieldError as e:
+        raise invalid_request(str(e)) from None
 
 
 def _password(value: str, field: str = "password") -> str:
@@ -208,6 +202,8 @@ def idempotency_key(values: list[bytes] | None) -> str:
         key = values[0].decode("ascii")
     except UnicodeDecodeError:
         key = ""
-    if not _IDEMPOTENCY_KEY_RE.match(key):
-        raise invalid_request("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    if not IDEMPOTENCY_KEY_RE.match(key):
+        raise invalid_request(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
     return key

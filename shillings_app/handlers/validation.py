@@ -3,51 +3,39 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import MAX_AMOUNT, IdempotencyKey
-from shillings_proto import pb
-
-MAX_NAME = 64
-MAX_EMAIL = 254
-MIN_PASSWORD = 8
-MAX_PASSWORD_BYTES = 72
-MAX_IDEMPOTENCY_KEY = 255
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
-_PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
-_PHONE_SEPARATORS = re.compile(r"[ \-().]")
-_IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+from shillings_proto import fields, pb
+from shillings_proto.fields import (
+    IDEMPOTENCY_KEY_RE,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD,
+    FieldError,
+)
 
 
 def name(value: str, field: str, *, required: bool = True) -> str:
-    value = value.strip()
-    if required and not value:
-        raise InvalidRequest(f"{field} is required")
-    if len(value) > MAX_NAME:
-        raise InvalidRequest(f"{field} must be at most {MAX_NAME} characters")
-    if _CONTROL_RE.search(value):
-        raise InvalidRequest(f"{field} must not contain control characters")
-    return value
+    try:
+        return fields.name(value, field, required=required)
+    except FieldError as e:
+        raise InvalidRequest(str(e)) from None
 
 
 def email(value: str, field: str = "email") -> str:
     """A syntactically valid email, lower-cased (emails are compared case-insensitively)."""
-    value = value.strip().lower()
-    if not value:
-        raise InvalidRequest(f"{field} is required")
-    if len(value) > MAX_EMAIL or not _EMAIL_RE.match(value):
-        raise InvalidRequest(f"{field} is not a valid email address")
-    return value
+    try:
+        return fields.email(value, field)
+    except FieldError as e:
+        raise InvalidRequest(str(e)) from None
 
 
 def phone(value: str) -> str:
-    """7 to 15 digits with an optional leading +; spaces, dashes, dots, parentheses dropped."""
-    normalized = _PHONE_SEPARATORS.sub("", value.strip())
-    if not _PHONE_RE.match(normalized):
-        raise InvalidRequest("phone must be 7 to 15 digits, optionally starting with +")
-    return normalized
+    try:
+        return fields.phone(value)
+    except FieldError as e:
+        raise InvalidRequest(str(e)) from None
 
 
 def password(value: str) -> str:
@@ -76,7 +64,7 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
     """None for an empty key; else the key with a hash of the command and its arguments."""
     if not key:
         return None
-    if not _IDEMPOTENCY_KEY_RE.match(key):
+    if not IDEMPOTENCY_KEY_RE.match(key):
         raise InvalidRequest(
             f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
