@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,53 +15,16 @@ from typing import Any
 
 import pymysql
 
-from tests.stack.helpers import ROOT, Client, clean_env, free_port
-
-SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
+from tests.stack.helpers import Client, MadeStack, free_port, load_stack_module, stack_env
 
 
 @dataclass
-class Stack:
+class Stack(MadeStack):
     """One running stack: its var dir, HTTP port and the environment `make` ran with."""
-
-    var: Path
-    port: int
-    env: dict[str, str]
-
-    @property
-    def conf(self) -> str:
-        return str(self.var / "etc" / "supervisord.conf")
 
     @property
     def mysql_socket(self) -> str:
         return str(self.var / "run" / "mysqld.sock")
-
-    def make(self, target: str, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["make", "--no-print-directory", target],
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [SUPERVISORCTL, "-c", self.conf, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-
-    def pid_of(self, name: str) -> int | None:
-        """The pid supervisord reports for program ``name`` (None while it is not running)."""
-        out = self.ctl("pid", name).stdout.strip()
-        return int(out) if out.isdigit() and int(out) > 0 else None
 
     def kill9(self, name: str, timeout: float = 60.0) -> tuple[int, int]:
         """SIGKILL program ``name``; wait until supervisord has restarted it. Old, new pid."""
@@ -97,21 +59,14 @@ class Stack:
 
     def web_health(self) -> dict[str, int]:
         """/healthz status of each web process, asked on its own unix socket (0: no answer)."""
-        found = {}
-        for sock in sorted((self.var / "run").glob("web_*.sock")):
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(5)
-                    s.connect(str(sock))
-                    s.sendall(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
-                    head = s.recv(64)
-                found[sock.stem] = int(head.split(b" ", 2)[1])
-            except (OSError, IndexError, ValueError):
-                found[sock.stem] = 0
-        return found
+        web_healthz = load_stack_module().web_healthz
+        return {
+            sock.stem: web_healthz(sock, timeout=5.0)
+            for sock in sorted((self.var / "run").glob("web_*.sock"))
+        }
 
     def wait_all_web_ready(self, timeout: float = 60.0) -> None:
-        """Wait until every web process (not just one, as `make start` does) is healthy."""
+        """Wait until every web process is healthy (e.g. again, after Redis came back)."""
         deadline = time.monotonic() + timeout
         health = self.web_health()
         while not health or set(health.values()) != {200}:
@@ -158,13 +113,11 @@ def start_stack(web_procs: int = 2, app_procs: int = 2, **extra: str) -> Stack:
     """`make start` on a free port in a new short temp dir; raises if it does not come up."""
     var = Path(tempfile.mkdtemp(prefix="shl-rel-"))
     port = free_port()
-    env = clean_env(
-        SHILLINGS_VAR=str(var),
-        SHILLINGS_HTTP_HOST="127.0.0.1",
-        SHILLINGS_HTTP_PORT=str(port),
-        WEB_PROCS=str(web_procs),
-        APP_PROCS=str(app_procs),
-        SHILLINGS_BCRYPT_COST="4",
+    env = stack_env(
+        var,
+        port,
+        web_procs=web_procs,
+        app_procs=app_procs,
         SHILLINGS_START_TIMEOUT="90",
         **extra,
     )
@@ -173,11 +126,6 @@ def start_stack(web_procs: int = 2, app_procs: int = 2, **extra: str) -> Stack:
     if started.returncode != 0:
         stop_stack(stack)
         raise AssertionError(f"make start failed:\n{started.stdout}\n{started.stderr}")
-    try:
-        stack.wait_all_web_ready()
-    except BaseException:
-        stop_stack(stack)
-        raise
     return stack
 
 

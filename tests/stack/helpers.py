@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
-import socket
-import sys
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.stackctl import ROOT, free_port
+from bench.stackctl import stack_module as load_stack_module
 
+SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
 
-def load_stack_module() -> ModuleType:
-    """``scripts/stack.py`` imported as a module (it is a script, not a package)."""
-    name = "shillings_stack_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = [
+    "ROOT",
+    "SUPERVISORCTL",
+    "Client",
+    "MadeStack",
+    "clean_env",
+    "free_port",
+    "load_stack_module",
+    "stack_env",
+]
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -40,6 +33,61 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")}
     env.update(overrides)
     return env
+
+
+def stack_env(
+    var: Path, port: int, *, web_procs: int = 2, app_procs: int = 2, **extra: str
+) -> dict[str, str]:
+    """The environment of a test stack: private var dir and port, cheap bcrypt."""
+    return clean_env(
+        SHILLINGS_VAR=str(var),
+        SHILLINGS_HTTP_HOST="127.0.0.1",
+        SHILLINGS_HTTP_PORT=str(port),
+        WEB_PROCS=str(web_procs),
+        APP_PROCS=str(app_procs),
+        SHILLINGS_BCRYPT_COST="4",
+        **extra,
+    )
+
+
+@dataclass
+class MadeStack:
+    """A stack run by `make` in a private var dir, operated through supervisorctl."""
+
+    var: Path
+    port: int
+    env: dict[str, str]
+
+    @property
+    def conf(self) -> str:
+        return str(self.var / "etc" / "supervisord.conf")
+
+    def make(self, target: str, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SUPERVISORCTL, "-c", self.conf, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+
+    def pid_of(self, name: str) -> int | None:
+        """The pid supervisord reports for program ``name`` (None while it is not running)."""
+        out = self.ctl("pid", name).stdout.strip()
+        return int(out) if out.isdigit() and int(out) > 0 else None
 
 
 class Client:

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -18,49 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.helpers import ROOT, Client, clean_env, free_port, load_stack_module
+from tests.stack.helpers import Client, MadeStack, free_port, load_stack_module, stack_env
 
 pytestmark = pytest.mark.stack
 
-SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
 
-
-@dataclass
-class Stack:
-    var: Path
-    port: int
-    env: dict[str, str]
-
-    @property
-    def conf(self) -> str:
-        return str(self.var / "etc" / "supervisord.conf")
-
-    def make(self, target: str, timeout: float = 150.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["make", "--no-print-directory", target],
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [SUPERVISORCTL, "-c", self.conf, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def pid_of(self, name: str) -> int:
-        out = self.ctl("pid", name).stdout.strip()
-        assert out.isdigit(), f"no pid for {name}: {out!r}"
-        return int(out)
+class Stack(MadeStack):
+    def pid_of(self, name: str) -> int:  # type: ignore[override]
+        pid = super().pid_of(name)
+        assert pid is not None, f"no pid for {name}"
+        return pid
 
 
 @pytest.fixture
@@ -68,15 +34,7 @@ def stack() -> Iterator[Stack]:
     # Short path: the stack's unix sockets live under it (sun_path is 108 bytes).
     var = Path(tempfile.mkdtemp(prefix="shl-stack-"))
     port = free_port()
-    env = clean_env(
-        SHILLINGS_VAR=str(var),
-        SHILLINGS_HTTP_HOST="127.0.0.1",
-        SHILLINGS_HTTP_PORT=str(port),
-        WEB_PROCS="2",
-        APP_PROCS="2",
-        SHILLINGS_BCRYPT_COST="4",
-        SHILLINGS_START_TIMEOUT="60",
-    )
+    env = stack_env(var, port, SHILLINGS_START_TIMEOUT="60")
     running = Stack(var=var, port=port, env=env)
     try:
         yield running
