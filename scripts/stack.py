@@ -224,6 +224,26 @@ stdout_logfile_maxbytes = 20MB
 stdout_logfile_backups = 3"""
 
 
+def _process_group(
+    name: str, command: str, numprocs: int, env: Mapping[str, str], priority: int, log: Path
+) -> str:
+    """A [program:…] section of ``numprocs`` processes named ``<name>_00``, ``<name>_01``, …"""
+    return f"""
+[program:{name}]
+command = {command}
+process_name = %(program_name)s_%(process_num)02d
+numprocs = {numprocs}
+directory = {ROOT}
+environment = {_env_line(env)}
+priority = {priority}
+startsecs = 1
+startretries = 5
+stopsignal = TERM
+stopwaitsecs = 15
+stdout_logfile = {log}/%(program_name)s_%(process_num)02d.log
+{_COMMON}"""
+
+
 def render_programs(cfg: StackConfig) -> str:
     """The [program:…] sections supervisord.conf includes."""
     var, log = cfg.var, cfg.log_dir
@@ -272,20 +292,9 @@ stdout_logfile = {log / "redis.log"}
             "SHILLINGS_APP_LISTEN": f"unix:{cfg.run_dir}/app_%(process_num)02d.sock:mode=600",
         }
         parts.append(
-            f"""
-[program:app]
-command = {VENV_BIN / "shillings-app"} serve
-process_name = %(program_name)s_%(process_num)02d
-numprocs = {cfg.app_procs}
-directory = {ROOT}
-environment = {_env_line(app_env)}
-priority = 20
-startsecs = 1
-startretries = 5
-stopsignal = TERM
-stopwaitsecs = 15
-stdout_logfile = {log}/%(program_name)s_%(process_num)02d.log
-{_COMMON}"""
+            _process_group(
+                "app", f"{VENV_BIN / 'shillings-app'} serve", cfg.app_procs, app_env, 20, log
+            )
         )
     web_env = {
         "SHILLINGS_VAR": str(var),
@@ -294,20 +303,7 @@ stdout_logfile = {log}/%(program_name)s_%(process_num)02d.log
         "SHILLINGS_TRUST_PROXY": "1",
     }
     parts.append(
-        f"""
-[program:web]
-command = {VENV_BIN / "shillings-web"}
-process_name = %(program_name)s_%(process_num)02d
-numprocs = {cfg.web_procs}
-directory = {ROOT}
-environment = {_env_line(web_env)}
-priority = 30
-startsecs = 1
-startretries = 5
-stopsignal = TERM
-stopwaitsecs = 15
-stdout_logfile = {log}/%(program_name)s_%(process_num)02d.log
-{_COMMON}"""
+        _process_group("web", str(VENV_BIN / "shillings-web"), cfg.web_procs, web_env, 30, log)
     )
     nginx = f"{find_binary('nginx')} -p {var / 'nginx'} -c {cfg.etc_dir / 'nginx.conf'} -e stderr"
     parts.append(
