@@ -161,13 +161,27 @@ def web_redis_socket(redis_server: Any) -> str:
 
 
 @pytest_twisted.async_yield_fixture
-async def web(app_server: Any, web_redis_socket: str) -> AsyncIterator[Web]:
+async def web_with(app_server: Any, web_redis_socket: str) -> AsyncIterator[Any]:
+    """Start web servers in front of the real ``app_server`` and the session Redis, with
+    ``WebConfig`` overrides (``await web_with(request_timeout=1.0)``); stopped after."""
+    started: list[Web] = []
+
+    async def _start(**over: Any) -> Web:
+        config = make_config(
+            [app_server.address], web_redis_socket, app_server.config.jwt_secret, **over
+        )
+        started.append(await start_web(config))
+        return started[-1]
+
+    yield _start
+    for web in started:
+        await web.server.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def web(web_with: Any) -> AsyncIterator[Web]:
     """A web server in front of the real ``app_server`` fixture and the session Redis."""
-    web = await start_web(
-        make_config([app_server.address], web_redis_socket, app_server.config.jwt_secret)
-    )
-    yield web
-    await web.server.stop()
+    yield await web_with()
 
 
 PASSWORD = "correct horse battery"

@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from shillings_web.cache import TOKEN_KEY
-from tests.web.conftest import PASSWORD, login, make_config, signup, start_web
+from tests.web.conftest import PASSWORD, login, signup
 
 
 def assert_user(user, email):
@@ -113,24 +113,12 @@ async def test_login_sets_cookie_and_returns_token(web):
 
 
 @pytest_twisted.ensureDeferred
-async def test_secure_cookie_when_configured(app_server, web_redis_socket):
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            cookie_secure=True,
-        )
-    )
-    try:
-        await signup(web.client, "dave@example.com")
-        answer = await web.client.post(
-            "/v1/login", {"email": "dave@example.com", "password": PASSWORD}
-        )
-        assert answer.code == 200
-        assert "Secure" in [p.strip() for p in answer.header("Set-Cookie").split(";")]
-    finally:
-        await web.server.stop()
+async def test_secure_cookie_when_configured(web_with):
+    web = await web_with(cookie_secure=True)
+    await signup(web.client, "dave@example.com")
+    answer = await web.client.post("/v1/login", {"email": "dave@example.com", "password": PASSWORD})
+    assert answer.code == 200
+    assert "Secure" in [p.strip() for p in answer.header("Set-Cookie").split(";")]
 
 
 @pytest_twisted.ensureDeferred
@@ -216,161 +204,122 @@ async def test_expired_and_forged_tokens_for_a_real_user(web):
 
 
 @pytest_twisted.ensureDeferred
-async def test_login_rate_limit_per_email_and_per_ip(app_server, web_redis_socket):
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            login_max_failures=3,
-            login_window=120,
-            trust_proxy=True,
-        )
-    )
-    try:
-        client = web.client
-        await signup(client, "jan@example.com")
-        await signup(client, "kim@example.com")
+async def test_login_rate_limit_per_email_and_per_ip(web_with):
+    web = await web_with(login_max_failures=3, login_window=120, trust_proxy=True)
+    client = web.client
+    await signup(client, "jan@example.com")
+    await signup(client, "kim@example.com")
 
-        def from_ip(ip):
-            return {"X-Real-IP": ip}
+    def from_ip(ip):
+        return {"X-Real-IP": ip}
 
-        for _ in range(3):
-            answer = await client.post(
-                "/v1/login",
-                {"email": "jan@example.com", "password": "wrong-pass"},
-                headers=from_ip("10.0.0.1"),
-            )
-            assert (answer.code, answer.reason) == (401, "invalid_credentials")
-        # Per email: even the right password, from another IP, is refused for now.
+    for _ in range(3):
         answer = await client.post(
             "/v1/login",
-            {"email": "jan@example.com", "password": PASSWORD},
-            headers=from_ip("10.0.0.2"),
-        )
-        assert (answer.code, answer.reason) == (429, "too_many_attempts")
-        assert 100 <= int(answer.header("Retry-After")) <= 120
-        # Per IP: 10.0.0.1 is over the limit for any email.
-        answer = await client.post(
-            "/v1/login",
-            {"email": "kim@example.com", "password": PASSWORD},
+            {"email": "jan@example.com", "password": "wrong-pass"},
             headers=from_ip("10.0.0.1"),
         )
-        assert (answer.code, answer.reason) == (429, "too_many_attempts")
-        # Another email from another IP is fine; a success clears that email's failures.
-        for _ in range(2):
-            answer = await client.post(
-                "/v1/login",
-                {"email": "kim@example.com", "password": "wrong-pass"},
-                headers=from_ip("10.0.0.3"),
-            )
-            assert answer.code == 401
-        answer = await client.post(
-            "/v1/login",
-            {"email": "kim@example.com", "password": PASSWORD},
-            headers=from_ip("10.0.0.4"),
-        )
-        assert answer.code == 200
+        assert (answer.code, answer.reason) == (401, "invalid_credentials")
+    # Per email: even the right password, from another IP, is refused for now.
+    answer = await client.post(
+        "/v1/login",
+        {"email": "jan@example.com", "password": PASSWORD},
+        headers=from_ip("10.0.0.2"),
+    )
+    assert (answer.code, answer.reason) == (429, "too_many_attempts")
+    assert 100 <= int(answer.header("Retry-After")) <= 120
+    # Per IP: 10.0.0.1 is over the limit for any email.
+    answer = await client.post(
+        "/v1/login",
+        {"email": "kim@example.com", "password": PASSWORD},
+        headers=from_ip("10.0.0.1"),
+    )
+    assert (answer.code, answer.reason) == (429, "too_many_attempts")
+    # Another email from another IP is fine; a success clears that email's failures.
+    for _ in range(2):
         answer = await client.post(
             "/v1/login",
             {"email": "kim@example.com", "password": "wrong-pass"},
-            headers=from_ip("10.0.0.5"),
+            headers=from_ip("10.0.0.3"),
         )
         assert answer.code == 401
-    finally:
-        await web.server.stop()
+    answer = await client.post(
+        "/v1/login",
+        {"email": "kim@example.com", "password": PASSWORD},
+        headers=from_ip("10.0.0.4"),
+    )
+    assert answer.code == 200
+    answer = await client.post(
+        "/v1/login",
+        {"email": "kim@example.com", "password": "wrong-pass"},
+        headers=from_ip("10.0.0.5"),
+    )
+    assert answer.code == 401
 
 
 @pytest_twisted.ensureDeferred
-async def test_client_ip_header_is_ignored_unless_behind_a_trusted_proxy(
-    app_server, web_redis_socket
-):
+async def test_client_ip_header_is_ignored_unless_behind_a_trusted_proxy(web_with):
     """Reached directly (SHILLINGS_TRUST_PROXY unset), a forged X-Real-IP does not spread
     failures over fake addresses: the per-IP limit still counts the real peer."""
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            login_max_failures=3,
-            login_window=120,
-        )
-    )
-    try:
-        for n in range(3):
-            answer = await web.client.post(
-                "/v1/login",
-                {"email": f"nobody{n}@example.com", "password": "wrong-pass"},
-                headers={"X-Real-IP": f"10.9.9.{n}"},
-            )
-            assert (answer.code, answer.reason) == (401, "invalid_credentials")
+    web = await web_with(login_max_failures=3, login_window=120)
+    for n in range(3):
         answer = await web.client.post(
             "/v1/login",
-            {"email": "someone-else@example.com", "password": "wrong-pass"},
-            headers={"X-Real-IP": "10.9.9.200"},
+            {"email": f"nobody{n}@example.com", "password": "wrong-pass"},
+            headers={"X-Real-IP": f"10.9.9.{n}"},
         )
-        assert (answer.code, answer.reason) == (429, "too_many_attempts")
-    finally:
-        await web.server.stop()
+        assert (answer.code, answer.reason) == (401, "invalid_credentials")
+    answer = await web.client.post(
+        "/v1/login",
+        {"email": "someone-else@example.com", "password": "wrong-pass"},
+        headers={"X-Real-IP": "10.9.9.200"},
+    )
+    assert (answer.code, answer.reason) == (429, "too_many_attempts")
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_burst_of_concurrent_guesses_cannot_slip_past_the_limit(
-    app_server, web_redis_socket
-):
+async def test_a_burst_of_concurrent_guesses_cannot_slip_past_the_limit(web_with):
     """Every attempt reserves a count on its email before the password is checked: of 30
     guesses at one account sent at once, exactly the limit reach the app server; then the
     right password is refused too, while other accounts still log in, concurrently too."""
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            login_max_failures=3,
-            login_window=120,
-            trust_proxy=True,
+    web = await web_with(login_max_failures=3, login_window=120, trust_proxy=True)
+    await signup(web.client, "burst@example.com")
+    await signup(web.client, "calm@example.com")
+    guesses = [
+        web.client.post(
+            "/v1/login",
+            {"email": "burst@example.com", "password": f"guess-{n:04d}"},
+            headers={"X-Real-IP": f"10.1.0.{n}"},
         )
+        for n in range(30)
+    ]
+    answers = await defer.gatherResults([defer.ensureDeferred(g) for g in guesses])
+    codes = sorted(a.code for a in answers)
+    assert codes == [401] * 3 + [429] * 27
+    right = await web.client.post(
+        "/v1/login",
+        {"email": "burst@example.com", "password": PASSWORD},
+        headers={"X-Real-IP": "10.1.1.1"},
     )
-    try:
-        await signup(web.client, "burst@example.com")
-        await signup(web.client, "calm@example.com")
-        guesses = [
+    assert (right.code, right.reason) == (429, "too_many_attempts")
+    for _ in range(5):
+        other = await web.client.post(
+            "/v1/login",
+            {"email": "calm@example.com", "password": PASSWORD},
+            headers={"X-Real-IP": "10.2.0.1"},
+        )
+        assert other.code == 200, other.raw
+    # Many users behind one address (a NAT) logging in at once are not refused.
+    for n in range(8):
+        await signup(web.client, f"office{n}@example.com")
+    logins = [
+        defer.ensureDeferred(
             web.client.post(
                 "/v1/login",
-                {"email": "burst@example.com", "password": f"guess-{n:04d}"},
-                headers={"X-Real-IP": f"10.1.0.{n}"},
+                {"email": f"office{n}@example.com", "password": PASSWORD},
+                headers={"X-Real-IP": "10.3.0.1"},
             )
-            for n in range(30)
-        ]
-        answers = await defer.gatherResults([defer.ensureDeferred(g) for g in guesses])
-        codes = sorted(a.code for a in answers)
-        assert codes == [401] * 3 + [429] * 27
-        right = await web.client.post(
-            "/v1/login",
-            {"email": "burst@example.com", "password": PASSWORD},
-            headers={"X-Real-IP": "10.1.1.1"},
         )
-        assert (right.code, right.reason) == (429, "too_many_attempts")
-        for _ in range(5):
-            other = await web.client.post(
-                "/v1/login",
-                {"email": "calm@example.com", "password": PASSWORD},
-                headers={"X-Real-IP": "10.2.0.1"},
-            )
-            assert other.code == 200, other.raw
-        # Many users behind one address (a NAT) logging in at once are not refused.
-        for n in range(8):
-            await signup(web.client, f"office{n}@example.com")
-        logins = [
-            defer.ensureDeferred(
-                web.client.post(
-                    "/v1/login",
-                    {"email": f"office{n}@example.com", "password": PASSWORD},
-                    headers={"X-Real-IP": "10.3.0.1"},
-                )
-            )
-            for n in range(8)
-        ]
-        assert [a.code for a in await defer.gatherResults(logins)] == [200] * 8
-    finally:
-        await web.server.stop()
+        for n in range(8)
+    ]
+    assert [a.code for a in await defer.gatherResults(logins)] == [200] * 8

@@ -12,7 +12,7 @@ from shillings_app.config import parse_dsn
 from shillings_web.auth import verify_token
 from shillings_web.cache import RedisUnavailable
 from shillings_web.server import poll_until
-from tests.web.conftest import make_config, start_web, user_with_token
+from tests.web.conftest import user_with_token
 from tests.web.test_api_money import balance
 
 
@@ -75,88 +75,71 @@ async def test_pay_while_redis_refuses_invalidation_leaves_no_stale_balance(web)
 
 @pytest_twisted.ensureDeferred
 async def test_pay_whose_answer_times_out_has_no_late_effect_and_no_stale_cache(
-    app_server, web_redis_socket
+    app_server, web_with
 ):
     """The web gives up after 1 s while the receiver's row is locked for 1.6 s: the client
     is told the outcome is unknown, the app server rolls the late payment back, both
     balances read fresh, and the retry with the same key pays exactly once."""
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            request_timeout=1.0,
-        )
-    )
+    web = await web_with(request_timeout=1.0)
+    alice = await user_with_token(web.client, "alice@example.com", topup="100.00")
+    bob = await user_with_token(web.client, "bob@example.com")
+    assert await balance(web.client, alice) == "100.00"
+    assert await balance(web.client, bob) == "0.00"
+    bob_id = (await web.client.get("/v1/account", token=bob)).body["user"]["user_id"]
+    body = {"receiver_email": "bob@example.com", "amount": "5.00"}
+    headers = {"Idempotency-Key": "slow-pay-1"}
+    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
     try:
-        alice = await user_with_token(web.client, "alice@example.com", topup="100.00")
-        bob = await user_with_token(web.client, "bob@example.com")
-        assert await balance(web.client, alice) == "100.00"
-        assert await balance(web.client, bob) == "0.00"
-        bob_id = (await web.client.get("/v1/account", token=bob)).body["user"]["user_id"]
-        body = {"receiver_email": "bob@example.com", "amount": "5.00"}
-        headers = {"Idempotency-Key": "slow-pay-1"}
-        blocker = pymysql.connect(**parse_dsn(app_server.dsn))
-        try:
-            with blocker.cursor() as cur:
-                cur.execute("BEGIN")
-                cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (bob_id,))
-            answer = await web.client.post("/v1/pay", body, token=alice, headers=headers)
-            assert (answer.code, answer.reason) == (503, "unavailable")
-            assert "outcome is unknown" in answer.body["status"]["message"]
-            await deferLater(reactor, 0.6, lambda: None)
-        finally:
-            blocker.commit()
-            blocker.close()
-        assert await poll_until(reactor, lambda: app_server.factory.in_flight == 0, 5.0)
-        assert await balance(web.client, alice) == "100.00"
-        assert await balance(web.client, bob) == "0.00"
-
-        retry = await web.client.post("/v1/pay", body, token=alice, headers=headers)
-        assert retry.code == 200, retry.raw
-        again = await web.client.post("/v1/pay", body, token=alice, headers=headers)
-        assert again.body["transaction_id"] == retry.body["transaction_id"]
-        assert await balance(web.client, alice) == "95.00"
-        assert await balance(web.client, bob) == "5.00"
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (bob_id,))
+        answer = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+        assert (answer.code, answer.reason) == (503, "unavailable")
+        assert "outcome is unknown" in answer.body["status"]["message"]
+        await deferLater(reactor, 0.6, lambda: None)
     finally:
-        await web.server.stop()
+        blocker.commit()
+        blocker.close()
+    assert await poll_until(reactor, lambda: app_server.factory.in_flight == 0, 5.0)
+    assert await balance(web.client, alice) == "100.00"
+    assert await balance(web.client, bob) == "0.00"
+
+    retry = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+    assert retry.code == 200, retry.raw
+    again = await web.client.post("/v1/pay", body, token=alice, headers=headers)
+    assert again.body["transaction_id"] == retry.body["transaction_id"]
+    assert await balance(web.client, alice) == "95.00"
+    assert await balance(web.client, bob) == "5.00"
 
 
 @pytest_twisted.ensureDeferred
 async def test_after_redis_starts_empty_no_process_serves_what_another_could_not_invalidate(
-    app_server, web_redis_socket
+    web_with,
 ):
     """Redis comes back empty; web process Y has not reconnected yet (its INCR fails) when
     it answers a pay, while X already caches again. For ``cache_grace`` seconds after the
     new epoch nobody reads the cache, and Y replays its INCR within that time."""
-    config = make_config(
-        [app_server.address], web_redis_socket, app_server.config.jwt_secret, cache_grace=1.5
+    x = await web_with(cache_grace=1.5)
+    y = await web_with(cache_grace=1.5)
+    alice = await user_with_token(x.client, "alice@example.com", topup="100.00")
+    bob = await user_with_token(x.client, "bob@example.com")
+    await x.server.redis.execute("flushdb")  # Redis restarted empty
+    assert await balance(x.client, alice) == "100.00"
+    assert await balance(x.client, bob) == "0.00"
+    failing = refuse(y, "incr")
+    paid = await y.client.post(
+        "/v1/pay", {"receiver_email": "bob@example.com", "amount": "1.00"}, token=alice
     )
-    x = await start_web(config)
-    y = await start_web(config)
-    try:
-        alice = await user_with_token(x.client, "alice@example.com", topup="100.00")
-        bob = await user_with_token(x.client, "bob@example.com")
-        await x.server.redis.execute("flushdb")  # Redis restarted empty
-        assert await balance(x.client, alice) == "100.00"
-        assert await balance(x.client, bob) == "0.00"
-        failing = refuse(y, "incr")
-        paid = await y.client.post(
-            "/v1/pay", {"receiver_email": "bob@example.com", "amount": "1.00"}, token=alice
-        )
-        assert paid.code == 200, paid.raw
-        assert await balance(x.client, alice) == "99.00"
-        assert await balance(x.client, bob) == "1.00"
+    assert paid.code == 200, paid.raw
+    assert await balance(x.client, alice) == "99.00"
+    assert await balance(x.client, bob) == "1.00"
 
-        failing.clear()
-        assert await poll_until(reactor, lambda: y.server.api.cache.pending == 0, 5.0)
-        await deferLater(reactor, 1.6, lambda: None)
-        assert await balance(x.client, alice) == "99.00"
-        assert await balance(x.client, alice) == "99.00"
-        assert await x.server.redis.execute("keys", "shl:tok:*") != []
-    finally:
-        await x.server.stop()
-        await y.server.stop()
+    failing.clear()
+    assert await poll_until(reactor, lambda: y.server.api.cache.pending == 0, 5.0)
+    await deferLater(reactor, 1.6, lambda: None)
+    assert await balance(x.client, alice) == "99.00"
+    assert await balance(x.client, alice) == "99.00"
+    assert await x.server.redis.execute("keys", "shl:tok:*") != []
 
 
 @pytest_twisted.ensureDeferred

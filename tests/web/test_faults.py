@@ -80,41 +80,31 @@ async def test_redis_stopped_mid_test_still_serving(app_server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_app_server_stopped_gives_503_then_recovers(app_server, web_redis_socket):
-    web = await start_web(
-        make_config(
-            [app_server.address],
-            web_redis_socket,
-            app_server.config.jwt_secret,
-            request_timeout=1.0,
-        )
-    )
-    try:
-        token = await user_with_token(web.client, "alice@example.com", topup="3.00")
-        await app_server.stop()
-        for method, path, body in (
-            ("GET", "/v1/transactions", None),
-            ("POST", "/v1/topup", {"amount": 1}),
-            ("POST", "/v1/login", {"email": "alice@example.com", "password": "whatever1"}),
-        ):
-            # (The client gives up after 15 s, so a hang would fail here too.)
-            answer = await web.client.request(method, path, json_body=body, token=token)
-            assert (answer.code, answer.reason) == (503, "unavailable"), path
-            assert answer.body["status"]["request_id"] == answer.header("X-Request-Id")
-        health = await web.client.get("/healthz")
-        assert health.code == 503 and health.body["checks"]["app"] == "down"
+async def test_app_server_stopped_gives_503_then_recovers(app_server, web_with):
+    web = await web_with(request_timeout=1.0)
+    token = await user_with_token(web.client, "alice@example.com", topup="3.00")
+    await app_server.stop()
+    for method, path, body in (
+        ("GET", "/v1/transactions", None),
+        ("POST", "/v1/topup", {"amount": 1}),
+        ("POST", "/v1/login", {"email": "alice@example.com", "password": "whatever1"}),
+    ):
+        # (The client gives up after 15 s, so a hang would fail here too.)
+        answer = await web.client.request(method, path, json_body=body, token=token)
+        assert (answer.code, answer.reason) == (503, "unavailable"), path
+        assert answer.body["status"]["request_id"] == answer.header("X-Request-Id")
+    health = await web.client.get("/healthz")
+    assert health.code == 503 and health.body["checks"]["app"] == "down"
 
-        await app_server.start()
+    await app_server.start()
 
-        async def serving() -> bool:
-            return (await web.client.get("/v1/transactions", token=token)).code == 200
+    async def serving() -> bool:
+        return (await web.client.get("/v1/transactions", token=token)).code == 200
 
-        assert await eventually(serving, 10.0)
-        assert (await web.client.get("/healthz")).code == 200
-        answer = await web.client.post("/v1/topup", {"amount": 1}, token=token)
-        assert answer.code == 200 and answer.body["balance"] == "4.00"
-    finally:
-        await web.server.stop()
+    assert await eventually(serving, 10.0)
+    assert (await web.client.get("/healthz")).code == 200
+    answer = await web.client.post("/v1/topup", {"amount": 1}, token=token)
+    assert answer.code == 200 and answer.body["balance"] == "4.00"
 
 
 @pytest_twisted.ensureDeferred
