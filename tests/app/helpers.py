@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymysql
 
@@ -22,6 +24,21 @@ def sql(dsn: str, query: str, args: tuple = ()) -> list[tuple]:
             cur.execute(query, args)
             return list(cur.fetchall())
     finally:
+        conn.close()
+
+
+@contextmanager
+def row_locked(dsn: str, user_id: int) -> Iterator[None]:
+    """Hold ``SELECT … FOR UPDATE`` on one user's row, from another connection, until the
+    block ends (then commit, releasing it)."""
+    conn = pymysql.connect(**parse_dsn(dsn))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
+        yield
+    finally:
+        conn.commit()
         conn.close()
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from shillings_app.config import parse_dsn
 from shillings_proto import messages
 from shillings_proto.framing import RequestTimeoutError
-from tests.app.helpers import new_email, new_session, sql
+from tests.app.helpers import new_email, new_session, row_locked, sql
 
 MAX_AMOUNT = 100_000_000
 MAX_BALANCE = 10**15
@@ -200,11 +198,7 @@ async def test_duplicates_racing_past_the_key_lookup_move_money_once(connect, ap
     payer = await new_session(client, "payer")
     payee = await new_session(client, "payee")
     await payer.topup(10_000)
-    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (payer.user_id,))
+    with row_locked(app_server.dsn, payer.user_id):
         requests = [
             client.call(messages.pay(payer.user_id, payer.token_id, payee.email, 300, "race"))
             for _ in range(4)
@@ -219,9 +213,6 @@ async def test_duplicates_racing_past_the_key_lookup_move_money_once(connect, ap
                 break
             await deferLater(reactor, 0.01, lambda: None)
         assert waiting == 4
-    finally:
-        blocker.commit()
-        blocker.close()
     responses = await defer.gatherResults(requests)
     assert {_status(r) for r in responses} == {(200, "")}
     assert len({r.pay.transaction_id for r in responses}) == 1
@@ -238,20 +229,13 @@ async def test_a_payment_the_client_gave_up_on_never_takes_effect_later(client, 
     payer = await new_session(client, "payer")
     payee = await new_session(client, "payee")
     await payer.topup(10_000)
-    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (payee.user_id,))
+    with row_locked(app_server.dsn, payee.user_id):
         late = client.call(
             messages.pay(payer.user_id, payer.token_id, payee.email, 700, "late"), timeout=1.0
         )
         with pytest.raises(RequestTimeoutError):
             await late
         await deferLater(reactor, 0.6, lambda: None)
-    finally:
-        blocker.commit()
-        blocker.close()
     for _ in range(300):
         if app_server.factory.in_flight == 0:
             break
@@ -273,20 +257,11 @@ async def test_work_past_its_deadline_is_refused_with_no_effect(client, app_serv
     """A top-up whose deadline passes while it waits for a lock gets 503 saying it had no
     effect (the client here waits longer than the deadline it announces)."""
     session = await new_session(client)
-    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
     request = messages.topup(session.user_id, session.token_id, 500)
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute(
-                "SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (session.user_id,)
-            )
+    with row_locked(app_server.dsn, session.user_id):
         request.timeout_ms = 400
         answered = client.call(request, timeout=10)
         await deferLater(reactor, 0.8, lambda: None)
-    finally:
-        blocker.commit()
-        blocker.close()
     response = await answered
     assert _status(response) == (503, "unavailable")
     assert "no effect" in response.status.message

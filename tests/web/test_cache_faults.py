@@ -3,15 +3,14 @@ server never gave. No stale balance and no revoked token is ever served."""
 
 from __future__ import annotations
 
-import pymysql
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from shillings_app.config import parse_dsn
 from shillings_web.auth import verify_token
 from shillings_web.cache import RedisUnavailable
 from shillings_web.server import poll_until
+from tests.app.helpers import row_locked
 from tests.web.conftest import user_with_token
 from tests.web.test_api_money import balance
 
@@ -88,18 +87,11 @@ async def test_pay_whose_answer_times_out_has_no_late_effect_and_no_stale_cache(
     bob_id = (await web.client.get("/v1/account", token=bob)).body["user"]["user_id"]
     body = {"receiver_email": "bob@example.com", "amount": "5.00"}
     headers = {"Idempotency-Key": "slow-pay-1"}
-    blocker = pymysql.connect(**parse_dsn(app_server.dsn))
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (bob_id,))
+    with row_locked(app_server.dsn, bob_id):
         answer = await web.client.post("/v1/pay", body, token=alice, headers=headers)
         assert (answer.code, answer.reason) == (503, "unavailable")
         assert "outcome is unknown" in answer.body["status"]["message"]
         await deferLater(reactor, 0.6, lambda: None)
-    finally:
-        blocker.commit()
-        blocker.close()
     assert await poll_until(reactor, lambda: app_server.factory.in_flight == 0, 5.0)
     assert await balance(web.client, alice) == "100.00"
     assert await balance(web.client, bob) == "0.00"
