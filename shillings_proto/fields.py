@@ -13,6 +13,8 @@ MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72
 """bcrypt reads at most 72 bytes; longer passwords are refused rather than truncated."""
 MAX_IDEMPOTENCY_KEY = 255
+MAX_AMOUNT = 100_000_000
+"""Largest amount of one operation, in cents (1,000,000.00)."""
 
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")

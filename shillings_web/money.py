@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation, localcontext
 
-MAX_AMOUNT = 100_000_000
-"""Largest amount of one operation, in cents (1,000,000.00)."""
+from shillings_proto.fields import MAX_AMOUNT
 
 _AMOUNT_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
 _CENT = Decimal("0.01")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
-from shillings_app.storage.records import MAX_AMOUNT, IdempotencyKey
+from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import fields, pb
 from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
+    MAX_AMOUNT,
     MAX_IDEMPOTENCY_KEY,
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-MAX_AMOUNT = 100_000_000
-"""Largest amount of one operation, in cents (1,000,000.00)."""
 MAX_BALANCE = 10**15
 """Largest balance, in cents."""
 
