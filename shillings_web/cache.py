@@ -246,15 +246,17 @@ class ProfileCache:
             self._schedule()
 
     async def flush(self) -> bool:
-        """Retry the pending invalidations once; True when none is left."""
-        gens, self._pending_gens = self._pending_gens, set()
-        self._pending_gens.update(await self._incr(gens))
-        tokens, self._pending_tokens = self._pending_tokens, set()
+        """Retry the pending invalidations once; True when none is left. Each stays pending
+        (and this process off the cache) until Redis has acknowledged it."""
+        gens = set(self._pending_gens)
+        self._pending_gens -= gens - set(await self._incr(gens))
+        tokens = set(self._pending_tokens)
         if tokens:
             try:
                 await self._redis.execute("delete", sorted(tokens))
+                self._pending_tokens -= tokens
             except RedisUnavailable:
-                self._pending_tokens.update(tokens)
+                pass
         if self.pending:
             self._schedule()
             return False
