@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest_twisted
 from twisted.internet import defer
@@ -11,15 +12,46 @@ from shillings_proto import messages, pb
 from tests.app.helpers import PASSWORD, login, new_session, signup, sql
 
 
+class HeldPasswords:
+    """Wraps the server's password hasher: every ``verify`` waits until the test releases
+    it, so a login is still in progress while the requests sent after it are answered."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.release: defer.Deferred[None] = defer.Deferred()
+        self.waiting = 0
+        self._watchers: list[tuple[int, defer.Deferred[None]]] = []
+
+    def when_waiting(self, count: int) -> defer.Deferred[None]:
+        """Fires once ``count`` checks are held."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._watchers.append((count, d))
+        self._notify()
+        return d
+
+    def _notify(self) -> None:
+        for count, d in list(self._watchers):
+            if self.waiting >= count:
+                self._watchers.remove((count, d))
+                d.callback(None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def verify(self, password: str, hashed: str) -> bool:
+        self.waiting += 1
+        self._notify()
+        await self.release
+        return bool(await self._inner.verify(password, hashed))
+
+
 @pytest_twisted.ensureDeferred
-async def test_many_requests_in_flight_on_one_connection_answered_out_of_order(
-    connect, make_server
-):
-    # bcrypt at cost 10 makes a login far slower than a profile read, so answers overtake.
-    server = await make_server(bcrypt_cost=10)
-    client = await connect(server.address)
+async def test_many_requests_in_flight_on_one_connection_answered_out_of_order(connect, app_server):
+    client = await connect()
     user = await signup(client)
     token = await login(client, user.email)
+    held = HeldPasswords(app_server.factory.ctx.passwords)
+    app_server.factory.ctx.passwords = held
     requests: list[pb.Request] = []
     for i in range(60):
         if i % 20 == 0:
@@ -33,6 +65,11 @@ async def test_many_requests_in_flight_on_one_connection_answered_out_of_order(
         d.addCallback(lambda response, index=index: arrival.append(index) or response)
         pending.append(d)
     assert client.in_flight == 60
+    # Every profile read is answered while the three logins are held in their password check.
+    profiles = [d for index, d in enumerate(pending) if index % 20 != 0]
+    await defer.gatherResults([*profiles, held.when_waiting(3)])
+    assert client.in_flight == 3
+    held.release.callback(None)
     responses = await defer.gatherResults(pending)
     for request, response in zip(requests, responses, strict=True):
         assert response.request_id == request.request_id
@@ -43,8 +80,7 @@ async def test_many_requests_in_flight_on_one_connection_answered_out_of_order(
         else:
             assert response.profile.user.user_id == user.user_id
     assert sorted(arrival) == list(range(60))
-    assert arrival != list(range(60))
-    assert arrival.index(0) > arrival.index(1)
+    assert sorted(arrival[-3:]) == [0, 20, 40]
 
 
 @pytest_twisted.ensureDeferred
