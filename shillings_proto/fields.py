@@ -1,11 +1,13 @@
 """The rules for user-supplied fields, shared by the web layer (which validates at the
 edge) and the app server (which must not trust its peer): one definition of a valid name,
-email, phone, password length and idempotency key. Each layer maps ``FieldError`` to its
-own error."""
+email, phone, password length and idempotency key, and of the one canonical form of an
+email (``email_key``) under which accounts are stored, looked up, cached and put in tokens.
+Each layer maps ``FieldError`` to its own error."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_NAME = 64
 MAX_EMAIL = 254
@@ -20,32 +22,84 @@ IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 _PHONE_SEPARATORS = re.compile(r"[ \-().]")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+FORBIDDEN_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f"  # control characters (Unicode category Cc)
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
+    "\u2028\u2029"  # line and paragraph separators
+    "\ud800-\udfff]"  # lone surrogates (cannot be encoded as UTF-8)
+)
+"""Characters refused in every text field: they reorder, hide or break what is displayed."""
+
+_DEFAULT_IGNORABLE_RE = re.compile(
+    "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Unicode's Default_Ignorable_Code_Point set: invisible, so refused in emails."""
+
+_EMAIL_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
+"""Controls, format characters, unassigned and private-use code points, and spaces. Refusing
+unassigned code points keeps ``email_key`` stable across Unicode versions (NFKC and case
+folding never change for assigned characters)."""
 
 
 class FieldError(ValueError):
     """A field breaks its rule; the message names the field."""
 
 
+def text(value: str, field: str) -> str:
+    """``value`` unchanged, unless it holds a character refused in every text field."""
+    if FORBIDDEN_RE.search(value):
+        raise FieldError(f"{field} must not contain control, bidi or invalid characters")
+    return value
+
+
+def email_key(value: str) -> str:
+    """The canonical form of an email: NFKC, then full case folding, then NFKC again.
+
+    Lookalikes compare equal: NFC and NFD accents, full-width letters, ligatures (``ﬁ``),
+    and every case variant (capital, small and final Greek sigma fold alike, which
+    ``str.lower`` does not do).
+    This is the form stored in ``users.email``, looked up, put in tokens and cached by.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value.strip()).casefold())
+
+
+def email(value: str, field: str = "email") -> str:
+    """A syntactically valid email in its canonical form (``email_key``), with no control,
+    bidi, invisible, unassigned or private-use characters."""
+    key = text(email_key(text(value, field)), field)
+    if not key:
+        raise FieldError(f"{field} is required")
+    if _DEFAULT_IGNORABLE_RE.search(key) or any(
+        unicodedata.category(c) in _EMAIL_REFUSED_CATEGORIES for c in key if not c.isascii()
+    ):
+        raise FieldError(f"{field} must not contain invisible, unassigned or private characters")
+    if len(key) > MAX_EMAIL or not _EMAIL_RE.match(key):
+        raise FieldError(f"{field} is not a valid email address")
+    return key
+
+
+def login_email(value: str, field: str = "email") -> str:
+    """The canonical form of an email given to log in: what ``email`` checks short of its
+    syntax (an unknown address gets the same answer as a wrong password)."""
+    key = email_key(text(value, field))
+    if not key:
+        raise FieldError(f"{field} is required")
+    if len(key) > MAX_EMAIL:
+        raise FieldError(f"{field} must be at most {MAX_EMAIL} characters")
+    return key
+
+
 def name(value: str, field: str, *, required: bool = True) -> str:
-    """A person's name: stripped, at most ``MAX_NAME`` characters, no control characters."""
-    value = value.strip()
+    """A person's name: NFC, stripped, at most ``MAX_NAME`` characters, no control or bidi
+    characters."""
+    value = unicodedata.normalize("NFC", text(value, field)).strip()
     if required and not value:
         raise FieldError(f"{field} is required")
     if len(value) > MAX_NAME:
         raise FieldError(f"{field} must be at most {MAX_NAME} characters")
-    if _CONTROL_RE.search(value):
-        raise FieldError(f"{field} must not contain control characters")
-    return value
-
-
-def email(value: str, field: str = "email") -> str:
-    """A syntactically valid email, lower-cased (emails are compared case-insensitively)."""
-    value = value.strip().lower()
-    if not value:
-        raise FieldError(f"{field} is required")
-    if len(value) > MAX_EMAIL or not _EMAIL_RE.match(value):
-        raise FieldError(f"{field} is not a valid email address")
     return value
 
 

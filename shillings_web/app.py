@@ -218,6 +218,7 @@ class ShillingsApi:
     @app.route("/v1/signup", methods=["POST"])
     @endpoint
     async def signup(self, request: Any) -> Reply:
+        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         data = validation.signup(request.body())
         response = await self._call(
             request,
@@ -237,6 +238,7 @@ class ShillingsApi:
     @app.route("/v1/login", methods=["POST"])
     @endpoint
     async def login(self, request: Any) -> Reply:
+        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         data = validation.login(request.body())
         ip = self._client_ip(request)
         reserved = await self.limiter.reserve(data.email, ip)
@@ -299,6 +301,7 @@ class ShillingsApi:
     @endpoint
     async def topup(self, request: Any) -> Reply:
         identity = self._identity(request)
+        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         amount = validation.topup(request.body())
         key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
         try:
@@ -322,6 +325,7 @@ class ShillingsApi:
     @endpoint
     async def pay(self, request: Any) -> Reply:
         identity = self._identity(request)
+        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         data = validation.pay(request.body())
         key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
         try:

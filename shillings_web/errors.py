@@ -12,6 +12,7 @@ REASON_FOR_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "too_many_attempts",
     500: "internal_error",
     503: "unavailable",
@@ -37,6 +38,20 @@ class ApiError(Exception):
 
 def invalid_request(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
+
+
+def parameter_unknown(message: str) -> ApiError:
+    """A body field the endpoint does not take (Stripe's ``parameter_unknown``)."""
+    return ApiError(400, "parameter_unknown", message)
+
+
+def parameter_duplicated(message: str) -> ApiError:
+    """A body field given twice in one JSON object."""
+    return ApiError(400, "parameter_duplicated", message)
+
+
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, "unsupported_media_type", message)
 
 
 def invalid_amount(message: str) -> ApiError:

@@ -15,19 +15,30 @@ from typing import Any
 from shillings_proto import fields
 from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
-    MAX_EMAIL,
     MAX_IDEMPOTENCY_KEY,
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD,
     FieldError,
 )
-from shillings_web.errors import invalid_amount, invalid_request
+from shillings_web.errors import (
+    invalid_amount,
+    invalid_request,
+    parameter_duplicated,
+    parameter_unknown,
+    unsupported_media_type,
+)
 from shillings_web.money import AmountError, parse_amount
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 _CURSOR_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+SIGNUP_FIELDS = frozenset({"first_name", "middle_name", "last_name", "email", "phone", "password"})
+LOGIN_FIELDS = frozenset({"email", "password"})
+PAY_FIELDS = frozenset({"receiver_email", "amount"})
+TOPUP_FIELDS = frozenset({"amount"})
 
 
 @dataclass(frozen=True)
@@ -62,19 +73,82 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def json_object(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object; numbers with a fraction become ``Decimal``."""
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice is refused (``json`` would keep the last)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _quoted(key: str) -> str:
+    """A field name as shown in an error message: JSON-quoted, ASCII, at most 64 chars."""
+    return json.dumps(key[:64])
+
+
+def _surrogate_in(value: Any) -> bool:
+    """Whether a lone surrogate (a ``\\ud800`` escape) hides in ``value``, at any depth."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE_RE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def json_object(body: bytes, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request body as a JSON object of ``allowed`` fields, each given once, with no
+    lone surrogate; numbers with a fraction become ``Decimal``."""
     if not body.strip():
         raise invalid_request("request body must be a JSON object")
     try:
         value = json.loads(
-            body.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant
+            body.decode("utf-8"),
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
         )
+    except _DuplicateKey as e:
+        raise parameter_duplicated(f"field {_quoted(e.key)} is given more than once") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise invalid_request("request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise invalid_request("request body must be a JSON object")
+    for key, item in value.items():
+        if _surrogate_in(key) or _surrogate_in(item):
+            raise invalid_request(
+                f"{_quoted(key)} holds an invalid unicode escape (lone surrogate)"
+            )
+    for key in value:
+        if key not in allowed:
+            raise parameter_unknown(f"unknown field {_quoted(key)}")
     return value
+
+
+def content_type(values: list[bytes] | None) -> None:
+    """A body must be sent as ``application/json`` (charset, if given, utf-8); else 415."""
+    media, _, params = (values[0] if values and len(values) == 1 else b"").partition(b";")
+    if media.strip().lower() != b"application/json":
+        raise unsupported_media_type("Content-Type must be application/json")
+    for param in params.split(b";"):
+        attribute, _, setting = param.partition(b"=")
+        if attribute.strip().lower() == b"charset":
+            if setting.strip().strip(b'"').lower() not in (b"utf-8", b"utf8"):
+                raise unsupported_media_type("Content-Type charset must be utf-8")
 
 
 def _string(obj: dict[str, Any], field: str, *, required: bool = True) -> str | None:
@@ -96,7 +170,7 @@ def _name(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
 
 
 def email(value: str, field: str = "email") -> str:
-    """A syntactically valid email address, lower-cased."""
+    """A syntactically valid email address in its canonical form (``fields.email_key``)."""
     try:
         return fields.email(value, field)
     except FieldError as e:
@@ -119,7 +193,7 @@ def _password(value: str, field: str = "password") -> str:
 
 
 def signup(body: bytes) -> Signup:
-    obj = json_object(body)
+    obj = json_object(body, SIGNUP_FIELDS)
     first_name = _name(obj, "first_name")
     middle_name = _name(obj, "middle_name", required=False)
     last_name = _name(obj, "last_name")
@@ -132,12 +206,11 @@ def signup(body: bytes) -> Signup:
 
 
 def login(body: bytes) -> Login:
-    obj = json_object(body)
-    address = (_string(obj, "email") or "").strip().lower()
-    if not address:
-        raise invalid_request("email is required")
-    if len(address) > MAX_EMAIL:
-        raise invalid_request(f"email must be at most {MAX_EMAIL} characters")
+    obj = json_object(body, LOGIN_FIELDS)
+    try:
+        address = fields.login_email(_string(obj, "email") or "")
+    except FieldError as e:
+        raise invalid_request(str(e)) from None
     password = _password(_string(obj, "password") or "")
     if not password:
         raise invalid_request("password is required")
@@ -155,13 +228,13 @@ def amount(obj: dict[str, Any]) -> int:
 
 
 def pay(body: bytes) -> Pay:
-    obj = json_object(body)
+    obj = json_object(body, PAY_FIELDS)
     receiver = email(_string(obj, "receiver_email") or "", "receiver_email")
     return Pay(receiver, amount(obj))
 
 
 def topup(body: bytes) -> int:
-    return amount(json_object(body))
+    return amount(json_object(body, TOPUP_FIELDS))
 
 
 def page(args: dict[bytes, list[bytes]]) -> Page:

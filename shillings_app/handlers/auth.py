@@ -36,7 +36,7 @@ async def login(ctx: Context, request: pb.Request) -> pb.Response:
     body = request.login
     if not body.email or not body.password:
         raise InvalidRequest("email and password are required")
-    email = body.email.strip().lower()
+    email = validation.login_email(body.email)
     found = await ctx.store.credentials_by_email(email)
     if found is None:
         await ctx.passwords.verify_dummy(body.password)

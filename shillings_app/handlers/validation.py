@@ -25,9 +25,17 @@ def name(value: str, field: str, *, required: bool = True) -> str:
 
 
 def email(value: str, field: str = "email") -> str:
-    """A syntactically valid email, lower-cased (emails are compared case-insensitively)."""
+    """A syntactically valid email in its canonical form (``fields.email_key``)."""
     try:
         return fields.email(value, field)
+    except FieldError as e:
+        raise InvalidRequest(str(e)) from None
+
+
+def login_email(value: str) -> str:
+    """The canonical form of the email a login names (its syntax is not checked)."""
+    try:
+        return fields.login_email(value)
     except FieldError as e:
         raise InvalidRequest(str(e)) from None
 

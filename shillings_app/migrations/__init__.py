@@ -1,9 +1,11 @@
 """Versioned schema migrations: ``NNNN_name.sql`` files applied in order, tracked in
-``schema_migrations``. Blocking (pymysql); run before the reactor serves requests."""
+``schema_migrations``; a version may add a Python step (``steps.STEPS``), run after its SQL in
+the transaction that records it. Blocking (pymysql); run before the reactor serves requests."""
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pymysql
 
 from shillings_app.config import parse_dsn
+from shillings_app.migrations.steps import STEPS, Report
 
 MIGRATIONS_DIR = Path(__file__).parent
 _LOCK_NAME = "shillings_schema_migrations"
@@ -91,9 +94,14 @@ def _applied(cur: Any) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def migrate(dsn: str) -> list[str]:
+def _stderr(line: str) -> None:
+    print(f"migration: {line}", file=sys.stderr, flush=True)
+
+
+def migrate(dsn: str, report: Report = _stderr) -> list[str]:
     """Create the database if needed and apply every pending migration; return the versions
-    applied (empty when up to date). Safe to run concurrently: a named lock serialises it."""
+    applied (empty when up to date). What a Python step needs an operator to see goes to
+    ``report`` (stderr by default). Safe to run concurrently: a named lock serialises it."""
     ensure_database(dsn)
     conn = _connect(parse_dsn(dsn))
     try:
@@ -117,11 +125,16 @@ def migrate(dsn: str) -> list[str]:
                         continue
                     for statement in migration.statements():
                         cur.execute(statement)
+                    cur.execute("BEGIN")
+                    step = STEPS.get(migration.version)
+                    if step is not None:
+                        step(cur, report)
                     cur.execute(
                         "INSERT INTO schema_migrations (version, applied_at)"
                         " VALUES (%s, UTC_TIMESTAMP(6))",
                         (migration.version,),
                     )
+                    cur.execute("COMMIT")
                     applied_now.append(migration.version)
                 return applied_now
             finally:
