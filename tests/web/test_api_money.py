@@ -37,7 +37,9 @@ async def test_topup_errors(web):
     for amount in ("0", 0, -1, "1.001", "1000000.01", "abc", None, True, 0.001):
         answer = await web.client.post("/v1/topup", {"amount": amount}, token=token)
         assert (answer.code, answer.reason) == (400, "invalid_amount"), amount
-    answer = await web.client.request("POST", "/v1/topup", data=b"{bad", token=token)
+    answer = await web.client.request(
+        "POST", "/v1/topup", data=b"{bad", token=token, headers={"Content-Type": "application/json"}
+    )
     assert (answer.code, answer.reason) == (400, "invalid_request")
     assert await balance(web.client, token) == "0.00"
 

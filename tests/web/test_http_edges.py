@@ -20,6 +20,7 @@ from shillings_proto import pb
 from tests.web.conftest import TEST_SECRET
 from tests.web.openapi import check_documented
 
+JSON = {"Content-Type": "application/json"}
 AUTHED = [
     ("POST", "/v1/logout"),
     ("GET", "/v1/account"),
@@ -70,10 +71,12 @@ async def test_wrong_method_is_405_envelope_with_allow(edge_web):
 @pytest_twisted.ensureDeferred
 async def test_body_over_64k_is_413_by_content_length(edge_web):
     body = json.dumps({"email": "a@b.co", "password": "x" * (64 * 1024)}).encode()
-    answer = await edge_web.client.request("POST", "/v1/login", data=body)
+    answer = await edge_web.client.request("POST", "/v1/login", data=body, headers=JSON)
     assert_envelope(answer, 413, "payload_too_large")
     # Just under the limit is read and validated (400, not 413).
-    answer = await edge_web.client.request("POST", "/v1/login", data=b" " * (64 * 1024))
+    answer = await edge_web.client.request(
+        "POST", "/v1/login", data=b" " * (64 * 1024), headers=JSON
+    )
     assert_envelope(answer, 400, "invalid_request")
 
 
@@ -111,7 +114,7 @@ async def test_request_id_generated_or_reused(edge_web):
 async def test_malformed_bodies_are_400(edge_web):
     for path in ("/v1/signup", "/v1/login"):
         for data in (b"", b"{", b"[1]", b'"str"', b"\xff"):
-            answer = await edge_web.client.request("POST", path, data=data)
+            answer = await edge_web.client.request("POST", path, data=data, headers=JSON)
             assert_envelope(answer, 400, "invalid_request")
     answer = await edge_web.client.post("/v1/signup", {"first_name": "A"})
     body = assert_envelope(answer, 400, "invalid_request")
@@ -289,3 +292,90 @@ async def test_pay_whose_client_went_away_still_invalidates_both_caches(edge_web
         assert (await generation("a@b.co"), await generation("r@x.co")) == ("1", "1")
     finally:
         globalLogPublisher.removeObserver(events.append)
+
+
+# -- issue 10: strict input, one error shape -------------------------------------------
+
+BODY_POSTS = {
+    "/v1/signup": b'{"first_name":"A","last_name":"L","email":"a@b.co","phone":"+15550001111",'
+    b'"password":"12345678"}',
+    "/v1/login": b'{"email":"a@b.co","password":"12345678"}',
+    "/v1/topup": b'{"amount":"1.00"}',
+    "/v1/pay": b'{"receiver_email":"r@x.co","amount":"1.00"}',
+}
+
+
+def app_commands(fake_app):
+    return [r.command for r in fake_app.factory.received if r.command not in (pb.HLT, pb.HEL)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_bodies_must_be_application_json(edge_web, fake_app):
+    for path, data in BODY_POSTS.items():
+        for ctype in (
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            None,
+            "application/json; charset=latin-1",
+        ):
+            headers = {"Content-Type": ctype} if ctype is not None else {}
+            answer = await edge_web.client.request(
+                "POST", path, data=data, headers=headers, token=token(sub="5")
+            )
+            body = assert_envelope(answer, 415, "unsupported_media_type")
+            assert (
+                "application/json" in body["status"]["message"]
+                or "utf-8" in body["status"]["message"]
+            )
+    assert app_commands(fake_app) == []
+    answer = await edge_web.client.request(
+        "POST",
+        "/v1/topup",
+        data=BODY_POSTS["/v1/topup"],
+        headers={"Content-Type": "application/json; charset=UTF-8"},
+        token=token(sub="5"),
+    )
+    assert answer.code == 500  # reached the fake app, which answers everything with 500
+    assert app_commands(fake_app) == [pb.TPU]
+
+
+@pytest_twisted.ensureDeferred
+async def test_lone_surrogate_is_400_never_500(edge_web, fake_app):
+    for path, data in BODY_POSTS.items():
+        text = data.decode()
+        for field in ("a@b.co", "r@x.co", '"L"', "12345678"):
+            if field in text:
+                bad = text.replace(field, field[:-1] + "\\ud800" + field[-1:], 1).encode()
+                answer = await edge_web.client.request(
+                    "POST", path, data=bad, headers=JSON, token=token(sub="5")
+                )
+                body = assert_envelope(answer, 400, "invalid_request")
+                assert "surrogate" in body["status"]["message"]
+    assert app_commands(fake_app) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_duplicate_and_unknown_fields_never_reach_the_app(edge_web, fake_app):
+    cases = [
+        ("/v1/topup", b'{"amount":"1.00","amount":"2.00"}', "parameter_duplicated", '"amount"'),
+        ("/v1/topup", b'{"amount":"1.00","fee":"-5"}', "parameter_unknown", '"fee"'),
+        (
+            "/v1/pay",
+            b'{"receiver_email":"r@x.co","amount":"1.00","fee":"-5"}',
+            "parameter_unknown",
+            '"fee"',
+        ),
+        (
+            "/v1/login",
+            b'{"email":"a@b.co","password":"x","email":"b@b.co"}',
+            "parameter_duplicated",
+            '"email"',
+        ),
+    ]
+    for path, data, reason, field in cases:
+        answer = await edge_web.client.request(
+            "POST", path, data=data, headers=JSON, token=token(sub="5")
+        )
+        body = assert_envelope(answer, 400, reason)
+        assert field in body["status"]["message"]
+    assert app_commands(fake_app) == []

@@ -135,3 +135,172 @@ def test_idempotency_key():
         with pytest.raises(ApiError) as e:
             validation.idempotency_key(bad)
         assert (e.value.code, e.value.reason) == (400, "invalid_request")
+
+
+# -- issue 10: lookalike identities, refused characters, strict JSON, media type ----------
+
+LOOKALIKES = [
+    ("jos\u00e9@example.com", "jose\u0301@example.com"),  # NFC and NFD
+    ("ada@example.com", "\uff41da@example.com"),  # full-width a
+    ("fish@example.com", "\ufb01sh@example.com"),  # the fi ligature
+    ("ada@example.com", "ADA@EXAMPLE.COM"),
+    ("x\u03c3@example.com", "X\u03a3@EXAMPLE.COM"),  # small and capital sigma
+    ("x\u03c3@example.com", "x\u03c2@example.com"),  # final sigma
+    ("ada@example.com", "ada\uff20example\uff0ecom"),  # full-width @ and .
+]
+
+
+@pytest.mark.parametrize(("first", "second"), LOOKALIKES)
+def test_lookalike_emails_have_one_canonical_form(first, second):
+    canonical = validation.signup(body({**GOOD_SIGNUP, "email": first})).email
+    assert validation.signup(body({**GOOD_SIGNUP, "email": second})).email == canonical
+    assert validation.login(body({"email": second, "password": "p"})).email == canonical
+    pay = validation.pay(body({"receiver_email": second, "amount": "1.00"}))
+    assert pay.receiver_email == canonical
+
+
+REFUSED = ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\u202e", "\u202a", "\u2066", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("char", REFUSED)
+def test_control_and_bidi_characters_refused_in_every_text_field(char):
+    for field, value in (
+        ("email", f"ev{char}il@example.com"),
+        ("first_name", f"Ad{char}a"),
+        ("middle_name", f"K{char}"),
+        ("last_name", f"{char}Lovelace"),
+    ):
+        with pytest.raises(ApiError) as e:
+            validation.signup(body({**GOOD_SIGNUP, field: value}))
+        assert (e.value.code, e.value.reason) == (400, "invalid_request")
+        assert field in e.value.message
+    for call, obj in (
+        (validation.login, {"email": f"a{char}@example.com", "password": "p"}),
+        (validation.pay, {"receiver_email": f"a{char}@example.com", "amount": 1}),
+    ):
+        with pytest.raises(ApiError) as e:
+            call(body(obj))
+        assert (e.value.code, e.value.reason) == (400, "invalid_request")
+        assert "email" in e.value.message
+
+
+@pytest.mark.parametrize("char", ["\u200b", "\u00ad", "\ufeff", "\u3164", "\U000e0041", "\ue000"])
+def test_invisible_characters_refused_in_emails(char):
+    with pytest.raises(ApiError) as e:
+        validation.signup(body({**GOOD_SIGNUP, "email": f"ad{char}a@example.com"}))
+    assert (e.value.code, e.value.reason) == (400, "invalid_request")
+
+
+def test_names_are_nfc_and_may_hold_joiners():
+    s = validation.signup(
+        body({**GOOD_SIGNUP, "first_name": "Jose\u0301", "last_name": "a\u200cb"})
+    )
+    assert (s.first_name, s.last_name) == ("Jos\u00e9", "a\u200cb")
+
+
+SURROGATE_BODIES = {
+    validation.signup: [
+        '{"first_name":"%s","last_name":"L","email":"a@b.co","phone":"+15550001111","password":"12345678"}',
+        '{"first_name":"A","last_name":"%s","email":"a@b.co","phone":"+15550001111","password":"12345678"}',
+        '{"first_name":"A","middle_name":"%s","last_name":"L","email":"a@b.co","phone":"+15550001111","password":"12345678"}',
+        '{"first_name":"A","last_name":"L","email":"a%s@b.co","phone":"+15550001111","password":"12345678"}',
+        '{"first_name":"A","last_name":"L","email":"a@b.co","phone":"+1555000111%s","password":"12345678"}',
+        '{"first_name":"A","last_name":"L","email":"a@b.co","phone":"+15550001111","password":"1234567%s"}',
+    ],
+    validation.login: [
+        '{"email":"a%s@b.co","password":"p"}',
+        '{"email":"a@b.co","password":"p%s"}',
+    ],
+    validation.pay: [
+        '{"receiver_email":"a%s@b.co","amount":"1.00"}',
+        '{"receiver_email":"a@b.co","amount":"1.0%s"}',
+    ],
+    validation.topup: ['{"amount":"%s"}'],
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "template"), [(c, t) for c, ts in SURROGATE_BODIES.items() for t in ts]
+)
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\udc00x\\ud83d"])
+def test_lone_surrogate_in_any_string_field_is_400(call, template, escape):
+    with pytest.raises(ApiError) as e:
+        call((template % escape).encode())
+    assert (e.value.code, e.value.reason) == (400, "invalid_request")
+    assert "surrogate" in e.value.message
+
+
+def test_a_surrogate_pair_is_one_character_and_fine():
+    s = validation.signup(body({**GOOD_SIGNUP, "first_name": "\U0001f600"}))
+    assert s.first_name == "\U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("call", "raw", "field"),
+    [
+        (validation.topup, b'{"amount":"1.00","amount":"2.00"}', "amount"),
+        (validation.pay, b'{"receiver_email":"a@b.co","amount":1,"amount":2}', "amount"),
+        (
+            validation.pay,
+            b'{"receiver_email":"a@b.co","receiver_email":"c@d.co","amount":1}',
+            "receiver_email",
+        ),
+        (validation.login, b'{"email":"a@b.co","password":"x","password":"y"}', "password"),
+        (validation.signup, body(GOOD_SIGNUP)[:-1] + b',"email":"b@c.de"}', "email"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_the_field(call, raw, field):
+    with pytest.raises(ApiError) as e:
+        call(raw)
+    assert (e.value.code, e.value.reason) == (400, "parameter_duplicated")
+    assert f'"{field}"' in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("call", "obj"),
+    [
+        (validation.topup, {"amount": "1.00", "fee": "-5"}),
+        (validation.pay, {"receiver_email": "a@b.co", "amount": 1, "fee": "-5"}),
+        (validation.login, {"email": "a@b.co", "password": "x", "fee": "-5"}),
+        (validation.signup, {**GOOD_SIGNUP, "fee": "-5"}),
+    ],
+)
+def test_unknown_fields_are_refused_naming_the_field(call, obj):
+    with pytest.raises(ApiError) as e:
+        call(body(obj))
+    assert (e.value.code, e.value.reason) == (400, "parameter_unknown")
+    assert '"fee"' in e.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"application/json",
+        b"Application/JSON",
+        b"application/json; charset=utf-8",
+        b'application/json;charset="UTF-8"',
+        b"application/json; charset=utf8; foo=bar",
+    ],
+)
+def test_json_content_types_accepted(value):
+    validation.content_type([value])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        None,
+        [b""],
+        [b"text/plain"],
+        [b"text/plain; charset=utf-8"],
+        [b"application/x-www-form-urlencoded"],
+        [b"multipart/form-data; boundary=x"],
+        [b"application/jsonx"],
+        [b"application/json; charset=latin-1"],
+        [b"application/json", b"application/json"],
+    ],
+)
+def test_other_content_types_are_415(values):
+    with pytest.raises(ApiError) as e:
+        validation.content_type(values)
+    assert (e.value.code, e.value.reason) == (415, "unsupported_media_type")
