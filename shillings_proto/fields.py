@@ -63,7 +63,8 @@ def email_key(value: str) -> str:
     ``str.lower`` does not do).
     This is the form stored in ``users.email``, looked up, put in tokens and cached by.
     """
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value.strip()).casefold())
+    folded = unicodedata.normalize("NFKC", value).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
 
 
 def email(value: str, field: str = "email") -> str:
