@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from shillings_app import migrations
 from shillings_proto import messages, pb
 from tests.app.helpers import sql
 
@@ -96,12 +97,15 @@ def test_serve_creates_and_migrates_an_empty_database(tmp_path, mariadb):
             while not os.path.exists(f"{tmp_path}/app.sock") and time.monotonic() < deadline:
                 assert proc.poll() is None
                 time.sleep(0.05)
-            versions = sql(mariadb.dsn(DB), "SELECT version FROM schema_migrations")
-            assert versions == [("0001_initial",)]
+            versions = sql(
+                mariadb.dsn(DB), "SELECT version FROM schema_migrations ORDER BY version"
+            )
+            assert versions == [(m.version,) for m in migrations.available()]
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
-        assert "applied migrations 0001_initial" in (tmp_path / "app.log").read_text()
+        every = ", ".join(m.version for m in migrations.available())
+        assert f"applied migrations {every}" in (tmp_path / "app.log").read_text()
     finally:
         sql(mariadb.dsn("mysql"), f"DROP DATABASE IF EXISTS {DB}")
 
