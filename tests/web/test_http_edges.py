@@ -17,7 +17,7 @@ from twisted.web.client import FileBodyProducer
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 from shillings_proto import pb
-from tests.web.conftest import TEST_SECRET
+from tests.web.conftest import PASSWORD, TEST_SECRET, signup
 from tests.web.openapi import check_documented
 
 JSON = {"Content-Type": "application/json"}
@@ -379,3 +379,23 @@ async def test_duplicate_and_unknown_fields_never_reach_the_app(edge_web, fake_a
         body = assert_envelope(answer, 400, reason)
         assert field in body["status"]["message"]
     assert app_commands(fake_app) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_lookalike_logins_share_the_accounts_rate_limit(web_with):
+    web = await web_with(login_max_failures=3, login_window=120, trust_proxy=True)
+    await signup(web.client, "x\u03c3@example.com")
+    variants = ["X\u03a3@EXAMPLE.COM", "x\u03c2@example.com", "\uff38\u03c3@example.com"]
+    for n, variant in enumerate(variants):
+        answer = await web.client.post(
+            "/v1/login",
+            {"email": variant, "password": "wrong-pass"},
+            headers={"X-Real-IP": f"10.0.1.{n}"},
+        )
+        assert (answer.code, answer.reason) == (401, "invalid_credentials")
+    answer = await web.client.post(
+        "/v1/login",
+        {"email": "x\u03c3@example.com", "password": PASSWORD},
+        headers={"X-Real-IP": "10.0.1.9"},
+    )
+    assert (answer.code, answer.reason) == (429, "too_many_attempts")
