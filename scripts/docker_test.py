@@ -181,9 +181,9 @@ def single_container() -> None:
     expect(True, "healthy with SHILLINGS_HTTP_PORT=18080 (health check follows the port)")
     state = flow(api)
 
-    top = docker("top", name, "-eo", "uid,args").splitlines()[1:]
+    top = docker("top", name, "-eo", "pid,uid,args").splitlines()[1:]
     expect(
-        len(top) >= 8 and all(line.split()[0] == UID for line in top),
+        len(top) >= 8 and all(line.split()[1] == UID for line in top),
         f"all {len(top)} processes run as uid {UID}",
     )
 
