@@ -191,8 +191,9 @@ def test_health_checks_ask_each_service_on_its_own_port() -> None:
     }
     for name, args in expected.items():
         test = services[name]["healthcheck"]["test"]
-        _check_command(test)
-        assert test[1:] == ["scripts/healthcheck.py", *args], name
+        assert test[0] == "CMD", name
+        _check_command(test[1:])
+        assert test[2:] == ["scripts/healthcheck.py", *args], name
     for name in ("mysql", "redis"):
         assert services[name]["healthcheck"]["test"][0] == "CMD"
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
