@@ -4,7 +4,7 @@
 One container (the whole stack under supervisord, SHILLINGS_HTTP_PORT moved to 18080):
 healthy, then signup -> top-up -> pay -> transactions at once (the first login after
 "healthy" must work), every process uid 10001, one log line per request in `docker logs`
-with the program's name; `docker kill` + `docker start` recovers with the data intact;
+with the program's name; `docker kill` + `docker start` (three times) recovers with the data intact;
 `docker stop` is clean (exit 0); a new container on the same volume (with an HTTP proxy in
 its environment that the health check must ignore) still has the data.
 
@@ -198,11 +198,16 @@ def single_container() -> None:
     until(logged, 15, "docker logs: request lines of web_NN and nginx")
     expect(True, "docker logs: one line per request, prefixed with the program's name")
 
-    docker("kill", name)
-    docker("start", name)
-    figures["kill_recovery_healthy_s"] = round(wait_healthy(name), 1)
-    expect(True, "docker kill + docker start: healthy again")
-    check_data(api, state)
+    # Whether a stale lock or pid file names a live process after the restart depends on
+    # how the new container's pids fall: three rounds.
+    recoveries = []
+    for _ in range(3):
+        docker("kill", name)
+        docker("start", name)
+        recoveries.append(round(wait_healthy(name), 1))
+        expect(True, "docker kill + docker start: healthy again")
+        check_data(api, state)
+    figures["kill_recovery_healthy_s"] = recoveries
 
     start = time.monotonic()
     docker("stop", "-t", "60", name)
