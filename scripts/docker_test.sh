@@ -43,6 +43,6 @@ if [ "$avail_kb" -lt $((5 * 1024 * 1024)) ]; then
 fi
 
 start=$(date +%s)
-./scripts/standin_images.sh "$docker"
+$SUDO ./scripts/standin_images.sh "$docker" # debootstrap and chroot need root
 echo "docker-test: base images ready in $(($(date +%s) - start)) s"
 DOCKER=$docker exec "${PYTHON:-python3}" scripts/docker_test.py
