@@ -1,4 +1,4 @@
-.PHONY: setup test lint format proto run start stop status restart bench reliability
+.PHONY: setup test lint format proto run start stop status restart bench reliability docker-test
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
@@ -52,3 +52,9 @@ bench: setup
 # their figures to docs/RELIABILITY.md.
 reliability: setup
 	SHILLINGS_RELIABILITY_REPORT=docs/RELIABILITY.md $(PY) -m pytest -q -m slow tests/reliability
+
+# Builds the image and runs it as its users would (one container, then docker-compose.yml
+# with --scale web=3): see scripts/docker_test.py. Installs Docker and starts dockerd when
+# needed; builds stand-in base images when Docker Hub's are absent (scripts/standin_images.sh).
+docker-test:
+	./scripts/docker_test.sh

@@ -69,6 +69,7 @@ class StackConfig:
     web_servers: tuple[str, ...] = ()
     mariadb_args: tuple[str, ...] = ()
     start_timeout: float = 90.0
+    log_stdout: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -116,6 +117,7 @@ class StackConfig:
             web_servers=web_servers,
             mariadb_args=mariadb_args,
             start_timeout=float(_int(env, "SHILLINGS_START_TIMEOUT", 90, 5, 3600)),
+            log_stdout=_int(env, "SHILLINGS_LOG_STDOUT", 0, 0, 1) == 1,
         )
 
     # -- paths ------------------------------------------------------------------------
@@ -320,7 +322,22 @@ stdout_logfile = {log / "nginx.log"}
 {_COMMON}
 """
     )
-    return "\n".join(parts)
+    programs = "\n".join(parts)
+    return _log_to_stdout(programs) if cfg.log_stdout else programs
+
+
+def _log_to_stdout(programs: str) -> str:
+    """In a container: every program logs to supervisord's stdout (`docker logs`), each line
+    prefixed with its process name by scripts/logprefix.py, instead of to files in var/log."""
+    wrapper = f"{VENV_BIN / 'python'} {ROOT / 'scripts' / 'logprefix.py'} "
+    for pattern, replacement in (
+        (r"^command = ", f"command = {wrapper}"),
+        (r"^stdout_logfile = .*$", "stdout_logfile = /dev/stdout"),
+        (r"^stdout_logfile_maxbytes = .*$", "stdout_logfile_maxbytes = 0"),
+        (r"^stdout_logfile_backups = .*$", "stdout_logfile_backups = 0"),
+    ):
+        programs = re.sub(pattern, replacement, programs, flags=re.MULTILINE)
+    return programs
 
 
 def render_nginx(cfg: StackConfig) -> str:

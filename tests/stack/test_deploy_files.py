@@ -172,3 +172,29 @@ def test_compose_nginx_config_renders(tmp_path: Path) -> None:
     text = stack.render_nginx(cfg)
     assert "server web:8081 max_fails=0;" in text
     assert "listen 0.0.0.0:8080;" in text
+
+
+def test_health_checks_ask_each_service_on_its_own_port() -> None:
+    """The image's check follows SHILLINGS_HTTP_PORT and every web process (no address in
+    it); each compose service of ours overrides it with a check of its own listener."""
+    healthcheck = next(args for op, args in _dockerfile() if op == "HEALTHCHECK")
+    argv = yaml.safe_load(healthcheck.split("CMD", 1)[1].strip())
+    assert argv == [".venv/bin/python", "scripts/healthcheck.py"]
+    services = _compose()["services"]
+    app_port = _endpoint_port(services["app"]["environment"]["SHILLINGS_APP_LISTEN"])
+    web_listen = services["web"]["command"][services["web"]["command"].index("--listen") + 1]
+    nginx_port = services["nginx"]["environment"]["SHILLINGS_HTTP_PORT"]
+    expected = {
+        "app": ["--app", f"127.0.0.1:{app_port}"],
+        "web": ["--http", f"http://127.0.0.1:{_endpoint_port(web_listen)}/healthz"],
+        "nginx": ["--http", f"http://127.0.0.1:{nginx_port}/healthz"],
+    }
+    for name, args in expected.items():
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD", name
+        _check_command(test[1:])
+        assert test[2:] == ["scripts/healthcheck.py", *args], name
+    for name in ("mysql", "redis"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD"
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    assert services["web"]["depends_on"]["app"]["condition"] == "service_healthy"
