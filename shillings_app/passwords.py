@@ -1,9 +1,24 @@
-"""bcrypt hashing, always in a thread so the reactor never blocks."""
+"""bcrypt hashing, in threads so the reactor never blocks, through a bounded queue.
+
+At most ``workers`` hashes run at once and at most ``queue`` more wait for a turn; past
+that a request is refused at once (``PasswordsBusy``, 503 with a retry-after) instead of
+making every login wait behind a flood of signups. A job whose request's deadline passed
+while it waited is dropped before it hashes anything.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import bcrypt
+from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.threads import deferToThread
+
+from shillings_app.errors import PasswordsBusy
+from shillings_app.storage import check_deadline
+
+T = TypeVar("T")
 
 _DUMMY_PASSWORD = b"shillings-dummy-password"
 
@@ -11,13 +26,39 @@ _DUMMY_PASSWORD = b"shillings-dummy-password"
 class PasswordHasher:
     """Hashes and checks passwords with bcrypt at a fixed cost."""
 
-    def __init__(self, cost: int) -> None:
+    def __init__(self, cost: int, *, workers: int = 2, queue: int = 8) -> None:
         self.cost = cost
         self._dummy_hash: bytes | None = None
+        self._turns = DeferredSemaphore(workers)
+        self._limit = workers + queue
+        self.pending = 0
+        """Jobs running or waiting for a turn."""
+        self.refused = 0
+        """Jobs refused because the queue was full (since start)."""
+
+    async def _run(self, what: str, func: Callable[..., T], *args: object) -> T:
+        """Run ``func(*args)`` in a thread when a turn is free, unless the queue is full or
+        the request's deadline has passed by then."""
+        if self.pending >= self._limit:
+            self.refused += 1
+            raise PasswordsBusy()
+        self.pending += 1
+        try:
+            await self._turns.acquire()
+            try:
+                check_deadline(what)
+                return await deferToThread(func, *args)
+            finally:
+                self._turns.release()
+        finally:
+            self.pending -= 1
 
     async def hash(self, password: str) -> str:
-        hashed: bytes = await deferToThread(
-            bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(rounds=self.cost)
+        hashed: bytes = await self._run(
+            "password hash",
+            bcrypt.hashpw,
+            password.encode("utf-8"),
+            bcrypt.gensalt(rounds=self.cost),
         )
         return hashed.decode("ascii")
 
@@ -27,7 +68,9 @@ class PasswordHasher:
             # bcrypt 5 refuses these; no stored password can be that long. Spend the same time.
             await self.verify_dummy(password)
             return False
-        return bool(await deferToThread(bcrypt.checkpw, secret, hashed.encode("ascii")))
+        return bool(
+            await self._run("password check", bcrypt.checkpw, secret, hashed.encode("ascii"))
+        )
 
     async def prepare(self) -> None:
         """Compute the dummy hash up front, so even the first unknown-email login takes the
@@ -41,4 +84,6 @@ class PasswordHasher:
         """Spend the time of one check, for an unknown email (no user enumeration by timing)."""
         await self.prepare()
         assert self._dummy_hash is not None
-        await deferToThread(bcrypt.checkpw, password.encode("utf-8")[:72], self._dummy_hash)
+        await self._run(
+            "password check", bcrypt.checkpw, password.encode("utf-8")[:72], self._dummy_hash
+        )

@@ -74,6 +74,20 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
     return run
 
 
+def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
+    """A 503's message: its cause and what is known of the outcome. "Unknown" (with the
+    advice to retry with the same Idempotency-Key) only for a pay or top-up that may have
+    reached an app server; "no effect" when it surely did not take effect."""
+    if no_effect:
+        return f"service temporarily unavailable ({why}); the request had no effect: retry"
+    if request.method == b"POST" and request.path in MONEY_PATHS:
+        return (
+            f"service temporarily unavailable ({why}); the outcome is unknown:"
+            " retry with the same Idempotency-Key, or check /v1/transactions first"
+        )
+    return f"service temporarily unavailable ({why}); try again"
+
+
 def user_json(user: pb.User) -> dict[str, Any]:
     """The API shape of a user; ``middle_name`` is "" when none was given."""
     return {
@@ -131,15 +145,10 @@ class ShillingsApi:
         except ApiError as e:
             return self._error(request, e.code, e.reason, e.message, e.headers)
         except AppUnavailable as e:
-            if request.method == b"POST" and request.path in MONEY_PATHS:
-                message = (
-                    f"service temporarily unavailable ({e}); the outcome is unknown:"
-                    " retry with the same Idempotency-Key, or check /v1/transactions first"
-                )
-            else:
-                message = f"service temporarily unavailable ({e}), try again"
-            error = unavailable(message)
-            return self._error(request, error.code, error.reason, error.message)
+            error = unavailable(unavailable_message(request, str(e), no_effect=e.no_effect))
+            return self._error(
+                request, error.code, error.reason, error.message, {"Retry-After": "1"}
+            )
         except Exception:
             log.failure(
                 "unhandled error in {method} {path} request_id={request_id}",
@@ -182,7 +191,14 @@ class ShillingsApi:
             )
             raise ApiError(500, "internal_error", "internal error")
         reason = response.status.reason or REASON_FOR_STATUS.get(code, "error")
-        raise ApiError(code, reason, response.status.message or reason.replace("_", " "))
+        message = response.status.message or reason.replace("_", " ")
+        if code == 503:
+            message = unavailable_message(
+                http_request, message, no_effect=response.status.no_effect
+            )
+            retry_after = {"Retry-After": str(response.status.retry_after or 1)}
+            raise ApiError(code, reason, message, retry_after)
+        raise ApiError(code, reason, message)
 
     def _identity(self, request: Any) -> Identity:
         identity = authenticate(request, self.config.jwt_secret)
