@@ -14,13 +14,16 @@ from typing import TypeVar
 import bcrypt
 from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 
 from shillings_app.errors import PasswordsBusy
-from shillings_app.storage import check_deadline
+from shillings_app.storage import DeadlineExceeded, check_deadline
 
 T = TypeVar("T")
 
 _DUMMY_PASSWORD = b"shillings-dummy-password"
+
+log = Logger()
 
 
 class PasswordHasher:
@@ -35,6 +38,8 @@ class PasswordHasher:
         """Jobs running or waiting for a turn."""
         self.refused = 0
         """Jobs refused because the queue was full (since start)."""
+        self.skipped = 0
+        """Jobs dropped unrun because their request's deadline passed while they waited."""
 
     async def _run(self, what: str, func: Callable[..., T], *args: object) -> T:
         """Run ``func(*args)`` in a thread when a turn is free, unless the queue is full or
@@ -46,7 +51,12 @@ class PasswordHasher:
         try:
             await self._turns.acquire()
             try:
-                check_deadline(what)
+                try:
+                    check_deadline(what)
+                except DeadlineExceeded:
+                    self.skipped += 1
+                    log.warn("{what} skipped: its request's deadline passed", what=what)
+                    raise
                 return await deferToThread(func, *args)
             finally:
                 self._turns.release()
