@@ -26,16 +26,19 @@ from shillings_web import validation
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache, Redis, RedisUnavailable
 from shillings_web.config import WebConfig
-from shillings_web.errors import REASON_FOR_STATUS, ApiError, envelope, unavailable
+from shillings_web.errors import (
+    REASON_FOR_STATUS,
+    ApiError,
+    envelope,
+    unavailable,
+    unavailable_message,
+)
 from shillings_web.money import format_cents
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import LoginLimiter
 from shillings_web.site import set_json
 
 log = Logger()
-
-MONEY_PATHS = (b"/v1/pay", b"/v1/topup")
-"""POSTs that move money: after a lost answer their outcome is unknown."""
 
 
 @dataclass
@@ -72,20 +75,6 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
         return shielded
 
     return run
-
-
-def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
-    """A 503's message: its cause and what is known of the outcome. "Unknown" (with the
-    advice to retry with the same Idempotency-Key) only for a pay or top-up that may have
-    reached an app server; "no effect" when it surely did not take effect."""
-    if no_effect:
-        return f"service temporarily unavailable ({why}); the request had no effect: retry"
-    if request.method == b"POST" and request.path in MONEY_PATHS:
-        return (
-            f"service temporarily unavailable ({why}); the outcome is unknown:"
-            " retry with the same Idempotency-Key, or check /v1/transactions first"
-        )
-    return f"service temporarily unavailable ({why}); try again"
 
 
 def user_json(user: pb.User) -> dict[str, Any]:
