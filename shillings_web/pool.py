@@ -164,9 +164,8 @@ class _Slot:
         if self._pool.waiting:
             delay = min(delay, WANTED_DELAY)
         sleep: defer.Deferred[None] = task.deferLater(self._pool.reactor, delay)
-        woken = defer.DeferredList(
-            [sleep, self._pool.wanted()], fireOnOneCallback=True, consumeErrors=True
-        )
+        wanted = self._pool.wanted()
+        woken = defer.DeferredList([sleep, wanted], fireOnOneCallback=True, consumeErrors=True)
         try:
             await self._wait(woken)  # type: ignore[arg-type]
         except defer.CancelledError:
@@ -174,6 +173,7 @@ class _Slot:
         finally:
             if not sleep.called:
                 sleep.cancel()
+            self._pool.unwant(wanted)
         return self._running
 
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
@@ -265,6 +265,10 @@ class AppPool:
         d: defer.Deferred[None] = defer.Deferred()
         self._wanted.append(d)
         return d
+
+    def unwant(self, d: defer.Deferred[None]) -> None:
+        if d in self._wanted:
+            self._wanted.remove(d)
 
     def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)
