@@ -9,6 +9,7 @@ from shillings_app.storage.database import (
     RequestScope,
     check_deadline,
     request_scope,
+    time_left,
 )
 from shillings_app.storage.history import HistoryStore
 from shillings_app.storage.money import MoneyStore
@@ -31,4 +32,5 @@ __all__ = [
     "RequestScope",
     "check_deadline",
     "request_scope",
+    "time_left",
 ]

@@ -70,6 +70,14 @@ def check_deadline(desc: str) -> None:
     _check_deadline(scope.deadline if scope is not None else None, desc)
 
 
+def time_left() -> float | None:
+    """Seconds until the current request's deadline (None outside a request)."""
+    scope = request_scope.get()
+    if scope is None or scope.deadline is None:
+        return None
+    return scope.deadline - time.monotonic()
+
+
 class RetryTransaction(Exception):
     """Raised inside an interaction to roll back and run it again (e.g. a lost race on a
     unique key whose winner the next attempt will see)."""

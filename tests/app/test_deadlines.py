@@ -216,3 +216,39 @@ async def test_stop_drains_what_it_read_and_says_what_it_did_not(app_server, con
     assert await _until(lambda: not client.is_connected, 5)
     assert _transactions(app_server.dsn) == 4
     await app_server.start()
+
+
+def _login_by(client: ShillingsClientProtocol, email: str, seconds: float) -> defer.Deferred:
+    request = messages.login(email, PASSWORD)
+    request.deadline_ms = int((time.time() + seconds) * 1000)
+    return client.call(request, 10.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_hash_is_started_that_could_not_end_before_the_deadline(
+    make_server, connect, client
+):
+    """With hashes measured at 2 s each, a login with 1 s left is refused before hashing
+    (the measured time is untouched: no job ran); one that would wait behind another job
+    past its deadline is refused at once as busy."""
+    user = await new_session(client)
+    server = await make_server(password_workers=1, password_queue=4)
+    hasher = server.factory.ctx.passwords
+    other = await connect(server.address)
+    hasher.seconds_per_job = 2.0
+    alone = await _login_by(other, user.email, 1.0)
+    assert (alone.status.code, alone.status.no_effect) == (503, True)
+    assert alone.status.message == "could not be completed in time"
+    assert (hasher.skipped, hasher.seconds_per_job) == (1, 2.0)
+
+    await hasher._turns.acquire()  # the test holds the one worker
+    try:
+        ahead = _login_by(other, user.email, 10.0)
+        assert await _until(lambda: hasher.pending == 1, 10)
+        behind = await _login_by(other, user.email, 3.0)  # 2 s wait + 2 s job > 3 s
+        assert (behind.status.code, behind.status.retry_after) == (503, 1)
+        assert behind.status.message == "too many password checks in progress"
+        assert hasher.refused == 1
+    finally:
+        hasher._turns.release()
+    assert (await ahead).status.code == 200
