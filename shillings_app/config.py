@@ -24,6 +24,8 @@ class AppConfig:
     jwt_secret: str
     token_ttl: int = 3600
     bcrypt_cost: int = 12
+    password_workers: int = 2
+    password_queue: int = 8
     app_secret: str | None = None
     db_pool_min: int = 3
     db_pool_max: int = 10
@@ -50,6 +52,10 @@ class AppConfig:
             jwt_secret=secret,
             token_ttl=env_int(env, "SHILLINGS_TOKEN_TTL", 3600, 1),
             bcrypt_cost=env_int(env, "SHILLINGS_BCRYPT_COST", 12, 4, 31),
+            password_workers=env_int(
+                env, "SHILLINGS_PASSWORD_WORKERS", max(2, os.cpu_count() or 2), 1, 256
+            ),
+            password_queue=env_int(env, "SHILLINGS_PASSWORD_QUEUE", 8, 0, 10_000),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             db_pool_min=pool_min,
             db_pool_max=pool_max,

@@ -8,7 +8,12 @@ from twisted.logger import Logger
 
 from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
 from shillings_app.handlers import Context, auth, health, payments, transactions
-from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded
+from shillings_app.storage import (
+    DatabaseUnavailable,
+    DeadlineExceeded,
+    RequestScope,
+    check_deadline,
+)
 from shillings_proto import pb
 from shillings_proto.framing import error_response
 
@@ -34,9 +39,22 @@ def command_name(command: int) -> str:
     return pb.Command.Name(command) if command in pb.Command.values() else str(command)
 
 
-async def dispatch(ctx: Context, request: pb.Request) -> pb.Response:
-    """Run the handler of ``request.command``; map errors to their status."""
+def _refusal(error: AppError, no_effect: bool) -> pb.Response:
+    response = error_response(error.code, error.reason, error.message)
+    if error.code == 503:
+        response.status.no_effect = no_effect
+        response.status.retry_after = error.retry_after
+    return response
+
+
+async def dispatch(
+    ctx: Context, request: pb.Request, scope: RequestScope | None = None
+) -> pb.Response:
+    """Run the handler of ``request.command`` unless its deadline has passed; map errors to
+    their status. A 503 says whether the request surely had no effect: it did not when no
+    transaction of it reached COMMIT (``scope``)."""
     try:
+        check_deadline("dispatch")
         route = ROUTES.get(request.command)
         if route is None:
             raise InvalidRequest(f"unknown command {command_name(request.command)}")
@@ -47,13 +65,13 @@ async def dispatch(ctx: Context, request: pb.Request) -> pb.Response:
             )
         return await handler(ctx, request)
     except AppError as e:
-        return error_response(e.code, e.reason, e.message)
+        return _refusal(e, no_effect=e.no_effect)
     except DeadlineExceeded as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
-        return error_response(TooLate.code, TooLate.reason, TooLate.message)
+        return _refusal(TooLate(), no_effect=True)
     except DatabaseUnavailable as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
-        return error_response(Unavailable.code, Unavailable.reason, Unavailable.message)
+        return _refusal(Unavailable(), no_effect=scope is not None and not scope.reached_commit)
     except Exception:
         log.failure(
             "unhandled error in {command} request {request_id}",

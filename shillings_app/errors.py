@@ -9,6 +9,10 @@ class AppError(Exception):
     code = 500
     reason = "internal_error"
     message = "internal error"
+    no_effect = True
+    """The request changed nothing (every refusal; see ``Status.no_effect``)."""
+    retry_after = 0
+    """Seconds after which a retry may succeed (503 only; 0: not said)."""
 
     def __init__(self, message: str | None = None) -> None:
         if message is not None:
@@ -61,16 +65,16 @@ class IdempotencyKeyReused(AppError):
 
 
 class Unavailable(AppError):
-    code, reason, message = (
-        503,
-        "unavailable",
-        "database unavailable; the outcome is unknown: retry with the same Idempotency-Key",
-    )
+    """The database failed; whether the work took effect is said by ``no_effect``, set per
+    request (a 503's message names the cause, the web layer words the outcome)."""
+
+    code, reason, message = 503, "unavailable", "database unavailable"
 
 
 class TooLate(AppError):
-    code, reason, message = (
-        503,
-        "unavailable",
-        "could not be completed in time and had no effect; safe to retry",
-    )
+    code, reason, message = 503, "unavailable", "could not be completed in time"
+
+
+class PasswordsBusy(AppError):
+    code, reason, message = 503, "unavailable", "too many password checks in progress"
+    retry_after = 1

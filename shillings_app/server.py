@@ -23,7 +23,7 @@ from shillings_app.dispatch import command_name, dispatch, user_id_of
 from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
 from shillings_app.passwords import PasswordHasher
-from shillings_app.storage import Database, DataStore, request_deadline
+from shillings_app.storage import Database, DataStore, RequestScope, request_scope
 from shillings_app.storage.tokens import PURGE_BATCH
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb, responses
@@ -39,16 +39,23 @@ REQUEST_LOG_FORMAT = (
     "{command} request_id={request_id} trace_id={trace_id} status={status} reason={reason}"
     " duration_ms={duration_ms} user_id={user_id}"
 )
-DEFAULT_TIMEOUT_MS = 5000
-"""The client's wait when a request does not say (``Request.timeout_ms`` = 0)."""
+DEFAULT_TIMEOUT_S = 5.0
+"""The client's wait when a request carries no deadline (``Request.deadline_ms`` = 0)."""
 MAX_COMMIT_MARGIN_S = 1.0
 
 
-def deadline_for(request: pb.Request, now: float) -> float:
-    """The ``time.monotonic()`` after which the request's work may not start or commit:
-    its timeout minus a margin (a quarter of it, at most 1 s) for the commit and the reply."""
-    timeout = (request.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
-    return now + timeout - min(MAX_COMMIT_MARGIN_S, timeout / 4)
+def deadline_for(request: pb.Request, wall_now: float, monotonic_now: float) -> float:
+    """The ``time.monotonic()`` after which the request's work may not start or commit.
+
+    The client's deadline is absolute (unix ms on its clock), so time the frame spent
+    queued or unread (a stalled server, paused reading) counts against it. A margin is kept
+    for the commit and the reply: a quarter of the time left, at most 1 s.
+    """
+    if request.deadline_ms:
+        left = request.deadline_ms / 1000 - wall_now
+    else:
+        left = DEFAULT_TIMEOUT_S
+    return monotonic_now + left - min(MAX_COMMIT_MARGIN_S, max(left, 0.0) / 4)
 
 
 class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
@@ -114,9 +121,10 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             return self._reject(request, "handshake required")
         self._started()
         start = time.perf_counter()
-        request_deadline.set(deadline_for(request, time.monotonic()))
+        scope = RequestScope(deadline_for(request, self.factory.clock.seconds(), time.monotonic()))
+        request_scope.set(scope)
         try:
-            response = await dispatch(self.factory.ctx, request)
+            response = await dispatch(self.factory.ctx, request, scope)
         finally:
             self._finished()
         request_log.info(
@@ -162,7 +170,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
         self.factory.request_finished()
         if self._reading_paused and self.in_flight < MAX_IN_FLIGHT // 2:
             self._reading_paused = False
-            if self._open:
+            if self._open and not self.going_away:
                 self.transport.resumeProducing()
                 self._update_timeout()
 
@@ -194,6 +202,13 @@ class AppServerFactory(Factory):
             waiters, self._drained = self._drained, []
             for d in waiters:
                 d.callback(None)
+
+    async def wait_closed(self, seconds: float) -> None:
+        """Wait until every connection is closed, at most ``seconds``."""
+        for _ in range(int(seconds / 0.01)):
+            if not self.connections:
+                return
+            await deferLater(self.clock, 0.01, lambda: None)
 
     async def wait_drained(self, seconds: float) -> bool:
         """Wait until no request is in progress, at most ``seconds``; True if drained."""
@@ -266,7 +281,11 @@ class AppServer:
         ctx = Context(
             config=self.config,
             store=DataStore(db),
-            passwords=PasswordHasher(self.config.bcrypt_cost),
+            passwords=PasswordHasher(
+                self.config.bcrypt_cost,
+                workers=self.config.password_workers,
+                queue=self.config.password_queue,
+            ),
             tokens=TokenIssuer(self.config.jwt_secret, self.config.token_ttl),
             clock=self._reactor,
         )
@@ -289,8 +308,10 @@ class AppServer:
         self.log.info("app server listening on {address}", address=self.address)
 
     async def stop(self, drain_timeout: float = 0.0) -> None:
-        """Stop listening; let requests in progress finish for up to ``drain_timeout`` s;
-        then drop every connection and close the database pool."""
+        """Stop listening and tell every client to send nothing more here (GoAway: the
+        requests it sent after the last one read were not processed and can go elsewhere);
+        let the requests in progress finish and be answered for up to ``drain_timeout`` s;
+        then close every connection and the database pool."""
         if self._port is None:
             return
         port, factory, db = self._port, self._factory, self._db
@@ -299,13 +320,22 @@ class AppServer:
             self._housekeeping.stop()
         await defer.maybeDeferred(port.stopListening)
         assert factory is not None and db is not None
-        if drain_timeout > 0:
-            await factory.wait_drained(drain_timeout)
         for conn in list(factory.connections):
-            conn.transport.abortConnection()
+            conn.go_away()
+        if drain_timeout > 0:
+            drained = await factory.wait_drained(drain_timeout)
+            self.log.info(
+                "app server drained" if drained else "app server not drained in {seconds}s",
+                seconds=drain_timeout,
+            )
+        for conn in list(factory.connections):
+            conn.transport.loseConnection()
         # Handlers still running hold pool threads; let them end before closing the pool.
         if not await factory.wait_drained(10.0):
             self.log.warn("{n} requests still running at stop", n=factory.in_flight)
+        await factory.wait_closed(1.0)
+        for conn in list(factory.connections):
+            conn.transport.abortConnection()
         # abortConnection completes on the next reactor iteration.
         await deferLater(self._reactor, 0, lambda: None)
         db.close()

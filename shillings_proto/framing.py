@@ -28,6 +28,11 @@ class RequestTimeoutError(ProtocolError):
     """No response arrived within the request's timeout."""
 
 
+class NotProcessedError(ProtocolError):
+    """The request was surely not processed: it could not be sent (no connection), or the
+    server announced (GoAway) that it reads nothing past an earlier request. Safe to resend."""
+
+
 class ShillingsClientProtocol(Int32StringReceiver):
     """Client end: sends Requests, matches Responses by request_id; many in flight."""
 
@@ -42,26 +47,39 @@ class ShillingsClientProtocol(Int32StringReceiver):
         self._pending: dict[int, tuple[defer.Deferred[pb.Response], Any]] = {}
         self.connected_deferred: defer.Deferred[ShillingsClientProtocol] = defer.Deferred()
         self.lost_deferred: defer.Deferred[None] = defer.Deferred()
+        self.retired: defer.Deferred[bool] = defer.Deferred()
+        """Fires once the connection takes no new request: True on the server's GoAway
+        (it drains the earlier ones, then closes), False when the connection is lost."""
         self.is_connected = False
+        self.going_away = False
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and the server has not announced it is going away."""
+        return self.is_connected and not self.going_away
 
     def connectionMade(self) -> None:
         self.is_connected = True
         self.connected_deferred.callback(self)
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:
-        """Send ``request`` (its request_id is assigned here, and its ``timeout_ms`` unless
-        set); fire with its Response, or fail with ``RequestTimeoutError`` after ``timeout``."""
-        if not self.is_connected:
-            return defer.fail(ConnectionLostError("not connected"))
+        """Send ``request`` (its request_id is assigned here, and its ``deadline_ms`` unless
+        set: now + ``timeout`` on this clock); fire with its Response, or fail with
+        ``RequestTimeoutError`` after ``timeout``, ``ConnectionLostError`` when the
+        connection goes before the answer, ``NotProcessedError`` when it surely was not
+        processed."""
+        if not self.usable:
+            why = "server going away" if self.is_connected else "not connected"
+            return defer.fail(NotProcessedError(why))
         request_id = self._next_id
         self._next_id += 1
         request.request_id = request_id
-        if not request.timeout_ms:
-            request.timeout_ms = max(1, int(timeout * 1000))
+        if not request.deadline_ms:
+            request.deadline_ms = int((self._clock.seconds() + timeout) * 1000)
         d: defer.Deferred[pb.Response] = defer.Deferred()
         timer = self._clock.callLater(timeout, self._timed_out, request_id)
         self._pending[request_id] = (d, timer)
@@ -81,6 +99,9 @@ class ShillingsClientProtocol(Int32StringReceiver):
             self.log.warn("unparseable response frame; closing connection")
             self.transport.loseConnection()
             return
+        if response.request_id == 0 and response.WhichOneof("body") == "goaway":
+            self._go_away(response.goaway.last_request_id)
+            return
         entry = self._pending.pop(response.request_id, None)
         if entry is None:
             self.log.warn(
@@ -91,6 +112,18 @@ class ShillingsClientProtocol(Int32StringReceiver):
         if timer.active():
             timer.cancel()
         d.callback(response)
+
+    def _go_away(self, last_request_id: int) -> None:
+        """The server answers requests up to ``last_request_id`` and reads no later one:
+        those fail with ``NotProcessedError`` now, so they can be sent elsewhere."""
+        self.going_away = True
+        for request_id in [i for i in self._pending if i > last_request_id]:
+            d, timer = self._pending.pop(request_id)
+            if timer.active():
+                timer.cancel()
+            d.errback(NotProcessedError("server going away; request not processed"))
+        if not self.retired.called:
+            self.retired.callback(True)
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.log.warn("response frame of {length} bytes over limit; closing", length=length)
@@ -103,6 +136,8 @@ class ShillingsClientProtocol(Int32StringReceiver):
             if timer.active():
                 timer.cancel()
             d.errback(ConnectionLostError("connection to app server lost"))
+        if not self.retired.called:
+            self.retired.callback(False)
         if not self.connected_deferred.called:
             self.connected_deferred.errback(
                 ConnectionLostError("connection lost before it was made")
@@ -127,11 +162,25 @@ class ShillingsServerProtocol(Int32StringReceiver):
 
     def __init__(self) -> None:
         self._open = True
+        self.going_away = False
+        self._last_request_id = 0
 
     async def handle(self, request: pb.Request) -> pb.Response:
         raise NotImplementedError
 
+    def go_away(self) -> None:
+        """Stop reading and tell the client which request was the last one read: it may
+        send every later one elsewhere. Requests already read are still answered."""
+        if self.going_away or not self._open:
+            return
+        self.going_away = True
+        self.transport.pauseProducing()
+        notice = pb.Response(goaway=pb.GoAway(last_request_id=self._last_request_id))
+        self.sendString(notice.SerializeToString())
+
     def stringReceived(self, data: bytes) -> None:
+        if self.going_away:
+            return
         request = pb.Request()
         try:
             request.ParseFromString(data)
@@ -139,6 +188,7 @@ class ShillingsServerProtocol(Int32StringReceiver):
             self.log.warn("unparseable request frame from {peer}; closing", peer=self._peer())
             self.transport.loseConnection()
             return
+        self._last_request_id = max(self._last_request_id, request.request_id)
         d = defer.ensureDeferred(self.handle(request))
         d.addErrback(self._handler_failed, request)
         d.addCallback(self._send, request)

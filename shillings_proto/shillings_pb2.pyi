@@ -29,14 +29,18 @@ HLT: Command
 HEL: Command
 
 class Status(_message.Message):
-    __slots__ = ("code", "reason", "message")
+    __slots__ = ("code", "reason", "message", "no_effect", "retry_after")
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    NO_EFFECT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
     code: int
     reason: str
     message: str
-    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    no_effect: bool
+    retry_after: int
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., no_effect: _Optional[bool] = ..., retry_after: _Optional[int] = ...) -> None: ...
 
 class Auth(_message.Message):
     __slots__ = ("user_id", "token_id")
@@ -231,11 +235,11 @@ class HelloResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "command", "trace_id", "timeout_ms", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
+    __slots__ = ("request_id", "command", "trace_id", "deadline_ms", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SIGNUP_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -248,7 +252,7 @@ class Request(_message.Message):
     request_id: int
     command: Command
     trace_id: str
-    timeout_ms: int
+    deadline_ms: int
     login: LoginRequest
     signup: SignupRequest
     profile: ProfileRequest
@@ -258,10 +262,10 @@ class Request(_message.Message):
     revoke: RevokeRequest
     health: HealthRequest
     hello: HelloRequest
-    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., trace_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., login: _Optional[_Union[LoginRequest, _Mapping]] = ..., signup: _Optional[_Union[SignupRequest, _Mapping]] = ..., profile: _Optional[_Union[ProfileRequest, _Mapping]] = ..., pay: _Optional[_Union[PayRequest, _Mapping]] = ..., topup: _Optional[_Union[TopupRequest, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsRequest, _Mapping]] = ..., revoke: _Optional[_Union[RevokeRequest, _Mapping]] = ..., health: _Optional[_Union[HealthRequest, _Mapping]] = ..., hello: _Optional[_Union[HelloRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., trace_id: _Optional[str] = ..., deadline_ms: _Optional[int] = ..., login: _Optional[_Union[LoginRequest, _Mapping]] = ..., signup: _Optional[_Union[SignupRequest, _Mapping]] = ..., profile: _Optional[_Union[ProfileRequest, _Mapping]] = ..., pay: _Optional[_Union[PayRequest, _Mapping]] = ..., topup: _Optional[_Union[TopupRequest, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsRequest, _Mapping]] = ..., revoke: _Optional[_Union[RevokeRequest, _Mapping]] = ..., health: _Optional[_Union[HealthRequest, _Mapping]] = ..., hello: _Optional[_Union[HelloRequest, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("request_id", "command", "status", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello")
+    __slots__ = ("request_id", "command", "status", "login", "signup", "profile", "pay", "topup", "transactions", "revoke", "health", "hello", "goaway")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +278,7 @@ class Response(_message.Message):
     REVOKE_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
+    GOAWAY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     command: Command
     status: Status
@@ -286,4 +291,11 @@ class Response(_message.Message):
     revoke: RevokeResponse
     health: HealthResponse
     hello: HelloResponse
-    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., login: _Optional[_Union[LoginResponse, _Mapping]] = ..., signup: _Optional[_Union[SignupResponse, _Mapping]] = ..., profile: _Optional[_Union[ProfileResponse, _Mapping]] = ..., pay: _Optional[_Union[PayResponse, _Mapping]] = ..., topup: _Optional[_Union[TopupResponse, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsResponse, _Mapping]] = ..., revoke: _Optional[_Union[RevokeResponse, _Mapping]] = ..., health: _Optional[_Union[HealthResponse, _Mapping]] = ..., hello: _Optional[_Union[HelloResponse, _Mapping]] = ...) -> None: ...
+    goaway: GoAway
+    def __init__(self, request_id: _Optional[int] = ..., command: _Optional[_Union[Command, str]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., login: _Optional[_Union[LoginResponse, _Mapping]] = ..., signup: _Optional[_Union[SignupResponse, _Mapping]] = ..., profile: _Optional[_Union[ProfileResponse, _Mapping]] = ..., pay: _Optional[_Union[PayResponse, _Mapping]] = ..., topup: _Optional[_Union[TopupResponse, _Mapping]] = ..., transactions: _Optional[_Union[TransactionsResponse, _Mapping]] = ..., revoke: _Optional[_Union[RevokeResponse, _Mapping]] = ..., health: _Optional[_Union[HealthResponse, _Mapping]] = ..., hello: _Optional[_Union[HelloResponse, _Mapping]] = ..., goaway: _Optional[_Union[GoAway, _Mapping]] = ...) -> None: ...
+
+class GoAway(_message.Message):
+    __slots__ = ("last_request_id",)
+    LAST_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    last_request_id: int
+    def __init__(self, last_request_id: _Optional[int] = ...) -> None: ...

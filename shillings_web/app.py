@@ -26,16 +26,19 @@ from shillings_web import validation
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache, Redis, RedisUnavailable
 from shillings_web.config import WebConfig
-from shillings_web.errors import REASON_FOR_STATUS, ApiError, envelope, unavailable
+from shillings_web.errors import (
+    REASON_FOR_STATUS,
+    ApiError,
+    envelope,
+    unavailable,
+    unavailable_message,
+)
 from shillings_web.money import format_cents
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import LoginLimiter
 from shillings_web.site import set_json
 
 log = Logger()
-
-MONEY_PATHS = (b"/v1/pay", b"/v1/topup")
-"""POSTs that move money: after a lost answer their outcome is unknown."""
 
 
 @dataclass
@@ -131,15 +134,10 @@ class ShillingsApi:
         except ApiError as e:
             return self._error(request, e.code, e.reason, e.message, e.headers)
         except AppUnavailable as e:
-            if request.method == b"POST" and request.path in MONEY_PATHS:
-                message = (
-                    f"service temporarily unavailable ({e}); the outcome is unknown:"
-                    " retry with the same Idempotency-Key, or check /v1/transactions first"
-                )
-            else:
-                message = f"service temporarily unavailable ({e}), try again"
-            error = unavailable(message)
-            return self._error(request, error.code, error.reason, error.message)
+            error = unavailable(unavailable_message(request, str(e), no_effect=e.no_effect))
+            return self._error(
+                request, error.code, error.reason, error.message, {"Retry-After": "1"}
+            )
         except Exception:
             log.failure(
                 "unhandled error in {method} {path} request_id={request_id}",
@@ -182,7 +180,14 @@ class ShillingsApi:
             )
             raise ApiError(500, "internal_error", "internal error")
         reason = response.status.reason or REASON_FOR_STATUS.get(code, "error")
-        raise ApiError(code, reason, response.status.message or reason.replace("_", " "))
+        message = response.status.message or reason.replace("_", " ")
+        if code == 503:
+            message = unavailable_message(
+                http_request, message, no_effect=response.status.no_effect
+            )
+            retry_after = {"Retry-After": str(response.status.retry_after or 1)}
+            raise ApiError(code, reason, message, retry_after)
+        raise ApiError(code, reason, message)
 
     def _identity(self, request: Any) -> Identity:
         identity = authenticate(request, self.config.jwt_secret)

@@ -66,6 +66,24 @@ def unavailable(message: str = "service temporarily unavailable, try again") -> 
     return ApiError(503, "unavailable", message)
 
 
+MONEY_PATHS = (b"/v1/pay", b"/v1/topup")
+"""POSTs that move money: after a lost answer their outcome is unknown."""
+
+
+def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
+    """A 503's message: its cause and what is known of the outcome. "Unknown" (with the
+    advice to retry with the same Idempotency-Key) only for a pay or top-up that may have
+    reached an app server; "no effect" when it surely did not take effect."""
+    if no_effect:
+        return f"service temporarily unavailable ({why}); the request had no effect: retry"
+    if request.method == b"POST" and request.path in MONEY_PATHS:
+        return (
+            f"service temporarily unavailable ({why}); the outcome is unknown:"
+            " retry with the same Idempotency-Key, or check /v1/transactions first"
+        )
+    return f"service temporarily unavailable ({why}); try again"
+
+
 def default_message(code: int) -> str:
     """The standard phrase of an HTTP status, e.g. 200 -> "OK"."""
     try:

@@ -1,11 +1,15 @@
-"""Persistent protocol connections to every app server, with back-off and fail-fast calls.
+"""Persistent protocol connections to every app server, with back-off and bounded calls.
 
 Each app server gets ``connections`` slots; each slot connects, sends the HEL handshake
-when a shared secret is configured, serves requests until the connection is lost, then
-reconnects with exponential back-off (0.1 s doubling up to 2 s). A call goes to the live
-connection with the fewest requests in flight (ties rotate), and fails at once with
-``AppUnavailable`` when no connection is live, or after ``timeout`` seconds without an
-answer: a caller never hangs.
+when a shared secret is configured, serves requests until the connection is lost or the
+server says it is going away (GoAway: it is shutting down), then reconnects: at once after
+a GoAway, else with exponential back-off (0.1 s doubling up to 2 s; at most 0.25 s while
+requests wait for a connection). A call goes to the live connection with the fewest
+requests in flight (ties rotate). Every call has a deadline (``timeout`` seconds after it
+starts, carried in the request): while no connection is live it waits for one, and a
+request the server did not process (GoAway) is sent again, both within that deadline; a
+caller never hangs. ``AppUnavailable.no_effect`` says whether the request surely had no
+effect (it never reached an app server that processed it).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from twisted.logger import Logger
 from shillings_proto import messages, pb
 from shillings_proto.framing import (
     ConnectionLostError,
+    NotProcessedError,
     RequestTimeoutError,
     ShillingsClientProtocol,
 )
@@ -30,10 +35,22 @@ log = Logger()
 
 INITIAL_DELAY = 0.1
 MAX_DELAY = 2.0
+WANTED_DELAY = 0.25
+"""Longest wait between connection attempts while requests wait for a connection."""
+MAX_LOST = 3
+"""Connections lost under one request (safe to repeat) before it is failed."""
 
 
 class AppUnavailable(Exception):
-    """No app server could answer the request (none connected, connection lost, timeout)."""
+    """No app server could answer the request (none connected, connection lost, timeout).
+
+    ``no_effect`` is True when the request surely changed nothing (it was never processed
+    by an app server), False when it may have taken effect.
+    """
+
+    def __init__(self, message: str, *, no_effect: bool) -> None:
+        super().__init__(message)
+        self.no_effect = no_effect
 
 
 def retry_delay(attempt: int) -> float:
@@ -54,6 +71,8 @@ class _Slot:
         self._running = False
         self._waiting: defer.Deferred[Any] | None = None
         self._protocol: ShillingsClientProtocol | None = None
+        self._retiring: set[ShillingsClientProtocol] = set()
+        """Connections whose server said GoAway: draining, closed by the server."""
         self._done: defer.Deferred[None] | None = None
 
     def start(self) -> None:
@@ -72,9 +91,10 @@ class _Slot:
         self._running = False
         if self._waiting is not None:
             self._waiting.cancel()
-        transport: Any = self._protocol.transport if self._protocol is not None else None
-        if transport is not None:
-            transport.loseConnection()
+        for protocol in [self._protocol, *self._retiring]:
+            transport: Any = protocol.transport if protocol is not None else None
+            if transport is not None:
+                transport.loseConnection()
         if self._done is not None:
             await self._done
 
@@ -107,9 +127,7 @@ class _Slot:
                         address=self.address,
                         error=_describe(e),
                     )
-                try:
-                    await self._wait(task.deferLater(self._pool.reactor, retry_delay(attempt)))
-                except defer.CancelledError:
+                if not await self._sleep(attempt):
                     return
                 continue
             if attempt:
@@ -121,16 +139,42 @@ class _Slot:
             attempt = 0
             self._protocol = protocol
             self._pool._up(protocol)
-            await protocol.lost_deferred
+            going_away = await protocol.retired
             self._pool._down(protocol)
             self._protocol = None
-            if self._running:
+            if going_away:
+                # Reconnect at once (to the server's successor, or fail and back off) while
+                # the old connection drains its last answers.
+                log.info("app server {address} is going away", address=self.address)
+                self._retiring.add(protocol)
+                protocol.lost_deferred.addCallback(self._retired, protocol)
+            elif self._running:
                 log.warn("lost connection to app server {address}", address=self.address)
                 attempt = 1
-                try:
-                    await self._wait(task.deferLater(self._pool.reactor, retry_delay(attempt)))
-                except defer.CancelledError:
+                if not await self._sleep(attempt):
                     return
+
+    def _retired(self, _: None, protocol: ShillingsClientProtocol) -> None:
+        self._retiring.discard(protocol)
+
+    async def _sleep(self, attempt: int) -> bool:
+        """Wait before connection attempt ``attempt + 1`` (shorter while requests wait for
+        a connection; cut short when one starts waiting); False once stopped."""
+        delay = retry_delay(attempt)
+        if self._pool.waiting:
+            delay = min(delay, WANTED_DELAY)
+        sleep: defer.Deferred[None] = task.deferLater(self._pool.reactor, delay)
+        wanted = self._pool.wanted()
+        woken = defer.DeferredList([sleep, wanted], fireOnOneCallback=True, consumeErrors=True)
+        try:
+            await self._wait(woken)  # type: ignore[arg-type]
+        except defer.CancelledError:
+            return False
+        finally:
+            if not sleep.called:
+                sleep.cancel()
+            self._pool.unwant(wanted)
+        return self._running
 
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
         assert self._pool.app_secret is not None
@@ -165,6 +209,10 @@ class AppPool:
         self._slots = [_Slot(self, address) for address in addresses for _ in range(connections)]
         self._live: list[ShillingsClientProtocol] = []
         self._turn = 0
+        self._waiters: list[defer.Deferred[None]] = []
+        """Calls waiting for a live connection."""
+        self._wanted: list[defer.Deferred[None]] = []
+        """Slots sleeping between connection attempts, woken when a call starts waiting."""
 
     def start(self) -> None:
         for slot in self._slots:
@@ -190,7 +238,7 @@ class AppPool:
         chosen: dict[str, ShillingsClientProtocol] = {}
         for slot in self._slots:
             protocol = slot.protocol
-            if protocol is not None and protocol.is_connected:
+            if protocol is not None and protocol.usable:
                 chosen.setdefault(slot.address, protocol)
 
         async def ask(address: str) -> pb.Response | None:
@@ -199,7 +247,7 @@ class AppPool:
                 return None
             try:
                 return await protocol.call(build(), self.timeout)
-            except (RequestTimeoutError, ConnectionLostError):
+            except (RequestTimeoutError, ConnectionLostError, NotProcessedError):
                 return None
 
         answers = await defer.gatherResults(
@@ -207,15 +255,34 @@ class AppPool:
         )
         return dict(zip(self.addresses, answers, strict=True))
 
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a live connection."""
+        return len(self._waiters)
+
+    def wanted(self) -> defer.Deferred[None]:
+        """Fires when a call starts waiting for a connection."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._wanted.append(d)
+        return d
+
+    def unwant(self, d: defer.Deferred[None]) -> None:
+        if d in self._wanted:
+            self._wanted.remove(d)
+
     def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if not d.called:
+                d.callback(None)
 
     def _down(self, protocol: ShillingsClientProtocol) -> None:
         if protocol in self._live:
             self._live.remove(protocol)
 
     def _pick(self) -> ShillingsClientProtocol | None:
-        live = [p for p in self._live if p.is_connected]
+        live = [p for p in self._live if p.usable]
         if not live:
             return None
         start = self._turn % len(live)
@@ -223,25 +290,58 @@ class AppPool:
         rotated = live[start:] + live[:start]
         return min(rotated, key=lambda p: p.in_flight)
 
-    async def call(self, request: pb.Request, *, retry_safe: bool = False) -> pb.Response:
-        """Send ``request``; a request safe to repeat is retried once on a lost connection."""
-        command = pb.Command.Name(request.command)
-        for attempt in (1, 2):
+    async def _connection(self, deadline: float) -> ShillingsClientProtocol | None:
+        """A live connection, waiting for one until ``deadline`` (None if none came)."""
+        while True:
             protocol = self._pick()
-            if protocol is None:
-                log.warn("no app server connected; {command} refused", command=command)
-                raise AppUnavailable("no app server connected")
+            left = deadline - self.reactor.seconds()
+            if protocol is not None or left <= 0:
+                return protocol
+            d: defer.Deferred[None] = defer.Deferred()
+            self._waiters.append(d)
+            wanted, self._wanted = self._wanted, []
+            for w in wanted:
+                if not w.called:
+                    w.callback(None)
+            d.addTimeout(left, self.reactor)
             try:
-                return await protocol.call(request, self.timeout)
+                await d
+            except defer.TimeoutError:
+                if d in self._waiters:
+                    self._waiters.remove(d)
+
+    async def call(self, request: pb.Request, *, retry_safe: bool = False) -> pb.Response:
+        """Send ``request`` with a deadline ``timeout`` seconds from now; wait for a live
+        connection and resend a request the server did not process, within that deadline.
+        A request safe to repeat is also resent after a lost connection (a few times)."""
+        command = pb.Command.Name(request.command)
+        deadline = self.reactor.seconds() + self.timeout
+        request.deadline_ms = int(deadline * 1000)
+        may_have_run = False
+        lost = 0
+        while True:
+            protocol = await self._connection(deadline)
+            left = deadline - self.reactor.seconds()
+            if protocol is None or left <= 0:
+                why = "no app server connected" if protocol is None else "deadline passed"
+                log.warn("{why}; {command} refused", why=why, command=command)
+                if may_have_run:
+                    raise AppUnavailable("app server did not answer in time", no_effect=False)
+                raise AppUnavailable(why, no_effect=True)
+            try:
+                return await protocol.call(request, left)
+            except NotProcessedError:
+                continue
             except RequestTimeoutError:
                 log.warn(
                     "app server did not answer {command} within {timeout}s",
                     command=command,
                     timeout=self.timeout,
                 )
-                raise AppUnavailable("app server did not answer in time") from None
+                raise AppUnavailable("app server did not answer in time", no_effect=False) from None
             except ConnectionLostError:
-                if not retry_safe or attempt == 2:
+                may_have_run = True
+                lost += 1
+                if not retry_safe or lost >= MAX_LOST:
                     log.warn("connection lost during {command}", command=command)
-                    raise AppUnavailable("connection to app server lost") from None
-        raise AssertionError("unreachable")
+                    raise AppUnavailable("connection to app server lost", no_effect=False) from None

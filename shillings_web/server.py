@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from shillings_web.app import ShillingsApi
 from shillings_web.cache import Redis
 from shillings_web.config import WebConfig
+from shillings_web.drain import Drainer
 from shillings_web.pool import AppPool
 from shillings_web.site import ShillingsSite
 
@@ -48,7 +49,8 @@ class WebServer:
         )
         self.redis = Redis(config.redis, reactor, timeout=config.redis_timeout)
         self.api = ShillingsApi(config, self.pool, self.redis, reactor)
-        self.site = ShillingsSite(self.api.app.resource(), config.max_body)  # type: ignore[arg-type]
+        self.drainer = Drainer(self.api.app.resource(), reactor)
+        self.site = ShillingsSite(self.drainer, config.max_body)
         self.site.noisy = False
         self._port: Any = None
 
@@ -88,11 +90,16 @@ class WebServer:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting, let requests in progress finish (up to ``grace`` s), disconnect."""
+        """Stop accepting, let requests in progress finish and close every kept-alive
+        connection without losing a request written into it (``drain``), up to ``grace``
+        s; then disconnect from the app servers and Redis."""
         if self._port is not None:
             port, self._port = self._port, None
             await port.stopListening()
         grace = self.config.shutdown_grace if grace is None else grace
+        left_open = await self.drainer.drain(grace)
+        if left_open:
+            log.warn("{n} connections still open after {grace}s", n=left_open, grace=grace)
         idle = self.site.wait_idle()
         idle.addTimeout(grace, self.reactor)
         try:

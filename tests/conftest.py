@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pymysql
 import pytest
@@ -84,3 +86,24 @@ async def app_server(database: str):
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def make_server(app_server):
+    """Start extra app servers on the same database with config overrides; stopped after."""
+    started: list[Any] = []
+
+    async def _make(**overrides: object) -> Any:
+        from shillings_app.server import AppServer
+
+        config = dataclasses.replace(
+            app_server.config, listen="tcp:0:interface=127.0.0.1", **overrides
+        )
+        server = AppServer(config)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield _make
+    for server in started:
+        await server.stop()

@@ -6,7 +6,10 @@ from shillings_app.storage.database import (
     Database,
     DatabaseUnavailable,
     DeadlineExceeded,
-    request_deadline,
+    RequestScope,
+    check_deadline,
+    request_scope,
+    time_left,
 )
 from shillings_app.storage.history import HistoryStore
 from shillings_app.storage.money import MoneyStore
@@ -26,5 +29,8 @@ __all__ = [
     "Database",
     "DatabaseUnavailable",
     "DeadlineExceeded",
-    "request_deadline",
+    "RequestScope",
+    "check_deadline",
+    "request_scope",
+    "time_left",
 ]

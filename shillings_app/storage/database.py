@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pymysql
@@ -45,13 +46,36 @@ class DatabaseUnavailable(Exception):
 
 
 class DeadlineExceeded(DatabaseUnavailable):
-    """The request's deadline passed before its transaction could commit; it was rolled
-    back (or never started), so it had no effect."""
+    """The request's deadline passed before its work could start or its transaction could
+    commit; it was refused or rolled back, so it had no effect."""
 
 
-request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
-"""``time.monotonic()`` after which no transaction of the current request may start or
-commit; set by the server per request from the client's ``timeout_ms``."""
+@dataclass
+class RequestScope:
+    """The request being served: its deadline and whether its work may have taken effect."""
+
+    deadline: float | None
+    """``time.monotonic()`` after which no work of the request may start or commit."""
+    reached_commit: bool = False
+    """A transaction of the request sent COMMIT (committed, or its outcome is unknown)."""
+
+
+request_scope: ContextVar[RequestScope | None] = ContextVar("request_scope", default=None)
+"""Set by the server for each request it serves (each runs in its own context)."""
+
+
+def check_deadline(desc: str) -> None:
+    """Raise ``DeadlineExceeded`` when the current request's deadline has passed."""
+    scope = request_scope.get()
+    _check_deadline(scope.deadline if scope is not None else None, desc)
+
+
+def time_left() -> float | None:
+    """Seconds until the current request's deadline (None outside a request)."""
+    scope = request_scope.get()
+    if scope is None or scope.deadline is None:
+        return None
+    return scope.deadline - time.monotonic()
 
 
 class RetryTransaction(Exception):
@@ -67,9 +91,9 @@ def error_code(exc: BaseException) -> int | None:
 
 
 def _check_deadline(deadline: float | None, desc: str) -> None:
-    """Raise ``DeadlineExceeded`` (rolling the transaction back) once ``deadline`` passed."""
+    """Raise ``DeadlineExceeded`` (rolling a transaction back) once ``deadline`` passed."""
     if deadline is not None and time.monotonic() > deadline:
-        raise DeadlineExceeded(f"{desc}: deadline passed before commit; rolled back")
+        raise DeadlineExceeded(f"{desc}: the request's deadline has passed")
 
 
 class Database:
@@ -113,7 +137,8 @@ class Database:
         or a ``RetryTransaction``."""
         reconnects = 0
         conflicts = 0
-        deadline = request_deadline.get()
+        scope = request_scope.get()
+        deadline = scope.deadline if scope is not None else None
         while True:
             reached_commit = [False]
 
@@ -164,3 +189,6 @@ class Database:
                 ):
                     raise DatabaseUnavailable(f"{desc}: {e}") from e
                 raise
+            finally:
+                if scope is not None and reached_commit[0]:
+                    scope.reached_commit = True

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 
-from shillings_app.server import AppServer
 from shillings_proto.framing import ShillingsClientProtocol
 
 
@@ -34,22 +31,3 @@ async def connect(app_server):
 async def client(connect):
     """One connected client."""
     yield await connect()
-
-
-@pytest_twisted.async_yield_fixture
-async def make_server(app_server):
-    """Start extra app servers on the same database with config overrides; stopped after."""
-    started: list[AppServer] = []
-
-    async def _make(**overrides: object) -> AppServer:
-        config = dataclasses.replace(
-            app_server.config, listen="tcp:0:interface=127.0.0.1", **overrides
-        )
-        server = AppServer(config)
-        await server.start()
-        started.append(server)
-        return server
-
-    yield _make
-    for server in started:
-        await server.stop()

@@ -37,12 +37,23 @@ def _env(tmp_path, mariadb) -> dict[str, str]:
     return env
 
 
+def _connect(s: socket.socket, path: str) -> None:
+    """Connect, allowing for the moment between the socket's bind and its listen."""
+    for _ in range(100):
+        try:
+            s.connect(path)
+            return
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    s.connect(path)
+
+
 def _call(path: str, request: pb.Request) -> pb.Response:
     request.request_id = 7
     payload = request.SerializeToString()
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
-        s.connect(path)
+        _connect(s, path)
         s.sendall(struct.pack(">I", len(payload)) + payload)
         data = b""
         while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:

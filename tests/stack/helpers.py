@@ -38,15 +38,15 @@ def clean_env(**overrides: str) -> dict[str, str]:
 def stack_env(
     var: Path, port: int, *, web_procs: int = 2, app_procs: int = 2, **extra: str
 ) -> dict[str, str]:
-    """The environment of a test stack: private var dir and port, cheap bcrypt."""
+    """The environment of a test stack: private var dir and port, cheap bcrypt (unless
+    ``extra`` says otherwise)."""
     return clean_env(
         SHILLINGS_VAR=str(var),
         SHILLINGS_HTTP_HOST="127.0.0.1",
         SHILLINGS_HTTP_PORT=str(port),
         WEB_PROCS=str(web_procs),
         APP_PROCS=str(app_procs),
-        SHILLINGS_BCRYPT_COST="4",
-        **extra,
+        **{"SHILLINGS_BCRYPT_COST": "4", **extra},
     )
 
 

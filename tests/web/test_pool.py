@@ -71,16 +71,19 @@ async def test_least_in_flight_connection_is_chosen():
 
 
 @pytest_twisted.ensureDeferred
-async def test_no_connection_fails_fast():
+async def test_no_connection_waits_until_the_deadline_then_fails_with_no_effect():
     app = FakeApp(reactor)
     await app.start()
     address = app.address
     await app.stop()
-    pool = AppPool([address], reactor=reactor, connections=1, timeout=2.0)
+    pool = AppPool([address], reactor=reactor, connections=1, timeout=0.5)
     pool.start()
     try:
-        with pytest.raises(AppUnavailable, match="no app server connected"):
+        began = reactor.seconds()
+        with pytest.raises(AppUnavailable, match="no app server connected") as refused:
             await pool.call(messages.health())
+        assert reactor.seconds() - began >= 0.45
+        assert refused.value.no_effect
     finally:
         await pool.stop()
 
@@ -94,8 +97,9 @@ async def test_unanswered_request_times_out():
     pool.start()
     try:
         assert await poll_until(reactor, lambda: pool.live_connections == 1, 5.0)
-        with pytest.raises(AppUnavailable, match="in time"):
+        with pytest.raises(AppUnavailable, match="in time") as timed_out:
             await pool.call(messages.health())
+        assert not timed_out.value.no_effect
         assert len(app.factory.hanging) == 1
     finally:
         await pool.stop()
