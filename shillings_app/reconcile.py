@@ -56,8 +56,13 @@ class Report:
     @property
     def problems(self) -> list[str]:
         """One line per offender shown, for every failed check."""
-        failed = [c for c in self.checks if not c.ok]
-        return [f"{c.name}: {d}" for c in failed for d in (c.details or [c.summary])]
+        lines = []
+        for check in self.checks:
+            if not check.ok:
+                lines += [f"{check.name}: {d}" for d in check.details or [check.summary]]
+                if check.count > len(check.details) > 0:
+                    lines.append(f"{check.name}: … and {check.count - len(check.details)} more")
+        return lines
 
     def text(self) -> str:
         lines = [

@@ -203,6 +203,7 @@ def test_offenders_are_bounded_but_counted(ledger: Ledger) -> None:
     assert replay.count == 25
     assert replay.user_ids == list(range(first, first + 20))
     assert "… and 5 more" in report.text()
+    assert f"{replay.name}: … and 5 more" in report.problems
     assert "created: 1.75" in report.text()
 
 
