@@ -15,9 +15,9 @@ Each failed check names the first ``limit`` users involved and how many there ar
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from shillings_app.storage.reconcile import LedgerReader, StoredKey
+from shillings_app.storage.reconcile import LedgerReader
 
 SHOWN = 20
 """Offending users named per check in the report."""
@@ -33,6 +33,7 @@ class Check:
     user_ids: list[int] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     summary: str = ""
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -70,10 +71,11 @@ class Report:
             f" {self.keys} idempotency keys"
         ]
         for check in self.checks:
+            took = f" ({check.seconds:.2f} s)" if check.seconds >= 0.01 else ""
             if check.ok:
-                lines.append(f"ok    {check.name}")
+                lines.append(f"ok    {check.name}{took}")
                 continue
-            lines.append(f"FAIL  {check.name}: {check.summary}")
+            lines.append(f"FAIL  {check.name}{took}: {check.summary}")
             lines += [f"        {detail}" for detail in check.details]
             if check.count > len(check.details) and check.details:
                 lines.append(f"        … and {check.count - len(check.details)} more")
@@ -98,12 +100,11 @@ def reconcile(dsn: str, limit: int = SHOWN) -> Report:
     try:
         users, transactions, keys = reader.counts()
         total_balance, total_topups = reader.totals()
-        checks = [
-            _replay(reader, limit),
-            _conservation(total_balance, total_topups),
-            _negative(reader, limit),
-            _keys(reader, limit),
-        ]
+        checks = []
+        for run in (_replay, _negative, _keys):
+            begun = time.monotonic()
+            checks.append(replace(run(reader, limit), seconds=time.monotonic() - begun))
+        checks.insert(1, _conservation(total_balance, total_topups))
     finally:
         reader.close()
     return Report(
@@ -153,16 +154,18 @@ def _negative(reader: LedgerReader, limit: int) -> Check:
 
 
 def _keys(reader: LedgerReader, limit: int) -> Check:
-    count, shown = 0, list[tuple[int, str]]()
-    for page in reader.stored_keys():
-        named = [k.transaction_id for k in page if k.transaction_id is not None]
-        initiators = reader.initiators(named)
-        for key in page:
-            problem = _key_problem(key, initiators)
-            if problem is not None:
-                count += 1
-                if len(shown) < limit:
-                    shown.append((key.user_id, problem))
+    found = reader.key_mismatches(limit)
+    count = found.count
+    shown = [(u, _key_problem(u, key, tx, maker)) for u, key, tx, maker in found.rows]
+    for page in reader.unread_keys():
+        makers = reader.makers([k.transaction_id for k in page if k.transaction_id])
+        for k in page:
+            maker = makers.get(k.transaction_id) if k.transaction_id else None
+            if k.transaction_id and maker == k.user_id:
+                continue
+            count += 1
+            shown.append((k.user_id, _key_problem(k.user_id, k.key, k.transaction_id, maker)))
+        shown = sorted(shown)[:limit]
     return Check(
         "every idempotency key names a transaction of its user",
         count,
@@ -172,13 +175,10 @@ def _keys(reader: LedgerReader, limit: int) -> Check:
     )
 
 
-def _key_problem(key: StoredKey, initiators: dict[str, int]) -> str | None:
-    what = f"user {key.user_id}, key {key.key!r}"
-    if key.transaction_id is None:
+def _key_problem(user_id: int, key: str, transaction_id: str | None, maker: int | None) -> str:
+    what = f"user {user_id}, key {key!r}"
+    if transaction_id is None:
         return f"{what}: the stored response names no transaction"
-    owner = initiators.get(key.transaction_id)
-    if owner is None:
-        return f"{what}: transaction {key.transaction_id} does not exist"
-    if owner != key.user_id:
-        return f"{what}: transaction {key.transaction_id} was made by user {owner}"
-    return None
+    if maker is None:
+        return f"{what}: transaction {transaction_id} does not exist"
+    return f"{what}: transaction {transaction_id} was made by user {maker}"
