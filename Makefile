@@ -1,4 +1,4 @@
-.PHONY: setup test lint format proto run start stop status restart bench reliability docker-test
+.PHONY: setup test lint format proto run start stop status restart bench bench-reconcile reliability docker-test
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
@@ -47,6 +47,10 @@ restart:
 # (default 2 x 1); more options in BENCH_ARGS, e.g. BENCH_ARGS="--duration 5 --scaling 1x1,4x2".
 bench: setup
 	./bench/run.sh --web $${WEB_PROCS:-2} --app $${APP_PROCS:-1} $(BENCH_ARGS)
+
+# `shillings-app reconcile` on a generated ledger (a million transactions, a private MariaDB).
+bench-reconcile: setup
+	$(PY) -m bench.reconcile $(BENCH_ARGS)
 
 # The fault, load and hostile-input scenarios alone (they also run in `make test`), writing
 # their figures to docs/RELIABILITY.md.

@@ -1,4 +1,5 @@
-"""``shillings-app``: ``migrate`` applies schema migrations, ``serve`` runs the app server."""
+"""``shillings-app``: ``migrate`` applies schema migrations, ``serve`` runs the app server,
+``reconcile`` checks the ledger."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pymysql
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from shillings_app.config import AppConfig, ConfigError
+from shillings_app.config import AppConfig, ConfigError, mysql_dsn
 from shillings_app.logs import start_logging
 
 T = TypeVar("T")
@@ -81,6 +82,22 @@ def cmd_serve(config: AppConfig) -> int:
     return exit_code[0]
 
 
+def cmd_reconcile(show: int) -> int:
+    """Check the ledger: 0 when it holds, 1 on any discrepancy, 2 when it cannot be read."""
+    from shillings_app.reconcile import reconcile
+
+    try:
+        report = reconcile(mysql_dsn(), show)
+    except ConfigError as e:
+        print(f"shillings-app: configuration error: {e}", file=sys.stderr)
+        return 2
+    except pymysql.err.MySQLError as e:
+        print(f"shillings-app reconcile: cannot read the database: {e}", file=sys.stderr)
+        return 2
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="shillings-app", description="The Shillings application server."
@@ -88,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
     sub.add_parser("serve", help="apply pending migrations, then serve (foreground)")
+    check = sub.add_parser("reconcile", help="check the ledger; exit 1 on any discrepancy")
+    check.add_argument("--show", type=int, default=20, help="offending users named per check")
     args = parser.parse_args(argv)
+    if args.command == "reconcile":
+        return cmd_reconcile(max(args.show, 0))
     try:
         config = AppConfig.from_env()
     except ConfigError as e:

@@ -37,10 +37,7 @@ class AppConfig:
         """Build the configuration from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         var = env.get("SHILLINGS_VAR", "./var")
-        dsn = env.get("SHILLINGS_MYSQL_DSN") or (
-            f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
-        )
-        parse_dsn(dsn)
+        dsn = mysql_dsn(env)
         secret = jwt_secret(env, var)
         pool_min = env_int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
         pool_max = env_int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
@@ -68,6 +65,18 @@ class AppConfig:
                 " set SHILLINGS_APP_SECRET, so that only web processes that know it are served"
             )
         return config
+
+
+def mysql_dsn(environ: Mapping[str, str] | None = None) -> str:
+    """``SHILLINGS_MYSQL_DSN``, else the embedded MariaDB's socket under ``SHILLINGS_VAR``;
+    checked (``ConfigError``). All ``reconcile`` reads, so it never creates a JWT secret."""
+    env = os.environ if environ is None else environ
+    var = env.get("SHILLINGS_VAR", "./var")
+    dsn = env.get("SHILLINGS_MYSQL_DSN") or (
+        f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
+    )
+    parse_dsn(dsn)
+    return dsn
 
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")

@@ -18,10 +18,10 @@ from urllib.parse import unquote_to_bytes
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.resource import IResource
 
-from shillings_web.errors import encode, envelope
+from shillings_web.errors import default_message, encode, envelope
 
 log = Logger(namespace="shillings_web.request")
 
@@ -109,6 +109,11 @@ class ShillingsRequest(server.Request):
         except UnicodeDecodeError:
             self._answer(400, "URL is not valid UTF-8", "invalid_request")
             return
+        if b"//" in self.path:
+            # Paths are exact: an empty segment names no endpoint, wherever it is (routing
+            # alone would match a leading "//" and refuse an inner one).
+            self._answer(404, "no such endpoint", "not_found")
+            return
         super().process()
 
     def _answer(self, code: int, message: str, reason: str) -> None:
@@ -175,9 +180,52 @@ def _text(value: bytes | str | None) -> str:
     return value
 
 
+class ShillingsChannel(http.HTTPChannel):
+    """Twisted's HTTP channel, answering the requests it refuses itself in the envelope.
+
+    A request line Twisted cannot parse, a bad header, more than ``maxHeaders`` headers or
+    headers over ``totalHeadersSize`` bytes, and a line over ``MAX_LENGTH`` got a bare
+    ``400`` (or a dropped connection); they get 400 ``invalid_request``, 431
+    ``headers_too_large`` or 414 ``uri_too_long``, then the connection is closed.
+    """
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        too_many = self._receivedHeaderCount > self.maxHeaders
+        if too_many or self._receivedHeaderSize > self.totalHeadersSize:
+            self._refuse(431, "too many or too large request headers", "headers_too_large")
+        else:
+            self._refuse(400, "malformed HTTP request", "invalid_request")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # `_command` exists once the request line of the current request was parsed.
+        if hasattr(self, "_command"):
+            self._refuse(431, "too many or too large request headers", "headers_too_large")
+        else:
+            self._refuse(414, "request URI too long", "uri_too_long")
+
+    def _refuse(self, code: int, message: str, reason: str) -> None:
+        request_id = uuid.uuid4().hex
+        body = encode(envelope(code, message, reason, request_id))
+        head = (
+            f"HTTP/1.1 {code} {default_message(code)}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
+            f"X-Request-Id: {request_id}\r\nConnection: close\r\n\r\n"
+        )
+        log.info(
+            "{request_line}",
+            request_line=f"- - {code} refused ({reason}) rid={request_id}",
+            status=code,
+            request_id=request_id,
+        )
+        if self.transport is not None:
+            self.transport.write(head.encode("ascii") + body)
+        self.loseConnection()
+
+
 class ShillingsSite(server.Site):
     """A Site with the Shillings request class and a per-request log line, no access log."""
 
+    protocol = ShillingsChannel  # type: ignore[assignment]
     requestFactory = ShillingsRequest
     displayTracebacks = False
 

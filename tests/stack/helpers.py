@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,11 @@ __all__ = [
     "SUPERVISORCTL",
     "Client",
     "MadeStack",
+    "RawAnswer",
     "clean_env",
     "free_port",
     "load_stack_module",
+    "raw_exchange",
     "stack_env",
 ]
 
@@ -120,3 +123,51 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+@dataclass
+class RawAnswer:
+    """An HTTP answer read off a raw socket: status, headers (lower-cased names), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    raw: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 15.0) -> RawAnswer:
+    """Send ``request`` byte for byte (no client-side checks) and read until the server closes.
+
+    For requests http.client refuses to send: bad URIs, TRACE, hundreds of headers. The
+    request should carry ``Connection: close`` (the malformed ones are closed anyway).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = _dechunk(body)
+    return RawAnswer(int(status_line.split(" ")[1]), headers, body, raw)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = []
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(data[:size])
+        data = data[size + 2 :]
+    return b"".join(out)

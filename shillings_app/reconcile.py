@@ -1,0 +1,184 @@
+"""``shillings-app reconcile``: check the ledger in the database and report.
+
+Four checks, over one consistent snapshot (a reconcile of a running stack sees each
+payment entirely or not at all):
+
+- every balance equals the replay of its transactions (received minus sent);
+- the sum of the balances equals the sum of the top-ups (money is neither created nor lost);
+- no balance is negative;
+- every stored idempotency key names an existing transaction made by the key's user (its
+  sender, or for a top-up its receiver).
+
+Each failed check names the first ``limit`` users involved and how many there are.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from shillings_app.storage.reconcile import LedgerReader
+
+SHOWN = 20
+"""Offending users named per check in the report."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check: ``count`` offenders (0 when it holds), the first few
+    described in ``details`` and their user ids in ``user_ids``."""
+
+    name: str
+    count: int = 0
+    user_ids: list[int] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    summary: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.count == 0
+
+
+@dataclass(frozen=True)
+class Report:
+    users: int
+    transactions: int
+    keys: int
+    total_balance: int
+    total_topups: int
+    checks: list[Check]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per offender shown, for every failed check."""
+        lines = []
+        for check in self.checks:
+            if not check.ok:
+                lines += [f"{check.name}: {d}" for d in check.details or [check.summary]]
+                if check.count > len(check.details) > 0:
+                    lines.append(f"{check.name}: … and {check.count - len(check.details)} more")
+        return lines
+
+    def text(self) -> str:
+        lines = [
+            f"reconcile: {self.users} users, {self.transactions} transactions,"
+            f" {self.keys} idempotency keys"
+        ]
+        for check in self.checks:
+            took = f" ({check.seconds:.2f} s)" if check.seconds >= 0.01 else ""
+            if check.ok:
+                lines.append(f"ok    {check.name}{took}")
+                continue
+            lines.append(f"FAIL  {check.name}{took}: {check.summary}")
+            lines += [f"        {detail}" for detail in check.details]
+            if check.count > len(check.details) and check.details:
+                lines.append(f"        … and {check.count - len(check.details)} more")
+            if check.user_ids:
+                lines.append("      users: " + " ".join(str(u) for u in check.user_ids))
+        failed = sum(1 for c in self.checks if not c.ok)
+        verdict = "OK" if failed == 0 else f"{failed} check(s) failed"
+        lines.append(f"reconcile: {verdict} in {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def money(cents: int) -> str:
+    """Cents as a decimal string: -150 -> "-1.50"."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def reconcile(dsn: str, limit: int = SHOWN) -> Report:
+    """Run every check against the database at ``dsn``; pymysql errors propagate."""
+    started = time.monotonic()
+    reader = LedgerReader(dsn)
+    try:
+        users, transactions, keys = reader.counts()
+        total_balance, total_topups = reader.totals()
+        checks = []
+        for run in (_replay, _negative, _keys):
+            begun = time.monotonic()
+            checks.append(replace(run(reader, limit), seconds=time.monotonic() - begun))
+        checks.insert(1, _conservation(total_balance, total_topups))
+    finally:
+        reader.close()
+    return Report(
+        users=users,
+        transactions=transactions,
+        keys=keys,
+        total_balance=total_balance,
+        total_topups=total_topups,
+        checks=checks,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _replay(reader: LedgerReader, limit: int) -> Check:
+    found = reader.replay_mismatches(limit)
+    return Check(
+        "balances equal the replay of their transactions",
+        found.count,
+        [row[0] for row in found.rows],
+        [f"user {u}: balance {money(b)}, transactions say {money(r)}" for u, b, r in found.rows],
+        f"{found.count} user(s) differ",
+    )
+
+
+def _conservation(total_balance: int, total_topups: int) -> Check:
+    name = "sum of balances equals sum of top-ups"
+    if total_balance == total_topups:
+        return Check(name)
+    gap = total_balance - total_topups
+    return Check(
+        name,
+        1,
+        summary=f"balances {money(total_balance)}, top-ups {money(total_topups)}"
+        f" ({'created' if gap > 0 else 'lost'}: {money(abs(gap))})",
+    )
+
+
+def _negative(reader: LedgerReader, limit: int) -> Check:
+    found = reader.negative_balances(limit)
+    return Check(
+        "no balance is negative",
+        found.count,
+        [row[0] for row in found.rows],
+        [f"user {u}: balance {money(b)}" for u, b in found.rows],
+        f"{found.count} user(s) below zero",
+    )
+
+
+def _keys(reader: LedgerReader, limit: int) -> Check:
+    found = reader.key_mismatches(limit)
+    count = found.count
+    shown = [(u, _key_problem(u, key, tx, maker)) for u, key, tx, maker in found.rows]
+    for page in reader.unread_keys():
+        makers = reader.makers([k.transaction_id for k in page if k.transaction_id])
+        for k in page:
+            maker = makers.get(k.transaction_id) if k.transaction_id else None
+            if k.transaction_id and maker == k.user_id:
+                continue
+            count += 1
+            shown.append((k.user_id, _key_problem(k.user_id, k.key, k.transaction_id, maker)))
+        shown = sorted(shown)[:limit]
+    return Check(
+        "every idempotency key names a transaction of its user",
+        count,
+        sorted({user_id for user_id, _ in shown}),
+        [problem for _, problem in shown],
+        f"{count} key(s) without their transaction",
+    )
+
+
+def _key_problem(user_id: int, key: str, transaction_id: str | None, maker: int | None) -> str:
+    what = f"user {user_id}, key {key!r}"
+    if transaction_id is None:
+        return f"{what}: the stored response names no transaction"
+    if maker is None:
+        return f"{what}: transaction {transaction_id} does not exist"
+    return f"{what}: transaction {transaction_id} was made by user {maker}"

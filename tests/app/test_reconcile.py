@@ -1,0 +1,309 @@
+"""``shillings-app reconcile`` against a ledger written by the real app server, then broken
+on purpose, one invariant at a time, directly in MariaDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pytest
+import pytest_twisted
+
+from shillings_app.config import parse_dsn
+from shillings_app.reconcile import reconcile
+from shillings_app.storage.reconcile import TRANSACTION_ID_SQL, LedgerReader, transaction_id_of
+from shillings_proto import pb, responses
+from tests.app.helpers import Session, new_session, sql
+
+KEYS = "every idempotency key names a transaction of its user"
+CHECKS_OFF = "SET SESSION check_constraint_checks = 0"
+"""Lets a test store what the schema's CHECK constraints forbid (a negative balance)."""
+
+
+@dataclass
+class Ledger:
+    dsn: str
+    alice: Session
+    bob: Session
+    carol: Session  # signed up, never topped up: balance 0
+    alice_topup: str  # transaction ids
+    alice_pays_bob: str
+
+
+@pytest_twisted.async_yield_fixture
+async def ledger(app_server: Any, client: Any) -> Any:
+    """Three users; top-ups and payments with and without keys, a replayed retry, a refusal."""
+    alice = await new_session(client, "alice")
+    bob = await new_session(client, "bob")
+    carol = await new_session(client, "carol")
+    topup = await alice.topup(10_000, key="a-top-1")
+    assert topup.status.code == 200
+    assert (await alice.topup(10_000, key="a-top-1")).topup.transaction_id == (
+        topup.topup.transaction_id
+    )
+    assert (await bob.topup(2_500)).status.code == 200
+    paid = await alice.pay(bob.email, 1_234, key="a-pay-1")
+    assert paid.status.code == 200
+    assert (await bob.pay(alice.email, 99, key="b-pay-1")).status.code == 200
+    assert (await carol.pay(alice.email, 1, key="c-pay-1")).status.reason == "insufficient_funds"
+    yield Ledger(
+        app_server.config.mysql_dsn,
+        alice,
+        bob,
+        carol,
+        topup.topup.transaction_id,
+        paid.pay.transaction_id,
+    )
+
+
+def run_cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHILLINGS_")}
+    env["SHILLINGS_MYSQL_DSN"] = dsn
+    code = "import sys; from shillings_app.cli import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, "reconcile", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def unchecked(dsn: str, *statements: str) -> None:
+    """Run ``statements`` in one session with CHECK constraints off."""
+    conn = pymysql.connect(**parse_dsn(dsn), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(CHECKS_OFF)
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def failed(report: Any) -> dict[str, Any]:
+    return {check.name: check for check in report.checks if not check.ok}
+
+
+def store_key(dsn: str, user_id: int, key: str, response: pb.Response) -> None:
+    sql(
+        dsn,
+        "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash, response,"
+        " created_at) VALUES (%s, %s, 'TPU', %s, %s, UTC_TIMESTAMP(6))",
+        (user_id, key, b"\0" * 32, response.SerializeToString()),
+    )
+
+
+def test_a_ledger_written_by_the_app_server_reconciles(ledger: Ledger) -> None:
+    report = reconcile(ledger.dsn)
+    assert report.ok, report.text()
+    assert (report.users, report.transactions, report.keys) == (3, 4, 3)
+    assert report.total_balance == report.total_topups == 12_500
+    assert len(report.checks) == 4 and report.problems == []
+
+    result = run_cli(ledger.dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reconcile: OK" in result.stdout
+    assert result.stdout.count("\nok    ") == 4
+
+
+def test_a_balance_that_drifted_from_its_transactions(ledger: Ledger) -> None:
+    bob = ledger.bob.user_id
+    sql(ledger.dsn, "UPDATE users SET balance = balance + 100 WHERE user_id = %s", (bob,))
+    report = reconcile(ledger.dsn)
+    bad = failed(report)
+    assert set(bad) == {
+        "balances equal the replay of their transactions",
+        "sum of balances equals sum of top-ups",
+    }
+    replay = bad["balances equal the replay of their transactions"]
+    assert (replay.count, replay.user_ids) == (1, [bob])
+    assert replay.details == [f"user {bob}: balance 37.35, transactions say 36.35"]
+    assert "created: 1.00" in bad["sum of balances equals sum of top-ups"].summary
+
+    result = run_cli(ledger.dsn)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"users: {bob}\n" in result.stdout
+    assert "2 check(s) failed" in result.stdout
+
+
+def test_money_lost_with_its_transaction(ledger: Ledger) -> None:
+    """A payment row gone: both parties' balances disagree with the replay; the key naming
+    the row now names nothing; the sum still holds (the payment moved money, made none)."""
+    sql(ledger.dsn, "DELETE FROM transactions WHERE transaction_id = %s", (ledger.alice_pays_bob,))
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {
+        "balances equal the replay of their transactions",
+        "every idempotency key names a transaction of its user",
+    }
+    replay = bad["balances equal the replay of their transactions"]
+    assert replay.user_ids == sorted([ledger.alice.user_id, ledger.bob.user_id])
+    keys = bad["every idempotency key names a transaction of its user"]
+    assert keys.user_ids == [ledger.alice.user_id] and "'a-pay-1'" in keys.details[0]
+    assert "does not exist" in keys.details[0]
+
+
+def test_a_negative_balance_consistent_with_its_transactions(ledger: Ledger) -> None:
+    """Carol (balance 0) paid 5.00 to Alice, rows and balances agreeing: only the negative
+    balance is wrong."""
+    carol, alice = ledger.carol, ledger.alice
+    unchecked(
+        ledger.dsn,
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
+        " receiver_email, amount, created_at) VALUES ('00000000-0000-4000-8000-00000000c001',"
+        f" 'payment', {carol.user_id}, '{carol.email}', {alice.user_id}, '{alice.email}', 500,"
+        " UTC_TIMESTAMP(6))",
+        f"UPDATE users SET balance = balance - 500 WHERE user_id = {carol.user_id}",
+        f"UPDATE users SET balance = balance + 500 WHERE user_id = {alice.user_id}",
+    )
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {"no balance is negative"}
+    negative = bad["no balance is negative"]
+    assert (negative.count, negative.user_ids) == (1, [carol.user_id])
+    assert negative.details == [f"user {carol.user_id}: balance -5.00"]
+
+
+def test_keys_that_name_no_transaction_of_their_user(ledger: Ledger) -> None:
+    alice, bob = ledger.alice.user_id, ledger.bob.user_id
+    # Bob's key answered with Alice's top-up; a key whose transaction never committed; a key
+    # whose stored response is not a money answer at all.
+    store_key(
+        ledger.dsn, bob, "b-stolen", responses.topup(transaction_id=ledger.alice_topup, balance=1)
+    )
+    missing = "00000000-0000-4000-8000-0000000000ff"
+    store_key(ledger.dsn, alice, "a-ghost", responses.topup(transaction_id=missing, balance=1))
+    store_key(ledger.dsn, alice, "a-empty", pb.Response(status=pb.Status(code=200)))
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {"every idempotency key names a transaction of its user"}
+    keys = bad["every idempotency key names a transaction of its user"]
+    assert keys.count == 3 and keys.user_ids == sorted([alice, bob])
+    text = "\n".join(keys.details)
+    assert f"transaction {ledger.alice_topup} was made by user {alice}" in text
+    assert f"transaction {missing} does not exist" in text
+    assert "names no transaction" in text
+
+
+def test_offenders_are_bounded_but_counted(ledger: Ledger) -> None:
+    values = ",".join(
+        f"('U', 'X', 'u{n}@example.com', '+15550000000', 7, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+        for n in range(25)
+    )
+    sql(
+        ledger.dsn,
+        "INSERT INTO users (first_name, last_name, email, phone, balance, created_at,"
+        f" updated_at) VALUES {values}",
+    )
+    first = ledger.carol.user_id + 1
+    report = reconcile(ledger.dsn, limit=20)
+    replay = failed(report)["balances equal the replay of their transactions"]
+    assert replay.count == 25
+    assert replay.user_ids == list(range(first, first + 20))
+    assert "… and 5 more" in report.text()
+    assert f"{replay.name}: … and 5 more" in report.problems
+    assert "created: 1.75" in report.text()
+
+
+def test_keys_sql_cannot_read_are_parsed_in_pages(ledger: Ledger) -> None:
+    """Responses of another shape than the app server's (here: with a request id) are read
+    by protobuf, a page at a time, and checked as strictly."""
+    bob = ledger.bob.user_id
+    odd = responses.topup(transaction_id=ledger.alice_topup, balance=1)
+    odd.request_id = 9
+    for n in range(4):
+        store_key(ledger.dsn, bob, f"b-odd-{n}", odd)
+    reader = LedgerReader(ledger.dsn)
+    try:
+        pages = list(reader.unread_keys(page=3))
+    finally:
+        reader.close()
+    assert [len(page) for page in pages] == [3, 1]
+    assert {k.transaction_id for page in pages for k in page} == {ledger.alice_topup}
+    keys = failed(reconcile(ledger.dsn, limit=3))[KEYS]
+    assert keys.count == 4 and keys.user_ids == [bob] and len(keys.details) == 3
+    assert f"was made by user {ledger.alice.user_id}" in keys.details[0]
+
+
+def _responses() -> list[pb.Response]:
+    """Responses of every shape: the app server's, and others SQL must leave to protobuf."""
+    tx = "0b6b4bd6-2f1c-4b8e-9a55-6a6f3c1f0e2d"
+    found = [responses.topup(transaction_id=tx, balance=b) for b in (0, 5, 10, 138, 2**40)]
+    found += [
+        responses.pay(transaction_id=tx, sender_id=s, receiver_id=10, sender_balance=b)
+        for s, b in ((1, 0), (10, 10), (2**33, 1_000_000_000_000_000))
+    ]
+    with_id = responses.topup(transaction_id=tx, balance=1)
+    with_id.request_id = 7
+    long_status = responses.topup(transaction_id=tx, balance=1)
+    long_status.status.message = "x" * 200
+    short_id = responses.topup(transaction_id="t-1", balance=1)
+    found += [with_id, long_status, short_id, responses.topup(transaction_id="", balance=1)]
+    found += [pb.Response(status=pb.Status(code=200)), pb.Response()]
+    return found
+
+
+def test_sql_reads_the_transaction_id_as_protobuf_does_or_not_at_all(ledger: Ledger) -> None:
+    blobs = [r.SerializeToString() for r in _responses()]
+    tx = "0b6b4bd6-2f1c-4b8e-9a55-6a6f3c1f0e2d"
+    # field 1 of the body twice: protobuf keeps the last one
+    twice = responses.topup(transaction_id=tx, balance=1).SerializeToString()
+    blobs += [twice[:-2] + b"\x0a\x03abc" + twice[-2:], b"\x1a\x00r\x26\x0a\x24" + b"z" * 36]
+    blobs[-2] = blobs[-2][:8] + bytes([blobs[-2][8] + 5]) + blobs[-2][9:]  # its body length
+    read = [
+        sql(ledger.dsn, f"SELECT {TRANSACTION_ID_SQL} FROM (SELECT %s AS response) AS r", (b,))
+        for b in blobs
+    ]
+    for blob, [(by_sql,)] in zip(blobs, read, strict=True):
+        assert by_sql is None or by_sql == transaction_id_of(blob), blob
+    canonical = len(_responses()) - 6  # the app server's shape: read by SQL unless a byte
+    for blob, [(by_sql,)] in zip(blobs[:canonical], read, strict=False):  # after the id is 0x0a
+        assert by_sql == (None if b"\n" in blob[blob.index(tx.encode()) + 36 :] else tx)
+    assert all(row[0][0] is None for row in read[canonical:-1])
+    assert transaction_id_of(b"\xff\xff") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_consistent_snapshot(ledger: Ledger) -> None:
+    """What commits after the reader started is invisible to every one of its queries."""
+    reader = LedgerReader(ledger.dsn)
+    try:
+        assert (await ledger.bob.topup(700, key="b-late")).status.code == 200
+        assert reader.counts() == (3, 4, 3)
+        assert reader.totals() == (12_500, 12_500)
+        assert reader.replay_mismatches(20).count == 0
+    finally:
+        reader.close()
+    assert reconcile(ledger.dsn).transactions == 5
+
+
+def test_transaction_id_is_read_from_the_stored_response() -> None:
+    assert (
+        transaction_id_of(responses.topup(transaction_id="t-1", balance=5).SerializeToString())
+        == "t-1"
+    )
+    pay = responses.pay(transaction_id="t-2", sender_id=1, receiver_id=2, sender_balance=0)
+    assert transaction_id_of(pay.SerializeToString()) == "t-2"
+    assert transaction_id_of(pb.Response().SerializeToString()) is None
+
+
+@pytest.mark.parametrize(
+    "dsn, message",
+    [
+        ("mysql://root@localhost/shillings?unix_socket=/nonexistent/mysqld.sock", "cannot read"),
+        ("postgres://root@localhost/shillings", "configuration error"),
+    ],
+)
+def test_cannot_connect_or_bad_config_exits_2(dsn: str, message: str) -> None:
+    result = run_cli(dsn)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_an_unmigrated_database_exits_2(database: str) -> None:
+    result = run_cli(database)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "doesn't exist" in result.stderr
