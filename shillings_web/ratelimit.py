@@ -33,7 +33,9 @@ from shillings_web.config import WebConfig
 from shillings_web.device import DeviceCookies
 from shillings_web.errors import ApiError
 
-_RESERVE = """
+_RESERVE = """#!lua
+-- The shebang (Redis >= 7) makes Redis refuse this script as a whole when it is out of
+-- memory, instead of letting it write after a first write (old scripts' rule).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit, window, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
