@@ -221,21 +221,18 @@ class ShillingsApi:
     @endpoint
     async def signup(self, request: Any) -> Reply:
         data = validation.signup(request.body())
-        attempt = await self.signups.reserve(subject_keys("signup", self._client_ip(request)))
-        try:
-            response = await self._call(
-                request,
-                messages.signup(
-                    first_name=data.first_name,
-                    middle_name=data.middle_name,
-                    last_name=data.last_name,
-                    email=data.email,
-                    phone=data.phone,
-                    password=data.password,
-                ),
-            )
-        finally:
-            await self.signups.settle(attempt, "fail")  # every signup counts
+        await self.signups.reserve(subject_keys("signup", self._client_ip(request)))
+        response = await self._call(
+            request,
+            messages.signup(
+                first_name=data.first_name,
+                middle_name=data.middle_name,
+                last_name=data.last_name,
+                email=data.email,
+                phone=data.phone,
+                password=data.password,
+            ),
+        )
         user = response.signup.user
         request.user_id = user.user_id
         return Reply(201, {"user": user_json(user)})

@@ -67,8 +67,10 @@ if busy then return -1 end
 for i = 1, #KEYS, 2 do
   redis.call('ZADD', KEYS[i], now + window, ARGV[4])
   redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
-  redis.call('ZADD', KEYS[i + 1], now + lease, ARGV[4])
-  redis.call('PEXPIRE', KEYS[i + 1], math.ceil(lease * 1000))
+  if not strict then
+    redis.call('ZADD', KEYS[i + 1], now + lease, ARGV[4])
+    redis.call('PEXPIRE', KEYS[i + 1], math.ceil(lease * 1000))
+  end
 end
 return 0
 """
@@ -111,9 +113,10 @@ class Attempt:
 class Limiter:
     """At most ``limit`` attempts per subject per sliding ``window`` seconds.
 
-    ``strict``: every attempt counts (signups), so nothing waits for attempts in progress;
-    otherwise only failures count (logins) and a new attempt waits up to ``max_wait``
-    seconds while attempts in progress could still take the last places.
+    ``strict``: every attempt counts for good once reserved (signups: nothing to settle,
+    nothing waits); otherwise only failures count (logins: settle every attempt) and a new
+    attempt waits up to ``max_wait`` seconds while attempts in progress could still take
+    the last places.
     """
 
     def __init__(
