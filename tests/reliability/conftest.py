@@ -18,9 +18,6 @@ from tests.stack.helpers import Client
 
 APP_IDLE_TIMEOUT_S = 2
 """The app servers drop a peer stalled mid-frame after this long (SHILLINGS_APP_IDLE_TIMEOUT)."""
-SIGNUP_MAX = 1000
-"""The scenarios sign up their users from one address (127.0.0.1), more than the default
-allows per hour; scenario 11 checks the default limit on a stack of its own."""
 
 
 @dataclass
@@ -44,10 +41,7 @@ class Shared:
 @pytest.fixture(scope="package")
 def shared() -> Iterator[Shared]:
     stack = start_stack(
-        web_procs=2,
-        app_procs=2,
-        SHILLINGS_APP_IDLE_TIMEOUT=str(APP_IDLE_TIMEOUT_S),
-        SHILLINGS_SIGNUP_MAX=str(SIGNUP_MAX),
+        web_procs=2, app_procs=2, SHILLINGS_APP_IDLE_TIMEOUT=str(APP_IDLE_TIMEOUT_S)
     )
     try:
         version = stack.query("SELECT VERSION()")[0][0]
