@@ -274,7 +274,7 @@ stdout_logfile = {log / "mariadb.log"}
         redis = (
             f"{find_binary('redis-server')} --port 0 --unixsocket {cfg.run_dir / 'redis.sock'}"
             f' --unixsocketperm 700 --save "" --appendonly no --dir {var / "redis"}'
-            ' --daemonize no --logfile "" --maxmemory 256mb --maxmemory-policy volatile-lru'
+            ' --daemonize no --logfile "" --maxmemory 256mb --maxmemory-policy noeviction'
         )
         parts.append(
             f"""

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from shillings_proto import messages, pb
 from shillings_web import validation
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
-from shillings_web.cache import ProfileCache, Redis, RedisUnavailable
+from shillings_web.cache import ProfileCache, Redis, RedisRefused, RedisUnavailable
 from shillings_web.config import WebConfig
 from shillings_web.errors import (
     REASON_FOR_STATUS,
@@ -35,10 +35,13 @@ from shillings_web.errors import (
 )
 from shillings_web.money import format_cents
 from shillings_web.pool import AppPool, AppUnavailable
-from shillings_web.ratelimit import LoginLimiter
+from shillings_web.ratelimit import limits, subject_keys
 from shillings_web.site import set_json
 
 log = Logger()
+
+HEALTH_KEY = "shl:healthz"
+"""Written by /healthz: Redis is healthy only when it takes writes."""
 
 
 @dataclass
@@ -124,7 +127,7 @@ class ShillingsApi:
         self.redis = redis
         self.clock = clock
         self.cache = ProfileCache(redis, clock, epoch_grace=config.cache_grace)
-        self.limiter = LoginLimiter(redis, config.login_max_failures, config.login_window)
+        self.logins, self.signups = limits(config, redis, clock)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -225,6 +228,7 @@ class ShillingsApi:
     async def signup(self, request: Any) -> Reply:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         data = validation.signup(request.body())
+        await self.signups.reserve(subject_keys("signup", self._client_ip(request)))
         response = await self._call(
             request,
             messages.signup(
@@ -245,24 +249,24 @@ class ShillingsApi:
     async def login(self, request: Any) -> Reply:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
         data = validation.login(request.body())
-        ip = self._client_ip(request)
-        reserved = await self.limiter.reserve(data.email, ip)
+        attempt = await self.logins.reserve(request, data.email, self._client_ip(request))
+        outcome = "void"  # no verdict on the password (e.g. 503): the attempt is not counted
         try:
             response = await self._call(
                 request, messages.login(data.email, data.password), retry_safe=True
             )
-        except Exception as e:
-            if reserved and getattr(e, "reason", None) == "invalid_credentials":
-                await self.limiter.failed(ip)
-            elif reserved:
-                await self.limiter.release(data.email)
+            outcome = "ok"
+        except ApiError as e:
+            if e.reason == "invalid_credentials":
+                outcome = "fail"
             raise
-        if reserved:
-            await self.limiter.succeeded(data.email)
+        finally:
+            await self.logins.settle(attempt, outcome)
         result = response.login
         request.user_id = result.user.user_id
         max_age = max(1, int(result.expires_at - self.clock.seconds()))
         self._cookie(request, result.token, max_age)
+        self.logins.devices.issue(request, data.email)
         return Reply(
             200,
             {
@@ -374,24 +378,29 @@ class ShillingsApi:
     @app.route("/healthz", methods=["GET"])
     @endpoint
     async def healthz(self, request: Any) -> Reply:
-        redis_check = defer.ensureDeferred(self._redis_ok())
+        redis_check = defer.ensureDeferred(self._redis_status())
         app_check = defer.ensureDeferred(self._app_status())
-        redis_ok: bool = await redis_check
+        redis_status: str = await redis_check
         app_status: str = await app_check
         checks = {
-            "redis": "ok" if redis_ok else "down",
+            "redis": redis_status,
             "app": app_status,
             "app_connections": self.pool.live_connections,
         }
-        if redis_ok and app_status == "ok":
+        if redis_status == "ok" and app_status == "ok":
             return Reply(200, {"checks": checks})
         return Reply(503, {"checks": checks}, "unhealthy", "unavailable")
 
-    async def _redis_ok(self) -> bool:
+    async def _redis_status(self) -> str:
+        """ "ok" when Redis takes a write (the rate limits need it), "refusing_writes" when
+        it answers with an error (e.g. full under ``noeviction``), else "down"."""
         try:
-            return await self.redis.execute("ping") in ("PONG", b"PONG", True)
+            await self.redis.execute("set", HEALTH_KEY, "1", 60)
+        except RedisRefused:
+            return "refusing_writes"
         except RedisUnavailable:
-            return False
+            return "down"
+        return "ok"
 
     async def _app_status(self) -> str:
         """ "ok" when any app server reaches MySQL, else "database_down" when one answered,

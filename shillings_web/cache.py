@@ -1,17 +1,19 @@
 """Redis: a guarded client, and the cache of authenticated users' profiles.
 
-Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": N, "user": {...}}`` with
-a TTL of the token's remaining life; ``shl:gen:<email>`` is the user's data generation (by
-email, so a payment can invalidate its receiver without knowing the receiver's id, even
-when the app server's answer was lost).
-An entry is used only when its ``gen`` equals the current generation, which pay, top-up
-and logout bump before the web layer answers. Redis is an optimisation: when it is down
-every call raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the
-app server.
+Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": G, "epoch": E, "user":
+{...}}`` with a TTL of the token's remaining life; ``shl:gen:<hash of the email>`` holds the
+user's current data generation, a random value (by email, so a payment can invalidate its
+receiver without knowing the receiver's id, even when the app server's answer was lost).
+An entry is used only when its ``gen`` equals the current generation. Pay, top-up and
+logout invalidate by deleting the generation before the web layer answers; a later read
+creates a new random one, so an older entry can never match again, and a pay to an email
+nobody reads creates no key at all. Redis is an optimisation: when it is down every call
+raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the app server.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -28,12 +30,24 @@ from shillings_web.config import RedisAddress
 log = Logger()
 
 TOKEN_KEY = "shl:tok:{}"
-GEN_KEY = "shl:gen:{}"
 EPOCH_KEY = "shl:epoch"
+MAX_PENDING = 1000
+"""Invalidations one process keeps for retry; past this it resets the whole cache instead."""
+
+
+def gen_key(email: str) -> str:
+    """The generation key of a user: a hash of the lower-cased email, so any string (lone
+    surrogates included) makes a valid key of bounded length."""
+    digest = hashlib.sha256(email.lower().encode("utf-8", "surrogatepass")).hexdigest()
+    return "shl:gen:" + digest[:32]
 
 
 class RedisUnavailable(Exception):
     """Redis could not answer (not connected, timed out, or an error reply)."""
+
+
+class RedisRefused(RedisUnavailable):
+    """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
 
 
 class _Factory(txredisapi.RedisFactory):
@@ -54,6 +68,7 @@ class Redis:
         self._poolsize = poolsize
         self._factory: _Factory | None = None
         self._was_up = True
+        self._refused_logged_at = float("-inf")
 
     def start(self) -> None:
         """Begin connecting (and reconnecting with back-off) in the background."""
@@ -89,14 +104,18 @@ class Redis:
         return self._factory is not None and self._factory.size > 0
 
     async def execute(self, command: str, *args: Any) -> Any:
-        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout."""
+        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout
+        (``RedisRefused`` when Redis answered with an error)."""
         if self._factory is None or self._factory.size == 0:
             self._note_down(f"{command}: not connected")
             raise RedisUnavailable("not connected to Redis")
-        d = getattr(self._factory.handler, command)(*args)
-        d.addTimeout(self._timeout, self._reactor)
         try:
+            d = getattr(self._factory.handler, command)(*args)
+            d.addTimeout(self._timeout, self._reactor)
             result = await d
+        except txredisapi.ResponseError as e:
+            self._note_refused(command, e)
+            raise RedisRefused(str(e)) from None
         except Exception as e:
             self._note_down(f"{command}: {e.__class__.__name__}: {e}")
             raise RedisUnavailable(str(e) or e.__class__.__name__) from None
@@ -104,6 +123,13 @@ class Redis:
             self._was_up = True
             log.info("Redis at {address} is reachable again", address=self._address.describe())
         return result
+
+    def _note_refused(self, command: str, error: Exception) -> None:
+        """Log a refusal (e.g. OOM) at most once a minute: a full Redis refuses every write."""
+        now = self._reactor.seconds()
+        if now - self._refused_logged_at >= 60.0:
+            self._refused_logged_at = now
+            log.warn("Redis refused {command}: {error}", command=command, error=str(error))
 
     def _note_down(self, why: str) -> None:
         if self._was_up:
@@ -120,15 +146,17 @@ class Lookup:
     """A cache read: the cached profile if fresh, and the generation to store a refill with."""
 
     user: dict[str, Any] | None
-    gen: int | None
+    gen: str | None
     epoch: str | None = None
 
 
 class ProfileCache:
-    """The per-token profile cache with per-user (by email) generation counters.
+    """The per-token profile cache with per-user (by email) generations.
 
     An invalidation that cannot reach Redis is kept and retried every ``retry_interval``
     seconds until Redis takes it; until then this process reads no profile from the cache.
+    At most ``MAX_PENDING`` are kept: past that, the process resets the whole cache (deletes
+    the epoch) instead, so no input and no outage can grow or poison this state for good.
     """
 
     def __init__(
@@ -141,14 +169,13 @@ class ProfileCache:
         self._clock = clock
         self._retry_interval = retry_interval
         self._epoch_grace = epoch_grace
-        self._pending_gens: set[str] = set()
-        self._pending_tokens: set[str] = set()
+        self._pending: set[str] = set()
         self._retry: Any = None
 
     @property
     def pending(self) -> int:
-        """Invalidations not yet acknowledged by Redis."""
-        return len(self._pending_gens) + len(self._pending_tokens)
+        """Keys whose deletion (an invalidation) Redis has not acknowledged yet."""
+        return len(self._pending)
 
     async def lookup(self, identity: Identity) -> Lookup:
         """The cached profile if its generation and Redis epoch are current. ``gen`` is None
@@ -157,10 +184,10 @@ class ProfileCache:
         if self.pending:
             return Lookup(None, None)
         token_key = TOKEN_KEY.format(identity.token_id)
-        gen_key = GEN_KEY.format(identity.email.lower())
+        user_gen_key = gen_key(identity.email)
         try:
-            entry, gen_value, epoch = await self._redis.execute(
-                "mget", [token_key, gen_key, EPOCH_KEY]
+            entry, gen, epoch = await self._redis.execute(
+                "mget", [token_key, user_gen_key, EPOCH_KEY]
             )
         except RedisUnavailable:
             return Lookup(None, None)
@@ -168,7 +195,8 @@ class ProfileCache:
             epoch = await self._start_epoch()
         if not self._epoch_settled(epoch):
             return Lookup(None, None)
-        gen = _as_int(gen_value)
+        if gen is None:
+            return Lookup(None, await self._new_gen(user_gen_key, identity), epoch)
         if entry is None:
             return Lookup(None, gen, epoch)
         try:
@@ -182,6 +210,18 @@ class ProfileCache:
         except (ValueError, TypeError, KeyError):
             log.warn("discarding malformed cache entry {key}", key=token_key)
         return Lookup(None, gen, epoch)
+
+    async def _new_gen(self, key: str, identity: Identity) -> str | None:
+        """Start a new generation for a user that has none (created before the profile is
+        fetched, so an invalidation in between deletes it and outdates the fill); None
+        when another request was first or Redis refused."""
+        gen = secrets.token_hex(8)
+        ttl = identity.seconds_left(self._clock.seconds())
+        try:
+            created = await self._redis.execute("set", key, gen, ttl, None, True)
+        except RedisUnavailable:
+            return None
+        return gen if created is not None else None
 
     def _epoch_settled(self, epoch: Any) -> bool:
         """True when Redis has held its data (the epoch) for at least ``epoch_grace`` s."""
@@ -223,45 +263,29 @@ class ProfileCache:
             pass
 
     async def bump(self, *emails: str) -> None:
-        """Invalidate every cached profile of the users with these emails (INCR their
+        """Invalidate every cached profile of the users with these emails (delete their
         generations); what fails is retried in the background."""
-        failed = await self._incr({email.lower() for email in emails})
-        if failed:
-            log.warn("could not invalidate cached profiles of {emails}; will retry", emails=failed)
-            self._pending_gens.update(failed)
-            self._schedule()
+        await self._delete({gen_key(email) for email in emails})
 
     async def forget(self, identity: Identity) -> None:
         """Drop the token's entry after logout, and outdate any concurrent refill of it."""
-        await self.bump(identity.email)
-        key = TOKEN_KEY.format(identity.token_id)
-        try:
-            await self._redis.execute("delete", [key])
-        except RedisUnavailable:
-            log.warn(
-                "could not drop cached profile of revoked token of user {user_id}; will retry",
-                user_id=identity.user_id,
-            )
-            self._pending_tokens.add(key)
-            self._schedule()
+        await self._delete({gen_key(identity.email), TOKEN_KEY.format(identity.token_id)})
 
     async def flush(self) -> bool:
         """Retry the pending invalidations once; True when none is left. Each stays pending
         (and this process off the cache) until Redis has acknowledged it."""
-        gens = set(self._pending_gens)
-        self._pending_gens -= gens - set(await self._incr(gens))
-        tokens = set(self._pending_tokens)
-        if tokens:
+        keys = set(self._pending)
+        if keys:
             try:
-                await self._redis.execute("delete", sorted(tokens))
-                self._pending_tokens -= tokens
+                await self._redis.execute("delete", sorted(keys))
+                self._pending -= keys
             except RedisUnavailable:
                 pass
         if self.pending:
             self._schedule()
             return False
-        if gens or tokens:
-            log.info("cache invalidations caught up ({count})", count=len(gens) + len(tokens))
+        if keys:
+            log.info("cache invalidations caught up ({count})", count=len(keys))
         return True
 
     def stop(self) -> None:
@@ -269,6 +293,27 @@ class ProfileCache:
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
+
+    async def _delete(self, keys: set[str]) -> None:
+        """DEL ``keys`` (one command); on failure keep them for the background retry, or,
+        past ``MAX_PENDING``, the epoch instead (which outdates every entry at once)."""
+        try:
+            await self._redis.execute("delete", sorted(keys))
+            return
+        except RedisUnavailable as e:
+            log.warn(
+                "could not invalidate {count} cache keys ({why}); will retry",
+                count=len(keys),
+                why=str(e),
+            )
+        self._pending |= keys
+        if len(self._pending) > MAX_PENDING:
+            log.warn(
+                "{count} cache invalidations pending: resetting the whole cache instead",
+                count=len(self._pending),
+            )
+            self._pending = {EPOCH_KEY}
+        self._schedule()
 
     def _schedule(self) -> None:
         if self._retry is None or not self._retry.active():
@@ -279,21 +324,3 @@ class ProfileCache:
         defer.ensureDeferred(self.flush()).addErrback(
             lambda f: log.failure("retrying cache invalidations failed", f)
         )
-
-    async def _incr(self, keys: set[str]) -> list[str]:
-        """INCR the generation of each email; return those that failed."""
-        ordered = sorted(keys)
-        results = await defer.DeferredList(
-            [defer.ensureDeferred(self._redis.execute("incr", GEN_KEY.format(k))) for k in ordered],
-            consumeErrors=True,
-        )
-        return [k for k, (ok, _) in zip(ordered, results, strict=True) if not ok]
-
-
-def _as_int(value: Any) -> int:
-    if value is None:
-        return 0
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0

@@ -41,6 +41,9 @@ class WebConfig:
     request_timeout: float = 5.0
     login_max_failures: int = 10
     login_window: int = 900
+    device_cookie_max_age: int = 30 * 86400
+    signup_max: int = 10
+    signup_window: int = 3600
     app_secret: str | None = None
     trust_proxy: bool = False
     max_body: int = 64 * 1024
@@ -74,6 +77,9 @@ class WebConfig:
             request_timeout=env_seconds(env, "SHILLINGS_REQUEST_TIMEOUT", 5.0),
             login_max_failures=env_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
             login_window=env_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
+            device_cookie_max_age=env_int(env, "SHILLINGS_DEVICE_COOKIE_MAX_AGE", 30 * 86400, 1),
+            signup_max=env_int(env, "SHILLINGS_SIGNUP_MAX", 10, 1),
+            signup_window=env_int(env, "SHILLINGS_SIGNUP_WINDOW", 3600, 1),
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             trust_proxy=env_bool(env, "SHILLINGS_TRUST_PROXY", False),
             cache_grace=env_seconds(env, "SHILLINGS_CACHE_GRACE", 10.0),

@@ -119,7 +119,7 @@ def start_stack(web_procs: int = 2, app_procs: int = 2, **extra: str) -> Stack:
         web_procs=web_procs,
         app_procs=app_procs,
         SHILLINGS_START_TIMEOUT="90",
-        **extra,
+        **{"SHILLINGS_SIGNUP_MAX": "1000", **extra},  # scenarios sign up users from one address
     )
     stack = Stack(var=var, port=port, env=env)
     started = stack.make("start")

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shillings_web.cache import gen_key
 from tests.reliability.api import User, cached, make_user, money
 from tests.reliability.conftest import Shared
 from tests.reliability.hostile import Raw, check_envelope
@@ -202,8 +203,8 @@ def test_revoked_and_deleted_users_tokens_are_refused(shared: Shared) -> None:
 
 def test_token_of_a_deleted_user_whose_profile_was_cached(shared: Shared) -> None:
     """Users are deleted out of band only; the documented procedure is to delete the rows
-    and INCR the user's cache generation (docs/ARCHITECTURE.md). Then the token gets 401,
-    even though its profile was cached (without the INCR the cache would keep serving it)."""
+    and DEL the user's cache generation (docs/ARCHITECTURE.md). Then the token gets 401,
+    even though its profile was cached (without the DEL the cache would keep serving it)."""
     port = shared.stack.port
     user = make_user(port, "tokens-deleted-cached@example.com")
     client = Client(port, user.token)
@@ -218,7 +219,7 @@ def test_token_of_a_deleted_user_whose_profile_was_cached(shared: Shared) -> Non
         cur.execute("DELETE FROM users WHERE user_id = %s", (user.user_id,))
     conn.close()
     served_before_incr = client.call("GET", "/v1/account")[0]
-    shared.stack.redis("INCR", f"shl:gen:{user.email}")
+    shared.stack.redis("DEL", gen_key(user.email))
     status, body, _ = client.call("GET", "/v1/account")
     writes = [
         client.call("POST", "/v1/topup", {"amount": "1.00"}, {"Idempotency-Key": uuid.uuid4().hex})[

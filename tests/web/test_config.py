@@ -16,6 +16,8 @@ def test_defaults(tmp_path):
     assert config.request_timeout == 5.0
     assert config.login_max_failures == 10
     assert config.login_window == 900
+    assert (config.signup_max, config.signup_window) == (10, 3600)
+    assert config.device_cookie_max_age == 30 * 86400
     assert config.cookie_secure is False
     assert config.trust_proxy is False
     assert config.app_secret is None
@@ -37,6 +39,9 @@ def test_overrides(tmp_path):
             "SHILLINGS_REQUEST_TIMEOUT": "0.5",
             "SHILLINGS_LOGIN_MAX_FAILURES": "3",
             "SHILLINGS_LOGIN_WINDOW": "60",
+            "SHILLINGS_DEVICE_COOKIE_MAX_AGE": "600",
+            "SHILLINGS_SIGNUP_MAX": "50",
+            "SHILLINGS_SIGNUP_WINDOW": "120",
             "SHILLINGS_APP_SECRET": "hello",
             "SHILLINGS_TRUST_PROXY": "1",
         }
@@ -48,6 +53,8 @@ def test_overrides(tmp_path):
     assert config.cookie_secure and config.trust_proxy
     assert config.request_timeout == 0.5
     assert (config.login_max_failures, config.login_window) == (3, 60)
+    assert config.device_cookie_max_age == 600
+    assert (config.signup_max, config.signup_window) == (50, 120)
     assert config.app_secret == "hello"
     assert not (tmp_path / "jwt_secret").exists()
 

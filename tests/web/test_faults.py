@@ -61,8 +61,15 @@ async def test_redis_stopped_mid_test_still_serving(app_server):
             answer = await web.client.get("/v1/account", token=token)
             assert answer.code == 200 and answer.body["user"]["balance"] == expected
         assert (await web.client.get("/v1/transactions", token=bob)).code == 200
-        # Login works without Redis (the rate limiter fails open).
-        await login(web.client, "bob@example.com")
+        # Login fails closed without Redis: no password is checked unless counted.
+        answer = await web.client.post(
+            "/v1/login", {"email": "bob@example.com", "password": "correct horse battery"}
+        )
+        assert (answer.code, answer.reason, answer.header("Retry-After")) == (
+            503,
+            "unavailable",
+            "1",
+        )
 
         # Redis comes back (empty): the web process reconnects by itself.
         redis = start_redis(root)
@@ -73,6 +80,7 @@ async def test_redis_stopped_mid_test_still_serving(app_server):
         assert await eventually(healthy, 10.0)
         answer = await web.client.get("/v1/account", token=alice)
         assert answer.body["user"]["balance"] == "15.00"
+        await login(web.client, "bob@example.com")
     finally:
         await web.server.stop()
         redis.stop()
