@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import os
 import re
 import shutil
@@ -424,13 +425,29 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _supervisord_conf_of(pid: int) -> Path | None:
+    """The config file a live supervisord runs with (its ``-c``, relative to its cwd)."""
+    args = [a.decode(errors="replace") for a in _proc_cmdline(pid).split(b"\0")]
+    if not any(Path(a).name == "supervisord" for a in args):
+        return None
+    for flag, value in itertools.pairwise(args):
+        if flag in ("-c", "--configuration"):
+            try:
+                return Path(os.readlink(f"/proc/{pid}/cwd"), value).resolve()
+            except OSError:
+                return None
+    return None
+
+
 def supervisord_pid(cfg: StackConfig) -> int | None:
-    """The pid of this stack's supervisord, if it runs."""
+    """The pid of this stack's supervisord, if it runs. A pid file left by an unclean stop
+    may name a pid the system has since given to another process: the process must be a
+    supervisord running with this stack's config to count."""
     try:
         pid = int(cfg.pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    if _alive(pid) and b"supervisord" in _proc_cmdline(pid):
+    if _alive(pid) and _supervisord_conf_of(pid) == cfg.conf.resolve():
         return pid
     return None
 
@@ -509,8 +526,12 @@ def _supervisord_env(cfg: StackConfig) -> dict[str, str]:
 
 
 def prepare(cfg: StackConfig) -> Path:
-    """Everything before supervisord starts: leftovers, port check, rendering, JWT secret."""
+    """Everything before supervisord starts: leftovers of an unclean stop (processes, then
+    files), port check, rendering, JWT secret."""
     stop_leftovers(cfg)
+    removed = recover(cfg)
+    if removed:
+        print(f"shillings: removed leftovers of an unclean stop: {', '.join(removed)}")
     check_port_free(cfg)
     conf = render(cfg)
     ensure_jwt_secret(cfg)
@@ -651,7 +672,8 @@ def _daemon_executables() -> set[str]:
 
 def stack_processes(cfg: StackConfig) -> set[int]:
     """Live processes of this stack, and everything in their process groups: those carrying
-    the SHILLINGS_STACK_DIR marker supervisord sets, and our daemons started on var/."""
+    the SHILLINGS_STACK_DIR marker supervisord sets, and our daemons started on var/ or
+    running in it."""
     marker = b"\0SHILLINGS_STACK_DIR=" + str(cfg.var).encode() + b"\0"
     var_arg = str(cfg.var).encode() + b"/"
     daemons = _daemon_executables()
@@ -674,11 +696,18 @@ def stack_processes(cfg: StackConfig) -> set[int]:
         groups[pid] = int(fields[2])
         if marker in b"\0" + environ:
             marked.add(pid)
-        elif exe in daemons and var_arg in _proc_cmdline(pid):
-            marked.add(pid)
+        elif exe in daemons and (var_arg in _proc_cmdline(pid) or _cwd_in(pid, var_arg)):
+            marked.add(pid)  # nginx workers orphaned by their master's SIGKILL: by their cwd
     own_group = os.getpgrp()
     stack_groups = {groups[pid] for pid in marked if pid in groups} - {own_group}
     return marked | {pid for pid, pgrp in groups.items() if pgrp in stack_groups}
+
+
+def _cwd_in(pid: int, directory: bytes) -> bool:
+    try:
+        return (os.readlink(f"/proc/{pid}/cwd") + "/").encode().startswith(directory)
+    except OSError:
+        return False
 
 
 def stop_leftovers(cfg: StackConfig) -> None:
@@ -690,6 +719,71 @@ def stop_leftovers(cfg: StackConfig) -> None:
         if not _wait_gone(left, 15.0):
             _signal_all(left, signal.SIGKILL)
             _wait_gone(left, 5.0)
+
+
+# -- recovery after an unclean stop -----------------------------------------------------
+# SIGKILL of supervisord and its children (OOM killer, `docker kill`, a host crash) leaves
+# files in var/ that name processes which no longer exist. Pids restart low in a new
+# container and after a reboot, so a stale pid may belong to another live process by then.
+
+_PID_FILES = ("supervisord.pid", "nginx.pid", "mysqld.pid")
+
+
+def _socket_served(path: Path) -> bool:
+    """True if a process accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # e.g. a full backlog or a timeout: someone is there
+    return True
+
+
+def recover(cfg: StackConfig) -> list[str]:
+    """Remove what an unclean stop left in var/ (the names removed). Call only once no
+    process of this stack runs: a socket some process still serves is never touched."""
+    if stack_processes(cfg):
+        raise StackError(f"processes of this stack still run (var: {cfg.var}); `make stop`")
+    removed: list[Path] = []
+    run = cfg.run_dir
+    sockets = [p for p in run.glob("*.sock") if p.is_socket()] if run.is_dir() else []
+    for sock in sorted(sockets):
+        if _socket_served(sock):
+            raise StackError(f"{sock} is served by a process outside this stack; stop it first")
+        removed.append(sock)
+    # Twisted's unix: endpoints lock <socket>.lock -> <pid> (FilesystemLock). A link that
+    # names a reused pid makes the endpoint refuse with "Cannot acquire lock" forever.
+    removed += [p for p in run.glob("*.sock.lock") if p.is_symlink()] if run.is_dir() else []
+    removed += [run / name for name in _PID_FILES if (run / name).is_file()]
+    removed += _stale_secret_files(cfg)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return [
+        str(path.relative_to(cfg.var) if path.is_relative_to(cfg.var) else path) for path in removed
+    ]
+
+
+def _stale_secret_files(cfg: StackConfig) -> list[Path]:
+    """Leftovers of a JWT secret file creation that was interrupted: its ``<file>.<pid>.tmp``
+    (the creator is dead), and the file itself if it is empty (a crash before its data
+    reached the disk; no token can have been signed with an empty secret)."""
+    if os.environ.get("SHILLINGS_JWT_SECRET"):
+        return []
+    path = Path(os.environ.get("SHILLINGS_JWT_SECRET_FILE") or cfg.var / "jwt_secret")
+    found = []
+    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            found.append(tmp)
+    try:
+        if path.is_file() and not path.read_bytes().strip():
+            found.append(path)
+    except OSError:
+        pass
+    return found
 
 
 def _signal_all(pids: Iterable[int], sig: int) -> None:
