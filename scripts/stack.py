@@ -6,7 +6,8 @@
     stack.py start     render, start supervisord in the background, wait until /healthz is 200
     stack.py stop      shut supervisord and every program down; leave no process behind
     stack.py status    supervisorctl status, plus the /healthz answer
-    stack.py restart   rolling restart: app and web processes one at a time
+    stack.py restart   rolling restart: app servers one at a time, web processes via nginx
+    stack.py scale     apply WEB_PROCS / APP_PROCS to the running stack while it serves
     stack.py ctl ARGS  supervisorctl -c <the config in use> ARGS
     stack.py nginx     render nginx.conf only and exec nginx in the foreground (docker-compose)
 
@@ -32,7 +33,7 @@ import urllib.error
 import urllib.request
 import xmlrpc.client
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,8 +325,8 @@ stdout_logfile = {log / "nginx.log"}
     return "\n".join(parts)
 
 
-def render_nginx(cfg: StackConfig) -> str:
-    """nginx.conf from nginx/nginx.conf.template."""
+def render_nginx(cfg: StackConfig, upstreams: Iterable[str] | None = None) -> str:
+    """nginx.conf from nginx/nginx.conf.template (upstreams: ``cfg.upstreams`` by default)."""
     listen_host = f"[{cfg.http_host}]" if ":" in cfg.http_host else cfg.http_host
     # The user directive only means something when the master runs as root; the stack runs
     # every program as the user who starts it, so workers can reach the 0600 web sockets.
@@ -339,7 +340,8 @@ def render_nginx(cfg: StackConfig) -> str:
         if cfg.access_log == "off"
         else f"{cfg.access_log} shillings buffer=64k flush=1s",
         "upstream_servers": "\n".join(
-            f"        server {address} max_fails=0;" for address in cfg.upstreams
+            f"        server {address} max_fails=0;"
+            for address in (cfg.upstreams if upstreams is None else upstreams)
         ),
     }
     text = NGINX_TEMPLATE.read_text(encoding="utf-8")
@@ -452,12 +454,12 @@ def supervisord_pid(cfg: StackConfig) -> int | None:
     return None
 
 
-def rpc(cfg: StackConfig) -> Any:
+def rpc(cfg: StackConfig, namespace: str = "supervisor") -> Any:
     """An XML-RPC proxy to this stack's supervisord over its unix socket."""
     from supervisor.xmlrpc import SupervisorTransport
 
     transport = SupervisorTransport(None, None, f"unix://{cfg.supervisor_socket}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+    return getattr(xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport), namespace)
 
 
 def process_infos(cfg: StackConfig) -> list[dict[str, Any]]:
@@ -522,6 +524,10 @@ def check_port_free(cfg: StackConfig) -> None:
 def _supervisord_env(cfg: StackConfig) -> dict[str, str]:
     env = dict(os.environ)
     env["SHILLINGS_VAR"] = str(cfg.var)
+    # supervisord.conf's [rpcinterface:shillings] is scripts/shillings_supervisor.py
+    scripts = str(ROOT / "scripts")
+    if scripts not in env.get("PYTHONPATH", "").split(os.pathsep):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (scripts, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -804,17 +810,211 @@ def _wait_gone(pids: Iterable[int], timeout: float) -> bool:
     return not pending
 
 
+# -- the running stack's shape; restarting and scaling it while it serves ----------------
+
+
+def running_config(cfg: StackConfig) -> StackConfig:
+    """The configuration of the running stack: the environment its supervisord was started
+    with (ports, addresses, ...) and the sizes of its live program groups, which `scale`
+    changes. ``cfg`` itself when supervisord does not run."""
+    pid = supervisord_pid(cfg)
+    if pid is None:
+        return cfg
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return cfg
+    env = dict(i.decode(errors="replace").split("=", 1) for i in raw.split(b"\0") if b"=" in i)
+    env["SHILLINGS_VAR"] = str(cfg.var)
+    groups = [i["group"] for i in process_infos(cfg)]
+    if groups:
+        env["WEB_PROCS"] = str(groups.count("web"))
+        env["APP_PROCS"] = str(groups.count("app"))
+    return StackConfig.from_env(env)
+
+
+def _children(parent: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.add(int(entry))
+    return found
+
+
+def reload_nginx(cfg: StackConfig, webs: Iterable[int], timeout: float = 60.0) -> None:
+    """Point nginx at the web processes ``webs`` and reload it gracefully; return once the
+    workers of the previous configuration have exited, i.e. every request they held has
+    been answered and none of them sends work to a web process left out any more."""
+    upstreams = [f"unix:{cfg.web_socket(n)}" for n in webs]
+    if not upstreams:
+        raise StackError("nginx needs at least one web process")
+    conf = cfg.etc_dir / "nginx.conf"
+    candidate = conf.with_name("nginx.conf.new")
+    candidate.write_text(render_nginx(cfg, upstreams), encoding="utf-8")
+    nginx = find_binary("nginx")
+    prefix = str(cfg.var / "nginx")
+    check = subprocess.run(
+        [nginx, "-t", "-q", "-p", prefix, "-c", str(candidate), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise StackError(f"the new nginx.conf does not pass nginx -t: {check.stderr.strip()}")
+    os.replace(candidate, conf)
+    master = int(rpc(cfg).getProcessInfo("nginx")["pid"])
+    old_workers = _children(master)
+    os.kill(master, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in old_workers) or not _children(master) - old_workers:
+        if time.monotonic() > deadline:
+            raise StackError(f"nginx did not finish its reload in {timeout:.0f}s; see its log")
+        time.sleep(0.05)
+
+
+def _wait_until(cfg: StackConfig, names: list[str], ready: Any) -> None:
+    """Wait (bounded) until ``ready()``; fail early when one of ``names`` is FATAL."""
+    deadline = time.monotonic() + cfg.start_timeout
+    while not ready():
+        states = {f"{i['group']}:{i['name']}": i["statename"] for i in process_infos(cfg)}
+        fatal = [name for name in names if states.get(name) == "FATAL"]
+        if fatal or time.monotonic() > deadline:
+            for name in names:
+                _print_log_tail(cfg, name.split(":")[1])
+            raise StackError(f"not ready in time: {', '.join(fatal or names)}")
+        time.sleep(0.1)
+
+
+def _web(n: int) -> str:
+    return f"web:web_{n:02d}"
+
+
+def _app(n: int) -> str:
+    return f"app:app_{n:02d}"
+
+
+def roll_webs(cfg: StackConfig, restart: list[int], serving: list[int]) -> None:
+    """Restart the web processes ``restart`` (of those nginx uses, ``serving``) without
+    losing a request: nginx stops sending them work (a graceful reload) before they are
+    restarted and gets them back once they answer /healthz. In two halves when all of
+    ``serving`` restart, so that one half always serves."""
+    if not restart:
+        return
+    if set(serving) - set(restart):
+        batches = [restart]
+    elif len(restart) >= 2:
+        batches = [restart[: len(restart) // 2], restart[len(restart) // 2 :]]
+    else:
+        raise StackError("one web process cannot be restarted while it alone serves")
+    supervisor = rpc(cfg)
+    for batch in batches:
+        reload_nginx(cfg, [n for n in serving if n not in batch])
+        for n in batch:
+            supervisor.stopProcess(_web(n), True)
+        for n in batch:
+            supervisor.startProcess(_web(n), False)
+        names = [_web(n) for n in batch]
+        _wait_until(cfg, names, lambda b=batch: all(_web_ok(cfg, n) for n in b))
+    reload_nginx(cfg, serving)
+
+
+def _web_ok(cfg: StackConfig, n: int) -> bool:
+    return web_healthz(cfg.web_socket(n), timeout=2.0) == 200
+
+
+def _app_ok(cfg: StackConfig, n: int) -> bool:
+    return _socket_served(cfg.app_socket(n))
+
+
+def scale(old: StackConfig, new: StackConfig) -> None:
+    """Change the running stack from ``old``'s process counts to ``new``'s while it serves.
+
+    Apps are added first; new web processes start with the new app server list and join
+    nginx once healthy; the other web processes are restarted onto the new list through
+    `roll_webs`; web processes to remove leave nginx (graceful reload) before they stop;
+    app servers to remove stop last, once no web process uses them. supervisorctl update
+    would stop a whole changed group at once: shillings.updateGroup changes it in place.
+    """
+    w0, w1, a0, a1 = old.web_procs, new.web_procs, old.app_procs, new.app_procs
+    if a0 != a1 and max(w0, w1) < 2:
+        # The only web process cannot restart onto the new app servers while it alone
+        # serves: a second one serves meanwhile.
+        surge = replace(new, web_procs=2)
+        scale(old, surge)
+        scale(surge, new)
+        return
+    supervisor, extension = rpc(new), rpc(new, "shillings")
+    # Meanwhile: every process of both shapes, web processes configured with the new list.
+    mid = replace(
+        new,
+        web_procs=max(w0, w1),
+        app_procs=max(a0, a1),
+        app_servers=new.app_server_list,
+    )
+    _write(new.etc_dir / "programs.conf", render_programs(mid))
+    extension.updateGroup("app")
+    added_apps = list(range(a0, a1))
+    _wait_until(
+        new, [_app(n) for n in added_apps], lambda: all(_app_ok(new, n) for n in added_apps)
+    )
+    extension.updateGroup("web")
+    added_webs = list(range(w0, w1))
+    _wait_until(
+        new, [_web(n) for n in added_webs], lambda: all(_web_ok(new, n) for n in added_webs)
+    )
+    serving = list(range(max(w0, w1)))
+    if w1 > w0:
+        reload_nginx(new, serving)
+    if a1 != a0:
+        roll_webs(new, list(range(min(w0, w1))), serving)
+    if w1 < w0:
+        reload_nginx(new, range(w1))
+        for n in range(w1, w0):
+            supervisor.stopProcess(_web(n), True)
+    for n in range(a1, a0):
+        supervisor.stopProcess(_app(n), True)
+    _write(new.etc_dir / "programs.conf", render_programs(new))
+    extension.updateGroup("web")
+    extension.updateGroup("app")
+
+
+def cmd_scale(cfg: StackConfig) -> int:
+    """``WEB_PROCS`` / ``APP_PROCS`` from the environment applied to the running stack."""
+    if not supervisord_pid(cfg):
+        raise StackError(f"the stack is not running (var: {cfg.var}); `make start` first")
+    web = _int(os.environ, "WEB_PROCS", cfg.web_procs, 1, 64)
+    app = _int(os.environ, "APP_PROCS", cfg.app_procs, 1, 32)
+    if web != cfg.web_procs and cfg.web_servers:
+        raise StackError("nginx uses SHILLINGS_WEB_SERVERS: scale those web servers instead")
+    if app != cfg.app_procs and (cfg.app_servers or cfg.app_procs == 0):
+        raise StackError("the web processes use SHILLINGS_APP_SERVERS: APP_PROCS cannot change")
+    if (web, app) == (cfg.web_procs, cfg.app_procs):
+        print(f"shillings: already {web} web and {app} app processes")
+        return 0
+    print(f"shillings: scaling web {cfg.web_procs} -> {web}, app {cfg.app_procs} -> {app}")
+    new = replace(cfg, web_procs=web, app_procs=app)
+    scale(cfg, new)
+    if not wait_ready(new):
+        return 1
+    print_status(new)
+    return 0
+
+
 def cmd_restart(cfg: StackConfig) -> int:
-    """Restart app and web processes one at a time, waiting for /healthz between them."""
+    """Restart app servers one at a time, waiting for /healthz between them, then every web
+    process through nginx (`roll_webs`; one by one when nginx cannot leave one out)."""
     if not supervisord_pid(cfg):
         raise StackError(f"the stack is not running (var: {cfg.var})")
-    names = [
-        f"{i['group']}:{i['name']}"
-        for i in sorted(process_infos(cfg), key=lambda i: (i["group"] != "app", i["name"]))
-        if i["group"] in ("app", "web")
-    ]
     if cfg.app_procs == 1:
         print("shillings: one app server only: requests needing it get 503 while it restarts")
+    names = [_app(n) for n in range(cfg.app_procs)]
+    if cfg.web_servers or cfg.web_procs < 2:
+        names += [_web(n) for n in range(cfg.web_procs)]
     for name in names:
         subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "restart", name],
@@ -824,7 +1024,10 @@ def cmd_restart(cfg: StackConfig) -> int:
         if not wait_ready(cfg):
             print(f"shillings: not healthy after restarting {name}", file=sys.stderr)
             return 1
-    return 0
+    if not cfg.web_servers and cfg.web_procs >= 2:
+        webs = list(range(cfg.web_procs))
+        roll_webs(cfg, webs, webs)
+    return 0 if wait_ready(cfg) else 1
 
 
 def cmd_ctl(cfg: StackConfig, args: list[str]) -> int:
@@ -844,12 +1047,15 @@ def cmd_nginx(cfg: StackConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", choices=["render", "run", "start", "stop", "status", "restart", "ctl", "nginx"]
+        "command",
+        choices=["render", "run", "start", "stop", "status", "restart", "scale", "ctl", "nginx"],
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl arguments (ctl)")
     args = parser.parse_args(argv)
     try:
         cfg = StackConfig.from_env()
+        if args.command in ("status", "restart", "scale"):
+            cfg = running_config(cfg)
         if args.command == "ctl":
             return cmd_ctl(cfg, args.args)
         commands = {
@@ -859,6 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
             "stop": cmd_stop,
             "status": cmd_status,
             "restart": cmd_restart,
+            "scale": cmd_scale,
             "nginx": cmd_nginx,
         }
         return commands[args.command](cfg)
