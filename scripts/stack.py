@@ -430,9 +430,10 @@ def _alive(pid: int) -> bool:
 def _supervisord_conf_of(pid: int) -> Path | None:
     """The config file a live supervisord runs with (its ``-c``, relative to its cwd)."""
     args = [a.decode(errors="replace") for a in _proc_cmdline(pid).split(b"\0")]
-    if not any(Path(a).name == "supervisord" for a in args):
+    program = next((i for i, a in enumerate(args) if Path(a).name == "supervisord"), None)
+    if program is None:
         return None
-    for flag, value in itertools.pairwise(args):
+    for flag, value in itertools.pairwise(args[program:]):
         if flag in ("-c", "--configuration"):
             try:
                 return Path(os.readlink(f"/proc/{pid}/cwd"), value).resolve()
@@ -524,10 +525,6 @@ def check_port_free(cfg: StackConfig) -> None:
 def _supervisord_env(cfg: StackConfig) -> dict[str, str]:
     env = dict(os.environ)
     env["SHILLINGS_VAR"] = str(cfg.var)
-    # supervisord.conf's [rpcinterface:shillings] is scripts/shillings_supervisor.py
-    scripts = str(ROOT / "scripts")
-    if scripts not in env.get("PYTHONPATH", "").split(os.pathsep):
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (scripts, env.get("PYTHONPATH")) if p)
     return env
 
 

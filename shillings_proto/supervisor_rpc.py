@@ -12,8 +12,8 @@ that group's new definition in place instead:
 - the others keep running and get their new definition for their next start (restart them
   one at a time to apply it, e.g. a new ``SHILLINGS_APP_SERVERS``).
 
-supervisord.conf loads it with ``[rpcinterface:shillings]``; scripts/stack.py puts this
-directory on supervisord's ``PYTHONPATH``.
+supervisord.conf loads it with ``[rpcinterface:shillings]`` (it lives in this package so that
+supervisord from the project's venv can import it however it is started).
 """
 
 from __future__ import annotations
