@@ -19,6 +19,8 @@ Stdlib only, plus ``supervisor`` and ``shillings_proto`` from the project's venv
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import http.client
 import itertools
 import os
@@ -32,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -560,6 +562,7 @@ def cmd_run(cfg: StackConfig) -> int:
 def cmd_start(cfg: StackConfig) -> int:
     if supervisord_pid(cfg):
         print(f"shillings: already running (var: {cfg.var})")
+        cfg = running_config(cfg)
     else:
         conf = prepare(cfg)
         subprocess.run(
@@ -980,10 +983,21 @@ def scale(old: StackConfig, new: StackConfig) -> None:
     extension.updateGroup("app")
 
 
+@contextlib.contextmanager
+def exclusive(cfg: StackConfig) -> Iterator[None]:
+    """One `restart` or `scale` at a time on a stack (the lock dies with its holder)."""
+    with open(cfg.run_dir / "operate.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(
+                "a `make restart` or `make scale` already runs on this stack"
+            ) from None
+        yield
+
+
 def cmd_scale(cfg: StackConfig) -> int:
     """``WEB_PROCS`` / ``APP_PROCS`` from the environment applied to the running stack."""
-    if not supervisord_pid(cfg):
-        raise StackError(f"the stack is not running (var: {cfg.var}); `make start` first")
     web = _int(os.environ, "WEB_PROCS", cfg.web_procs, 1, 64)
     app = _int(os.environ, "APP_PROCS", cfg.app_procs, 1, 32)
     if web != cfg.web_procs and cfg.web_servers:
@@ -1005,8 +1019,6 @@ def cmd_scale(cfg: StackConfig) -> int:
 def cmd_restart(cfg: StackConfig) -> int:
     """Restart app servers one at a time, waiting for /healthz between them, then every web
     process through nginx (`roll_webs`; one by one when nginx cannot leave one out)."""
-    if not supervisord_pid(cfg):
-        raise StackError(f"the stack is not running (var: {cfg.var})")
     if cfg.app_procs == 1:
         print("shillings: one app server only: requests needing it get 503 while it restarts")
     names = [_app(n) for n in range(cfg.app_procs)]
@@ -1055,14 +1067,17 @@ def main(argv: list[str] | None = None) -> int:
             cfg = running_config(cfg)
         if args.command == "ctl":
             return cmd_ctl(cfg, args.args)
+        if args.command in ("restart", "scale"):
+            if not supervisord_pid(cfg):
+                raise StackError(f"the stack is not running (var: {cfg.var}); `make start` first")
+            with exclusive(cfg):
+                return cmd_restart(cfg) if args.command == "restart" else cmd_scale(cfg)
         commands = {
             "render": cmd_render,
             "run": cmd_run,
             "start": cmd_start,
             "stop": cmd_stop,
             "status": cmd_status,
-            "restart": cmd_restart,
-            "scale": cmd_scale,
             "nginx": cmd_nginx,
         }
         return commands[args.command](cfg)
