@@ -911,13 +911,12 @@ def roll_webs(cfg: StackConfig, restart: list[int], serving: list[int]) -> None:
         batches = [restart[: len(restart) // 2], restart[len(restart) // 2 :]]
     else:
         raise StackError("one web process cannot be restarted while it alone serves")
-    supervisor = rpc(cfg)
     for batch in batches:
         reload_nginx(cfg, [n for n in serving if n not in batch])
         for n in batch:
-            supervisor.stopProcess(_web(n), True)
+            _stop(cfg, _web(n))
         for n in batch:
-            supervisor.startProcess(_web(n), False)
+            rpc(cfg).startProcess(_web(n), False)
         names = [_web(n) for n in batch]
         _wait_until(cfg, names, lambda b=batch: all(_web_ok(cfg, n) for n in b))
     reload_nginx(cfg, serving)
@@ -931,30 +930,55 @@ def _app_ok(cfg: StackConfig, n: int) -> bool:
     return _socket_served(cfg.app_socket(n))
 
 
+def _stop(cfg: StackConfig, name: str) -> None:
+    """Stop program ``name`` (waiting until it has exited); already stopped is fine."""
+    from supervisor.xmlrpc import Faults
+
+    try:
+        rpc(cfg).stopProcess(name, True)
+    except xmlrpc.client.Fault as e:
+        if e.faultCode != Faults.NOT_RUNNING:
+            raise
+
+
+def _stale_webs(cfg: StackConfig, webs: Iterable[int]) -> list[int]:
+    """Those of the running web processes ``webs`` not using ``cfg``'s app servers."""
+    wanted = f"SHILLINGS_APP_SERVERS={cfg.app_server_list}".encode()
+    stale = []
+    for n in webs:
+        pid = int(rpc(cfg).getProcessInfo(_web(n))["pid"])
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if pid else [wanted]
+        except OSError:
+            environ = []
+        if wanted not in environ:
+            stale.append(n)
+    return stale
+
+
 def scale(old: StackConfig, new: StackConfig) -> None:
-    """Change the running stack from ``old``'s process counts to ``new``'s while it serves.
+    """Take the running stack from ``old``'s process counts to ``new``'s while it serves;
+    also completes a scale that was interrupted (running it again converges).
 
     Apps are added first; new web processes start with the new app server list and join
-    nginx once healthy; the other web processes are restarted onto the new list through
-    `roll_webs`; web processes to remove leave nginx (graceful reload) before they stop;
-    app servers to remove stop last, once no web process uses them. supervisorctl update
-    would stop a whole changed group at once: shillings.updateGroup changes it in place.
+    nginx once healthy; the other web processes still on another list are restarted onto
+    it through `roll_webs`; web processes to remove leave nginx (graceful reload) before
+    they stop; app servers to remove stop last, once no web process uses them.
+    supervisorctl update would stop a changed group whole: shillings.updateGroup changes
+    it in place.
     """
     w0, w1, a0, a1 = old.web_procs, new.web_procs, old.app_procs, new.app_procs
-    if a0 != a1 and max(w0, w1) < 2:
+    if max(w0, w1) < 2 and _stale_webs(new, range(min(w0, w1))):
         # The only web process cannot restart onto the new app servers while it alone
         # serves: a second one serves meanwhile.
         surge = replace(new, web_procs=2)
         scale(old, surge)
         scale(surge, new)
         return
-    supervisor, extension = rpc(new), rpc(new, "shillings")
+    extension = rpc(new, "shillings")
     # Meanwhile: every process of both shapes, web processes configured with the new list.
     mid = replace(
-        new,
-        web_procs=max(w0, w1),
-        app_procs=max(a0, a1),
-        app_servers=new.app_server_list,
+        new, web_procs=max(w0, w1), app_procs=max(a0, a1), app_servers=new.app_server_list
     )
     _write(new.etc_dir / "programs.conf", render_programs(mid))
     extension.updateGroup("app")
@@ -970,14 +994,13 @@ def scale(old: StackConfig, new: StackConfig) -> None:
     serving = list(range(max(w0, w1)))
     if w1 > w0:
         reload_nginx(new, serving)
-    if a1 != a0:
-        roll_webs(new, list(range(min(w0, w1))), serving)
-    if w1 < w0:
+    roll_webs(new, _stale_webs(new, range(min(w0, w1))), serving)
+    if (new.etc_dir / "nginx.conf").read_text(encoding="utf-8") != render_nginx(new):
         reload_nginx(new, range(w1))
-        for n in range(w1, w0):
-            supervisor.stopProcess(_web(n), True)
+    for n in range(w1, w0):
+        _stop(new, _web(n))
     for n in range(a1, a0):
-        supervisor.stopProcess(_app(n), True)
+        _stop(new, _app(n))
     _write(new.etc_dir / "programs.conf", render_programs(new))
     extension.updateGroup("web")
     extension.updateGroup("app")
@@ -1004,9 +1027,6 @@ def cmd_scale(cfg: StackConfig) -> int:
         raise StackError("nginx uses SHILLINGS_WEB_SERVERS: scale those web servers instead")
     if app != cfg.app_procs and (cfg.app_servers or cfg.app_procs == 0):
         raise StackError("the web processes use SHILLINGS_APP_SERVERS: APP_PROCS cannot change")
-    if (web, app) == (cfg.web_procs, cfg.app_procs):
-        print(f"shillings: already {web} web and {app} app processes")
-        return 0
     print(f"shillings: scaling web {cfg.web_procs} -> {web}, app {cfg.app_procs} -> {app}")
     new = replace(cfg, web_procs=web, app_procs=app)
     scale(cfg, new)
@@ -1086,6 +1106,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except subprocess.CalledProcessError as e:
         print(f"shillings: {e}", file=sys.stderr)
+        return 1
+    except xmlrpc.client.Fault as e:
+        print(f"shillings: supervisord refused: {e.faultString}", file=sys.stderr)
         return 1
 
 
