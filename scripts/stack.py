@@ -435,13 +435,15 @@ def _supervisord_conf_of(pid: int) -> Path | None:
     program = next((i for i, a in enumerate(args) if Path(a).name == "supervisord"), None)
     if program is None:
         return None
+    conf = "supervisord.conf"  # without -c: found in its working directory (first choice)
     for flag, value in itertools.pairwise(args[program:]):
         if flag in ("-c", "--configuration"):
-            try:
-                return Path(os.readlink(f"/proc/{pid}/cwd"), value).resolve()
-            except OSError:
-                return None
-    return None
+            conf = value
+            break
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"), conf).resolve()
+    except OSError:
+        return None
 
 
 def supervisord_pid(cfg: StackConfig) -> int | None:
@@ -533,6 +535,13 @@ def _supervisord_env(cfg: StackConfig) -> dict[str, str]:
 def prepare(cfg: StackConfig) -> Path:
     """Everything before supervisord starts: leftovers of an unclean stop (processes, then
     files), port check, rendering, JWT secret."""
+    if _socket_served(cfg.supervisor_socket):
+        # A supervisord of this stack that its pid file does not name (started by hand,
+        # pid file lost): never take its programs for leftovers.
+        raise StackError(
+            f"a supervisord serves {cfg.supervisor_socket} but {cfg.pidfile} does not name it;"
+            f" stop it first: {VENV_BIN / 'supervisorctl'} -c {cfg.conf} shutdown"
+        )
     stop_leftovers(cfg)
     removed = recover(cfg)
     if removed:

@@ -121,3 +121,24 @@ def test_a_reused_pid_is_not_taken_for_our_supervisord(var: Path) -> None:
         for process in (decoy, lookalike):
             process.kill()
             process.wait()
+
+
+def test_start_never_takes_a_live_stack_for_leftovers(var: Path) -> None:
+    """A supervisord serving this stack's socket that the pid file does not name (started by
+    hand, pid file lost): start refuses, and kills none of the stack's processes."""
+    cfg = _config(var)
+    program = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(3600)"],
+        env={**clean_env(), "SHILLINGS_STACK_DIR": str(var)},
+    )
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+            live.bind(str(cfg.supervisor_socket))
+            live.listen(1)
+            with pytest.raises(stack.StackError, match="does not name it"):
+                stack.prepare(cfg)
+        assert program.poll() is None, "a program of the live stack was stopped"
+        assert cfg.supervisor_socket.exists()
+    finally:
+        program.kill()
+        program.wait()
