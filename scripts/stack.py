@@ -877,6 +877,8 @@ def reload_nginx(cfg: StackConfig, webs: Iterable[int], timeout: float = 60.0) -
         raise StackError(f"the new nginx.conf does not pass nginx -t: {check.stderr.strip()}")
     os.replace(candidate, conf)
     master = int(rpc(cfg).getProcessInfo("nginx")["pid"])
+    if master <= 0:  # (kill(0, …) would signal our own process group)
+        raise StackError("nginx is not running: `make stop` and `make start`")
     old_workers = _children(master)
     os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout
@@ -1032,7 +1034,7 @@ def cmd_scale(cfg: StackConfig) -> int:
     """``WEB_PROCS`` / ``APP_PROCS`` from the environment applied to the running stack."""
     web = _int(os.environ, "WEB_PROCS", cfg.web_procs, 1, 64)
     app = _int(os.environ, "APP_PROCS", cfg.app_procs, 1, 32)
-    if web != cfg.web_procs and cfg.web_servers:
+    if cfg.web_servers:
         raise StackError("nginx uses SHILLINGS_WEB_SERVERS: scale those web servers instead")
     if app != cfg.app_procs and (cfg.app_servers or cfg.app_procs == 0):
         raise StackError("the web processes use SHILLINGS_APP_SERVERS: APP_PROCS cannot change")
