@@ -878,7 +878,7 @@ def reload_nginx(cfg: StackConfig, webs: Iterable[int], timeout: float = 60.0) -
     os.replace(candidate, conf)
     master = int(rpc(cfg).getProcessInfo("nginx")["pid"])
     if master <= 0:  # (kill(0, …) would signal our own process group)
-        raise StackError("nginx is not running: `make stop` and `make start`")
+        raise StackError("nginx is not running: `stack.py ctl start nginx`, then run this again")
     old_workers = _children(master)
     os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout
