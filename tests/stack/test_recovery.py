@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,27 @@ def test_start_never_takes_a_live_stack_for_leftovers(var: Path) -> None:
     finally:
         program.kill()
         program.wait()
+
+
+def test_orphans_are_found_by_their_working_directory(var: Path) -> None:
+    """nginx workers whose master was SIGKILLed keep the HTTP port, and their command line
+    ("nginx: worker process") names no path: they are the stack's by their cwd in var/."""
+    cfg = _config(var)
+    (var / "nginx").mkdir()
+    daemon = subprocess.Popen(
+        [stack.find_binary("redis-server"), "--port", "0", "--save", "", "--appendonly", "no"],
+        cwd=var / "nginx",
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while os.path.basename(os.readlink(f"/proc/{daemon.pid}/exe")) != "redis-server":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.01)
+        assert daemon.pid in stack.stack_processes(cfg)
+        stack.stop_leftovers(cfg)
+        assert daemon.wait(timeout=20) is not None
+    finally:
+        daemon.kill()
+        daemon.wait()
