@@ -150,15 +150,16 @@ def test_orphans_are_found_by_their_working_directory(var: Path) -> None:
     ("nginx: worker process") names no path: they are the stack's by their cwd in var/."""
     cfg = _config(var)
     (var / "nginx").mkdir()
+    redis = stack.find_binary("redis-server")
     daemon = subprocess.Popen(
-        [stack.find_binary("redis-server"), "--port", "0", "--save", "", "--appendonly", "no"],
+        [redis, "--port", "0", "--unixsocket", "r.sock", "--save", ""],
         cwd=var / "nginx",
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 20
-        while os.path.basename(os.readlink(f"/proc/{daemon.pid}/exe")) != "redis-server":
+        while os.readlink(f"/proc/{daemon.pid}/exe") != os.path.realpath(redis):
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.01)
         assert daemon.pid in stack.stack_processes(cfg)
