@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -888,11 +888,14 @@ def reload_nginx(cfg: StackConfig, webs: Iterable[int], timeout: float = 60.0) -
         time.sleep(0.05)
 
 
-def _wait_until(cfg: StackConfig, names: list[str], ready: Any) -> None:
-    """Wait (bounded) until ``ready()``; fail early when one of ``names`` is FATAL."""
+def _wait_until(cfg: StackConfig, names: list[str], ready: Callable[[], bool]) -> None:
+    """Wait (bounded) until programs ``names`` are RUNNING and ``ready()``; fail early when
+    one of them is FATAL."""
     deadline = time.monotonic() + cfg.start_timeout
-    while not ready():
+    while True:
         states = {f"{i['group']}:{i['name']}": i["statename"] for i in process_infos(cfg)}
+        if all(states.get(name) == "RUNNING" for name in names) and ready():
+            return
         fatal = [name for name in names if states.get(name) == "FATAL"]
         if fatal or time.monotonic() > deadline:
             for name in names:
