@@ -1068,13 +1068,14 @@ def cmd_scale(cfg: StackConfig) -> int:
 
 
 def cmd_restart(cfg: StackConfig) -> int:
-    """Restart app servers one at a time, waiting for /healthz between them, then every web
-    process through nginx (`roll_webs`; one by one when nginx cannot leave one out)."""
+    """Restart app servers, then web processes, one at a time, waiting for /healthz between
+    them. No request is lost: an app server answers what it read before exiting while web
+    processes hold new requests; a stopping web process drains its connections (nginx's
+    keep-alive connections included) and nginx sends new ones to the others. No nginx
+    reload: a reload would close clients' idle keep-alive connections."""
     if cfg.app_procs == 1:
         print("shillings: one app server only: requests needing it wait while it restarts")
-    names = [_app(n) for n in range(cfg.app_procs)]
-    if cfg.web_servers or cfg.web_procs < 2:
-        names += [_web(n) for n in range(cfg.web_procs)]
+    names = [_app(n) for n in range(cfg.app_procs)] + [_web(n) for n in range(cfg.web_procs)]
     for name in names:
         subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "restart", name],
@@ -1084,10 +1085,7 @@ def cmd_restart(cfg: StackConfig) -> int:
         if not wait_ready(cfg):
             print(f"shillings: not healthy after restarting {name}", file=sys.stderr)
             return 1
-    if not cfg.web_servers and cfg.web_procs >= 2:
-        webs = list(range(cfg.web_procs))
-        roll_webs(cfg, webs, webs)
-    return 0 if wait_ready(cfg) else 1
+    return 0
 
 
 def cmd_ctl(cfg: StackConfig, args: list[str]) -> int:
