@@ -30,7 +30,7 @@ from shillings_app.storage.tokens import PURGE_BATCH
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb, responses
 from shillings_proto.framing import ShillingsServerProtocol, error_response
-from shillings_proto.metrics import listen_metrics
+from shillings_proto.metrics import MetricsListener
 
 MAX_IN_FLIGHT = 512
 """Requests in progress on one connection before it stops reading (back-pressure)."""
@@ -265,11 +265,15 @@ class AppServer:
         self._factory: AppServerFactory | None = None
         self._db: Database | None = None
         self._housekeeping: LoopingCall | None = None
-        self._metrics_port: Any = None
-        self.db_retries: Counter[str] = Counter()
-        """Database retries by cause, over every start of this server."""
         self.metrics = AppMetrics()
         self.metrics.watch(self)
+        self._metrics = (
+            MetricsListener(self._reactor, config.metrics_listen, self.metrics.registry)
+            if config.metrics_listen
+            else None
+        )
+        self.db_retries: Counter[str] = Counter()
+        """Database retries by cause, over every start of this server."""
         self.address = ""
         """Client endpoint string of the listening address, e.g. ``tcp:127.0.0.1:7070``."""
         self.port = 0
@@ -285,9 +289,8 @@ class AppServer:
 
     @property
     def metrics_port(self) -> int:
-        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``)."""
-        assert self._metrics_port is not None
-        return int(self._metrics_port.getHost().port)
+        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``; 0: none)."""
+        return 0 if self._metrics is None else self._metrics.tcp_port
 
     async def start(self) -> None:
         if self._port is not None:
@@ -311,21 +314,18 @@ class AppServer:
             clock=self._reactor,
         )
         factory = AppServerFactory(self.config, ctx, self._reactor, self.metrics)
-        metrics_port = None
+        metrics = self._metrics
         try:
             await ctx.passwords.prepare()
-            if self.config.metrics_listen:
-                metrics_port = await listen_metrics(
-                    self._reactor, self.config.metrics_listen, self.metrics.registry
-                )
+            if metrics is not None:
+                await metrics.start()
             port = await serverFromString(self._reactor, self._listen).listen(factory)
         except BaseException:
-            if metrics_port is not None:
-                await defer.maybeDeferred(metrics_port.stopListening)
+            if metrics is not None:
+                await metrics.stop()
             db.close()
             raise
         self._db, self._factory, self._port = db, factory, port
-        self._metrics_port = metrics_port
         host = port.getHost()
         self.address = _client_address(host)
         self.port = getattr(host, "port", 0)
@@ -368,9 +368,8 @@ class AppServer:
         # abortConnection completes on the next reactor iteration.
         await deferLater(self._reactor, 0, lambda: None)
         db.close()
-        if self._metrics_port is not None:
-            metrics_port, self._metrics_port = self._metrics_port, None
-            await defer.maybeDeferred(metrics_port.stopListening)
+        if self._metrics is not None:
+            await self._metrics.stop()
         self.log.info("app server stopped")
 
     async def purge(self) -> None:

@@ -9,7 +9,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from shillings_proto.metrics import listen_metrics
+from shillings_proto.metrics import MetricsListener
 from shillings_web.app import ShillingsApi
 from shillings_web.cache import Redis
 from shillings_web.config import WebConfig
@@ -58,14 +58,16 @@ class WebServer:
         limiters = {"login": self.api.logins.limiter, "signup": self.api.signups}
         self.metrics.watch(self.site, self.pool, self.redis, self.api.cache, limiters)
         self._port: Any = None
-        self._metrics_port: Any = None
+        self.metrics_listener = (
+            MetricsListener(reactor, config.metrics_listen, self.metrics.registry)
+            if config.metrics_listen
+            else None
+        )
 
     async def start(self, listen: str | None = None) -> None:
         """Connect to Redis and the app servers (in the background) and start listening."""
-        if self.config.metrics_listen:
-            self._metrics_port = await listen_metrics(
-                self.reactor, self.config.metrics_listen, self.metrics.registry
-            )
+        if self.metrics_listener is not None:
+            await self.metrics_listener.start()
         self.redis.start()
         self.pool.start()
         endpoint = serverFromString(self.reactor, listen or self.config.listen)
@@ -93,9 +95,8 @@ class WebServer:
 
     @property
     def metrics_port(self) -> int:
-        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``)."""
-        assert self._metrics_port is not None
-        return int(self._metrics_port.getHost().port)
+        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``; 0: none)."""
+        return 0 if self.metrics_listener is None else self.metrics_listener.tcp_port
 
     async def wait_ready(self, within: float = 5.0) -> bool:
         """Wait until Redis and at least one app server are connected."""
@@ -129,7 +130,6 @@ class WebServer:
         await self.pool.stop()
         self.api.cache.stop()
         await self.redis.stop()
-        if self._metrics_port is not None:
-            port, self._metrics_port = self._metrics_port, None
-            await port.stopListening()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         log.info("web stopped")

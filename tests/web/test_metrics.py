@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest_twisted
 import treq
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
+from shillings_proto.metrics import MetricsListener
 from tests.scrape import scrape
 from tests.web.conftest import PASSWORD, login, signup, user_with_token
 
@@ -94,3 +99,33 @@ async def test_requests_the_channel_refuses_are_counted(web_with):
     await response.content()
     m = await scrape(web.server.metrics_port)
     assert m(REQUESTS, route="other", method="other", status="431") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_taken_metrics_address_neither_stops_serving_nor_metrics_for_good(web_with):
+    """The web process serves while its metrics port is taken; the listener keeps trying
+    and serves metrics once the port is free."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        web = await web_with(metrics_listen=f"tcp:{port}:interface=127.0.0.1")
+        assert web.server.metrics_port == 0
+        assert (await web.client.get("/healthz")).code == 200
+        listener = MetricsListener(
+            reactor, f"tcp:{port}:interface=127.0.0.1", web.server.metrics.registry, retry=0.05
+        )
+        await listener.start()
+        assert listener.tcp_port == 0
+    finally:
+        holder.close()
+    for _ in range(200):
+        if listener.tcp_port:
+            break
+        await deferLater(reactor, 0.05, lambda: None)
+    try:
+        m = await scrape(port)
+        assert m(REQUESTS, route="/healthz", method="GET", status="200") == 1
+    finally:
+        await listener.stop()
