@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ServerOptions
 
 from tests.stack.helpers import (
+    ROOT,
     Client,
     MadeStack,
     clean_env,
@@ -155,3 +156,21 @@ def test_the_scrape_config_reaches_every_process_and_nginx_hides_them(
     assert set(targets) == {"app_00", "web_00", "web_01", "web_02"}
     for target in targets.values():
         assert _samples(target)
+
+
+def test_compose_services_expose_metrics_only_on_their_network() -> None:
+    """Each app and web service listens for metrics on the port the documented scrape
+    configuration looks its replicas up on, and publishes no port but nginx's."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus-compose.yml").read_text())
+    [job] = scrape["scrape_configs"]
+    looked_up = {name: sd["port"] for sd in job["dns_sd_configs"] for name in sd["names"]}
+    assert set(looked_up) == {"app", "web"}
+    for service, port in looked_up.items():
+        config = compose["services"][service]
+        listen = config["environment"]["SHILLINGS_METRICS_LISTEN"]
+        assert listen == f"tcp:{port}:interface=0.0.0.0"
+        assert config["expose"] == [str(port)]
+        assert "ports" not in config
+    published = [name for name, config in compose["services"].items() if "ports" in config]
+    assert published == ["nginx"]
