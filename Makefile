@@ -1,4 +1,4 @@
-.PHONY: setup test lint format proto run start stop status restart scale bench bench-reconcile reliability docker-test
+.PHONY: setup test lint format proto config-docs run start stop status restart scale bench bench-reconcile reliability docker-test
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
@@ -23,6 +23,10 @@ format: setup
 
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=shillings_proto --pyi_out=shillings_proto proto/shillings.proto
+
+# The README's configuration tables, generated from the settings classes.
+config-docs: setup
+	$(PY) -m shillings_proto.configdoc README.md
 
 # The whole stack in the foreground, ready at http://127.0.0.1:8080; Ctrl-C stops all of it.
 run: setup

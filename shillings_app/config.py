@@ -10,57 +10,123 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.envconfig import ConfigError, env_choice, env_int, jwt_secret
+from shillings_proto.envconfig import (
+    LOG_LEVELS,
+    MYSQL_SOCKET,
+    SHARED,
+    ConfigError,
+    choice,
+    env_int,
+    ints,
+    jwt_secret,
+    read_settings,
+    run_path,
+    setting,
+    settings_table,
+)
+
+__all__ = ["LOG_LEVELS", "AppConfig", "ConfigError", "mysql_dsn", "parse_dsn"]
 
 DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
 
 
+def _dsn(env: Mapping[str, str], name: str, _default: Any) -> str:
+    dsn = (
+        env.get(name)
+        or f"mysql://root@localhost/shillings?unix_socket={run_path(env, MYSQL_SOCKET)}"
+    )
+    parse_dsn(dsn)
+    return dsn
+
+
+def _workers(env: Mapping[str, str], name: str, _default: Any) -> int:
+    return env_int(env, name, max(2, os.cpu_count() or 2), 1, 256)
+
+
+def _seconds_int(env: Mapping[str, str], name: str, default: Any) -> float:
+    return float(env_int(env, name, int(default), 1))
+
+
 @dataclass(frozen=True)
 class AppConfig:
-    """Everything the app server needs to run; see the README for the variables."""
+    """Everything the app server needs to run, each field read from its variable."""
 
-    listen: str
-    mysql_dsn: str
-    jwt_secret: str
-    token_ttl: int = 3600
-    bcrypt_cost: int = 12
-    password_workers: int = 2
-    password_queue: int = 8
-    app_secret: str | None = None
-    db_pool_min: int = 3
-    db_pool_max: int = 10
-    idle_timeout: float = 60.0
-    log_level: str = "info"
-    metrics_listen: str | None = None
+    listen: str = setting(
+        "SHILLINGS_APP_LISTEN",
+        DEFAULT_LISTEN,
+        "Twisted endpoint (`unix:/path/app.sock` works)",
+        required=True,
+    )
+    mysql_dsn: str = setting(
+        "SHILLINGS_MYSQL_DSN",
+        None,
+        "`mysql://user[:password]@host[:port]/database[?unix_socket=/path]`",
+        _dsn,
+        shown="`mysql://root@localhost/shillings?unix_socket=$SHILLINGS_VAR/run/mysqld.sock`",
+        required=True,
+    )
+    jwt_secret: str = setting(
+        "SHILLINGS_JWT_SECRET",
+        None,
+        "HS256 secret, at least 32 characters; if unset, read from / generated into the"
+        " secret file",
+        jwt_secret,
+        required=True,
+    )
+    token_ttl: int = setting("SHILLINGS_TOKEN_TTL", 3600, "token lifetime, seconds", ints(1))
+    bcrypt_cost: int = setting(
+        "SHILLINGS_BCRYPT_COST", 12, "bcrypt work factor (tests use 4)", ints(4, 31)
+    )
+    password_workers: int = setting(
+        "SHILLINGS_PASSWORD_WORKERS",
+        2,
+        "bcrypt jobs run at once",
+        _workers,
+        shown="CPU count (at least 2)",
+    )
+    password_queue: int = setting(
+        "SHILLINGS_PASSWORD_QUEUE",
+        8,
+        "bcrypt jobs that may wait for a worker; past that, signup and login get 503 with"
+        " `Retry-After: 1`",
+        ints(0, 10_000),
+    )
+    app_secret: str | None = setting(
+        "SHILLINGS_APP_SECRET",
+        None,
+        "if set, each client must send it in a handshake frame first; required (the server"
+        " refuses to start without it) when `SHILLINGS_APP_LISTEN` is not a unix socket or a"
+        " loopback address",
+    )
+    db_pool_min: int = setting("SHILLINGS_DB_POOL_MIN", 3, "adbapi connection pool", ints(1))
+    db_pool_max: int = setting(
+        "SHILLINGS_DB_POOL_MAX", 10, "adbapi connection pool (at least the minimum)", ints(1)
+    )
+    idle_timeout: float = setting(
+        "SHILLINGS_APP_IDLE_TIMEOUT",
+        60.0,
+        "seconds before a silent client connection (e.g. a truncated frame) is closed",
+        _seconds_int,
+    )
+    log_level: str = setting(
+        "SHILLINGS_LOG_LEVEL",
+        "info",
+        "`debug`, `info`, `warn`, `error`, `critical`",
+        choice(LOG_LEVELS),
+    )
+    metrics_listen: str | None = setting(
+        "SHILLINGS_METRICS_LISTEN",
+        None,
+        "Twisted endpoint serving Prometheus metrics (`GET /metrics`); never the API's address",
+        shown="— (no metrics; the stack sets `tcp:92NN:interface=127.0.0.1`)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
         """Build the configuration from ``environ`` (default: ``os.environ``)."""
-        env = os.environ if environ is None else environ
-        var = env.get("SHILLINGS_VAR", "./var")
-        dsn = mysql_dsn(env)
-        secret = jwt_secret(env, var)
-        pool_min = env_int(env, "SHILLINGS_DB_POOL_MIN", 3, 1)
-        pool_max = env_int(env, "SHILLINGS_DB_POOL_MAX", 10, 1)
-        if pool_max < pool_min:
+        config = cls(**read_settings(cls, os.environ if environ is None else environ))
+        if config.db_pool_max < config.db_pool_min:
             raise ConfigError("SHILLINGS_DB_POOL_MAX must be >= SHILLINGS_DB_POOL_MIN")
-        config = cls(
-            listen=env.get("SHILLINGS_APP_LISTEN") or DEFAULT_LISTEN,
-            mysql_dsn=dsn,
-            jwt_secret=secret,
-            token_ttl=env_int(env, "SHILLINGS_TOKEN_TTL", 3600, 1),
-            bcrypt_cost=env_int(env, "SHILLINGS_BCRYPT_COST", 12, 4, 31),
-            password_workers=env_int(
-                env, "SHILLINGS_PASSWORD_WORKERS", max(2, os.cpu_count() or 2), 1, 256
-            ),
-            password_queue=env_int(env, "SHILLINGS_PASSWORD_QUEUE", 8, 0, 10_000),
-            app_secret=env.get("SHILLINGS_APP_SECRET") or None,
-            db_pool_min=pool_min,
-            db_pool_max=pool_max,
-            idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
-            log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
-            metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
-        )
         if config.app_secret is None and not is_private_endpoint(config.listen):
             raise ConfigError(
                 f"SHILLINGS_APP_LISTEN={config.listen!r} is reachable beyond this machine:"
@@ -68,20 +134,17 @@ class AppConfig:
             )
         return config
 
+    @classmethod
+    def table(cls) -> str:
+        """The README's table of the app server's variables."""
+        return settings_table(cls, SHARED)
+
 
 def mysql_dsn(environ: Mapping[str, str] | None = None) -> str:
     """``SHILLINGS_MYSQL_DSN``, else the embedded MariaDB's socket under ``SHILLINGS_VAR``;
     checked (``ConfigError``). All ``reconcile`` reads, so it never creates a JWT secret."""
-    env = os.environ if environ is None else environ
-    var = env.get("SHILLINGS_VAR", "./var")
-    dsn = env.get("SHILLINGS_MYSQL_DSN") or (
-        f"mysql://root@localhost/shillings?unix_socket={os.path.abspath(var)}/run/mysqld.sock"
-    )
-    parse_dsn(dsn)
-    return dsn
+    return _dsn(os.environ if environ is None else environ, "SHILLINGS_MYSQL_DSN", None)
 
-
-LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 _INTERFACE = re.compile(r"(?:^|:)interface=((?:[^:\\]|\\.)*)")
 

@@ -17,6 +17,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
+from shillings_proto.envconfig import LOG_LEVELS
 from shillings_web.config import ConfigError, WebConfig
 from shillings_web.logs import BatchedTextObserver
 from shillings_web.server import WebServer
@@ -41,9 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default="info",
-        choices=["debug", "info", "warn", "error"],
-        help="lowest level logged (default: info)",
+        choices=LOG_LEVELS,
+        help="lowest level logged (default: $SHILLINGS_LOG_LEVEL or info)",
     )
     return parser
 
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     reactor: Any = default_reactor
 
-    levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
+    levels = LogLevelFilterPredicate(
+        defaultLogLevel=LogLevel.levelWithName(args.log_level or config.log_level)
+    )
     # Redis reconnection attempts are logged by the cache when the outage starts and ends.
     levels.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
     output = BatchedTextObserver(sys.stdout, reactor)

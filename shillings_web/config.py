@@ -5,9 +5,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from shillings_proto.envconfig import ConfigError, env_bool, env_int, env_seconds, jwt_secret
+from shillings_proto.envconfig import (
+    LOG_LEVELS,
+    REDIS_SOCKET,
+    SHARED,
+    ConfigError,
+    choice,
+    env_bool,
+    env_seconds,
+    ints,
+    jwt_secret,
+    read_settings,
+    run_path,
+    setting,
+    settings_table,
+)
+
+__all__ = ["ConfigError", "RedisAddress", "WebConfig", "parse_redis_url"]
 
 DEFAULT_LISTEN = "tcp:8081:interface=127.0.0.1"
 DEFAULT_APP_SERVER = "tcp:127.0.0.1:7070"
@@ -28,64 +45,143 @@ class RedisAddress:
         return f"{where}/{self.db}"
 
 
+def _servers(env: Mapping[str, str], name: str, default: Any) -> tuple[str, ...]:
+    servers = tuple(s.strip() for s in (env.get(name) or default[0]).split(",") if s.strip())
+    if not servers:
+        raise ConfigError(f"{name} must name at least one app server")
+    return servers
+
+
+def _redis(env: Mapping[str, str], name: str, _default: Any) -> RedisAddress:
+    return parse_redis_url(env.get(name) or f"unix://{run_path(env, REDIS_SOCKET)}")
+
+
+def _metrics(env: Mapping[str, str], name: str, _default: Any) -> str | None:
+    return env.get(name) or None
+
+
 @dataclass(frozen=True)
 class WebConfig:
-    """Everything a web process needs to run; see the README for the variables."""
+    """Everything a web process needs to run, each field read from its variable (the last
+    few have no variable)."""
 
-    listen: str
-    app_servers: tuple[str, ...]
-    redis: RedisAddress
-    jwt_secret: str
-    app_connections: int = 2
-    cookie_secure: bool = False
-    request_timeout: float = 5.0
-    login_max_failures: int = 10
-    login_window: int = 900
-    device_cookie_max_age: int = 30 * 86400
-    signup_max: int = 10
-    signup_window: int = 3600
-    app_secret: str | None = None
-    trust_proxy: bool = False
+    listen: str = setting(
+        "SHILLINGS_WEB_LISTEN",
+        DEFAULT_LISTEN,
+        "Twisted endpoint (the stack uses `unix:var/run/web_NN.sock`)",
+        required=True,
+    )
+    app_servers: tuple[str, ...] = setting(
+        "SHILLINGS_APP_SERVERS",
+        (DEFAULT_APP_SERVER,),
+        "comma-separated client endpoints of the app servers",
+        _servers,
+        required=True,
+    )
+    redis: RedisAddress = setting(
+        "SHILLINGS_REDIS_URL",
+        None,
+        "`unix:///path?db=N` or `redis://[:password@]host[:port][/db]`",
+        _redis,
+        shown="`unix://$SHILLINGS_VAR/run/redis.sock`",
+        required=True,
+    )
+    jwt_secret: str = setting(
+        "SHILLINGS_JWT_SECRET",
+        None,
+        "must be the same secret as the app server's (at least 32 characters); if unset,"
+        " read from / generated into the secret file",
+        jwt_secret,
+        required=True,
+    )
+    app_connections: int = setting(
+        "SHILLINGS_APP_CONNECTIONS", 2, "persistent connections per app server", ints(1, 64)
+    )
+    cookie_secure: bool = setting(
+        "SHILLINGS_COOKIE_SECURE",
+        False,
+        "add `Secure` to the token and device cookies (set it behind HTTPS)",
+        env_bool,
+    )
+    request_timeout: float = setting(
+        "SHILLINGS_REQUEST_TIMEOUT",
+        5.0,
+        "seconds a request may take at the app server, waiting for a connection included,"
+        " before 503; sent to the app server as an absolute deadline (the hosts' clocks must"
+        " agree, see docs/ARCHITECTURE.md)",
+        env_seconds,
+    )
+    login_max_failures: int = setting(
+        "SHILLINGS_LOGIN_MAX_FAILURES",
+        10,
+        "login rate limit: failures per window, per device cookie, else per email and per"
+        " client address",
+        ints(1),
+    )
+    login_window: int = setting(
+        "SHILLINGS_LOGIN_WINDOW", 900, "the login limit's sliding window, seconds", ints(1)
+    )
+    device_cookie_max_age: int = setting(
+        "SHILLINGS_DEVICE_COOKIE_MAX_AGE",
+        30 * 86400,
+        "lifetime of the device cookie a successful login sets, seconds",
+        ints(1),
+        shown="`2592000` (30 days)",
+    )
+    signup_max: int = setting(
+        "SHILLINGS_SIGNUP_MAX",
+        10,
+        "signups per window per client address (raise it for test suites that sign up many"
+        " users from one host)",
+        ints(1),
+    )
+    signup_window: int = setting(
+        "SHILLINGS_SIGNUP_WINDOW", 3600, "the signup limit's window, seconds", ints(1)
+    )
+    app_secret: str | None = setting(
+        "SHILLINGS_APP_SECRET", None, "sent in the handshake frame when set"
+    )
+    trust_proxy: bool = setting(
+        "SHILLINGS_TRUST_PROXY",
+        False,
+        "take the client IP from Nginx's `X-Real-IP`; leave it off when clients can reach the"
+        " web process directly",
+        env_bool,
+        shown="`0` (the stack sets `1`)",
+    )
+    cache_grace: float = setting(
+        "SHILLINGS_CACHE_GRACE",
+        10.0,
+        "seconds after Redis starts empty (restart, flush) during which profiles are not read"
+        " from the cache",
+        env_seconds,
+    )
+    metrics_listen: str | None = setting(
+        "SHILLINGS_METRICS_LISTEN",
+        None,
+        "Twisted endpoint serving Prometheus metrics (`GET /metrics`); never the API's address",
+        _metrics,
+        shown="— (no metrics; the stack sets `tcp:93NN:interface=127.0.0.1`)",
+    )
+    log_level: str = setting(
+        "SHILLINGS_LOG_LEVEL",
+        "info",
+        "`debug`, `info`, `warn`, `error`, `critical` (`--log-level` overrides it)",
+        choice(LOG_LEVELS),
+    )
     max_body: int = 64 * 1024
     redis_timeout: float = 1.0
     shutdown_grace: float = 5.0
-    cache_grace: float = 10.0
-    metrics_listen: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
         """Build the configuration from ``environ`` (default: ``os.environ``)."""
-        env = os.environ if environ is None else environ
-        var = env.get("SHILLINGS_VAR") or "./var"
-        redis_url = env.get("SHILLINGS_REDIS_URL") or (
-            f"unix://{os.path.abspath(var)}/run/redis.sock"
-        )
-        secret = jwt_secret(env, var)
-        servers = tuple(
-            s.strip()
-            for s in (env.get("SHILLINGS_APP_SERVERS") or DEFAULT_APP_SERVER).split(",")
-            if s.strip()
-        )
-        if not servers:
-            raise ConfigError("SHILLINGS_APP_SERVERS must name at least one app server")
-        return cls(
-            listen=env.get("SHILLINGS_WEB_LISTEN") or DEFAULT_LISTEN,
-            app_servers=servers,
-            redis=parse_redis_url(redis_url),
-            jwt_secret=secret,
-            app_connections=env_int(env, "SHILLINGS_APP_CONNECTIONS", 2, 1, 64),
-            cookie_secure=env_bool(env, "SHILLINGS_COOKIE_SECURE", False),
-            request_timeout=env_seconds(env, "SHILLINGS_REQUEST_TIMEOUT", 5.0),
-            login_max_failures=env_int(env, "SHILLINGS_LOGIN_MAX_FAILURES", 10, 1),
-            login_window=env_int(env, "SHILLINGS_LOGIN_WINDOW", 900, 1),
-            device_cookie_max_age=env_int(env, "SHILLINGS_DEVICE_COOKIE_MAX_AGE", 30 * 86400, 1),
-            signup_max=env_int(env, "SHILLINGS_SIGNUP_MAX", 10, 1),
-            signup_window=env_int(env, "SHILLINGS_SIGNUP_WINDOW", 3600, 1),
-            app_secret=env.get("SHILLINGS_APP_SECRET") or None,
-            trust_proxy=env_bool(env, "SHILLINGS_TRUST_PROXY", False),
-            cache_grace=env_seconds(env, "SHILLINGS_CACHE_GRACE", 10.0),
-            metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
-        )
+        return cls(**read_settings(cls, os.environ if environ is None else environ))
+
+    @classmethod
+    def table(cls) -> str:
+        """The README's table of a web process's variables."""
+        return settings_table(cls, SHARED)
 
 
 def parse_redis_url(url: str) -> RedisAddress:
