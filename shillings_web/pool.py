@@ -213,6 +213,8 @@ class AppPool:
         """Calls waiting for a live connection."""
         self._wanted: list[defer.Deferred[None]] = []
         """Slots sleeping between connection attempts, woken when a call starts waiting."""
+        self._connected: list[defer.Deferred[None]] = []
+        """``when_connected`` callers waiting for a live connection."""
 
     def start(self) -> None:
         for slot in self._slots:
@@ -260,6 +262,14 @@ class AppPool:
         )
         return dict(zip(self.addresses, answers, strict=True))
 
+    def when_connected(self) -> defer.Deferred[None]:
+        """Fires once a connection is live (at once if one is)."""
+        if self._live:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred(lambda d: self._connected.remove(d))
+        self._connected.append(d)
+        return d
+
     @property
     def waiting(self) -> int:
         """Calls waiting for a live connection."""
@@ -277,7 +287,8 @@ class AppPool:
 
     def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters = self._waiters + self._connected, []
+        self._connected = []
         for d in waiters:
             if not d.called:
                 d.callback(None)

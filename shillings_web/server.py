@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
@@ -19,17 +18,6 @@ from shillings_web.pool import AppPool
 from shillings_web.site import ShillingsSite
 
 log = Logger()
-
-
-async def poll_until(
-    reactor: Any, predicate: Callable[[], bool], within: float, step: float = 0.01
-) -> bool:
-    """Wait (at most ``within`` seconds) until ``predicate()`` is true; return it."""
-    for _ in range(max(1, int(within / step))):
-        if predicate():
-            return True
-        await task.deferLater(reactor, step)
-    return predicate()
 
 
 class WebServer:
@@ -97,14 +85,6 @@ class WebServer:
     def metrics_port(self) -> int:
         """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``; 0: none)."""
         return 0 if self.metrics_listener is None else self.metrics_listener.tcp_port
-
-    async def wait_ready(self, within: float = 5.0) -> bool:
-        """Wait until Redis and at least one app server are connected."""
-        return await poll_until(
-            self.reactor,
-            lambda: self.redis.connected and self.pool.live_connections > 0,
-            within,
-        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let requests in progress finish and close every kept-alive

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.web.client import HTTPConnectionPool
 
 from shillings_web.config import RedisAddress, WebConfig
 from shillings_web.server import WebServer
+from tests.polling import poll_until
 from tests.web.fakeapp import FakeApp
 from tests.web.openapi import check_documented
 
@@ -130,10 +131,21 @@ class Web:
         return self.server.config
 
 
+async def wait_ready(server: WebServer, within: float) -> None:
+    """Wait (bounded) until one app server connection is live and Redis is connected."""
+    ready = server.pool.when_connected()
+    ready.addTimeout(within, reactor)
+    try:
+        await ready
+    except defer.TimeoutError:
+        pass
+    await poll_until(reactor, lambda: server.redis.connected, within)
+
+
 async def start_web(config: WebConfig) -> Web:
     server = WebServer(config, reactor)
     await server.start()
-    await server.wait_ready(5.0)
+    await wait_ready(server, 5.0)
     return Web(server, Client(f"http://127.0.0.1:{server.port}"))
 
 

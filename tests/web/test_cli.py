@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 
-from shillings_web.server import poll_until
+from tests.polling import poll_until
 from tests.web.conftest import WEB_REDIS_DB, Client
 
 

@@ -11,8 +11,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from shillings_proto import pb
-from shillings_web.server import poll_until
 from tests.harness import start_redis
+from tests.polling import poll_until
 from tests.web.conftest import (
     TEST_SECRET,
     login,

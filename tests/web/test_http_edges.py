@@ -243,7 +243,7 @@ async def test_head_is_allowed_on_get_routes(edge_web, path):
 async def test_pay_whose_client_went_away_still_invalidates_both_caches(edge_web, fake_app):
     from twisted.internet import defer, reactor
 
-    from shillings_web.server import poll_until
+    from tests.polling import poll_until
 
     pending = []
 

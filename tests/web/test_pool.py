@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 
 from shillings_proto import messages, pb
 from shillings_web.pool import AppPool, AppUnavailable, retry_delay
-from shillings_web.server import poll_until
+from tests.polling import poll_until
 from tests.web.fakeapp import FakeApp
 
 
@@ -167,4 +167,27 @@ async def test_handshake_sends_the_shared_secret():
     finally:
         await good.stop()
         await bad.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_when_connected_fires_on_the_first_live_connection():
+    app = FakeApp(reactor)
+    await app.start()
+    await app.stop()  # a port nothing listens on until the app starts again below
+    pool = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0)
+    abandoned = pool.when_connected()
+    abandoned.cancel()
+    ready = pool.when_connected()
+    pool.start()
+    try:
+        await task.deferLater(reactor, 0.3)
+        assert not ready.called and pool.live_connections == 0
+        await app.start()
+        ready.addTimeout(5.0, reactor)
+        await ready
+        assert pool.live_connections == 1
+        assert pool.when_connected().called
+    finally:
+        await pool.stop()
         await app.stop()

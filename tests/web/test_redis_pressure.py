@@ -12,8 +12,8 @@ from twisted.internet import reactor
 
 from shillings_web.auth import verify_token
 from shillings_web.cache import EPOCH_KEY, MAX_PENDING, gen_key
-from shillings_web.server import poll_until
 from tests.harness import start_redis
+from tests.polling import poll_until
 from tests.web.conftest import PASSWORD, make_config, start_web, user_with_token
 from tests.web.test_api_money import balance
 from tests.web.test_cache_faults import refuse

@@ -11,7 +11,7 @@ import jwt
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from shillings_web.server import poll_until
+from tests.polling import poll_until
 from tests.web.conftest import (
     TEST_SECRET,
     login,
