@@ -24,9 +24,10 @@ def render(text: str) -> str:
         pattern = re.compile(
             rf"(<!-- settings:{name} -->\n).*?(<!-- /settings:{name} -->)", re.DOTALL
         )
-        if not pattern.search(text):
+        found = pattern.search(text)
+        if found is None:
             raise ValueError(f"no <!-- settings:{name} --> block")
-        text = pattern.sub(lambda m, t=table: m.group(1) + t() + m.group(2), text)
+        text = text[: found.end(1)] + table() + text[found.start(2) :]
     return text
 
 
