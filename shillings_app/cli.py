@@ -5,45 +5,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import pymysql
-from twisted.internet import defer
 from twisted.logger import Logger
 
 from shillings_app.config import AppConfig, ConfigError, mysql_dsn
 from shillings_app.logs import start_logging
+from shillings_app.service import migrate
+from shillings_proto.services import run
 
-T = TypeVar("T")
 log = Logger(namespace="shillings.app")
-
-DB_WAIT_S = 30.0
-"""How long ``serve`` and ``migrate`` wait for MySQL to accept connections at start."""
-
-
-def _wait_for_db(what: Callable[[], T], seconds: float = DB_WAIT_S) -> T:
-    """Run ``what``, retrying while MySQL is not reachable yet (bounded)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return what()
-        except pymysql.err.OperationalError as e:
-            if e.args and e.args[0] in (2002, 2003, 2013) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
-            raise
-
-
-def _migrate(config: AppConfig) -> list[str]:
-    from shillings_app.migrations import migrate
-
-    return _wait_for_db(lambda: migrate(config.mysql_dsn))
 
 
 def cmd_migrate(config: AppConfig) -> int:
-    applied = _migrate(config)
+    applied = migrate(config)
     if applied:
         for version in applied:
             print(f"applied {version}")
@@ -53,33 +29,19 @@ def cmd_migrate(config: AppConfig) -> int:
 
 
 def cmd_serve(config: AppConfig) -> int:
-    from twisted.internet import reactor as installed_reactor
+    """Apply pending migrations, then run the app server's service until a signal."""
+    from twisted.internet import reactor
 
-    from shillings_app.server import AppServer
-
-    reactor: Any = installed_reactor
+    from shillings_app.service import AppService, app_service
 
     start_logging(config.log_level)
-    applied = _migrate(config)
+    applied = migrate(config)
     if applied:
         log.info("applied migrations {versions}", versions=", ".join(applied))
-    server = AppServer(config)
-    exit_code = [0]
-
-    async def start() -> None:
-        try:
-            await server.start()
-        except Exception:
-            log.failure("app server failed to start")
-            exit_code[0] = 1
-            reactor.stop()
-
-    reactor.callWhenRunning(lambda: defer.ensureDeferred(start()))
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: defer.ensureDeferred(server.stop(drain_timeout=5.0))
-    )
-    reactor.run()
-    return exit_code[0]
+    service = app_service(config, reactor)
+    run(service, reactor)
+    child = service.getServiceNamed("app-server")
+    return 1 if isinstance(child, AppService) and child.failed else 0
 
 
 def cmd_reconcile(show: int) -> int:

@@ -8,13 +8,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from twisted.application.internet import TimerService
 from twisted.internet import defer
-from twisted.internet import reactor as _reactor
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -256,7 +256,9 @@ class AppServer:
     def __init__(self, config: AppConfig, reactor: Any = None) -> None:
         self.config = config
         self.dsn = config.mysql_dsn
-        self._reactor = reactor if reactor is not None else _reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
         self._listen = config.listen
         if self._listen.startswith("unix:") and "lockfile=" not in self._listen:
             # Removes a stale socket left by a killed process, refuses a live one.
@@ -264,7 +266,11 @@ class AppServer:
         self._port: IListeningPort | None = None
         self._factory: AppServerFactory | None = None
         self._db: Database | None = None
-        self._housekeeping: LoopingCall | None = None
+        self.housekeeping = TimerService(
+            HOUSEKEEPING_INTERVAL_S, lambda: defer.ensureDeferred(self.purge())
+        )
+        """Purges at start, then every ``HOUSEKEEPING_INTERVAL_S``; stopping waits for it."""
+        self.housekeeping.clock = self._reactor
         self.metrics = AppMetrics()
         self.metrics.watch(self)
         self._metrics = (
@@ -331,9 +337,7 @@ class AppServer:
         self.port = getattr(host, "port", 0)
         if self.port:
             self._listen = _fixed_port(self._listen, self.port)
-        self._housekeeping = LoopingCall(lambda: defer.ensureDeferred(self.purge()))
-        self._housekeeping.clock = self._reactor
-        self._housekeeping.start(HOUSEKEEPING_INTERVAL_S, now=False)
+        self.housekeeping.startService()
         self.log.info("app server listening on {address}", address=self.address)
 
     async def stop(self, drain_timeout: float = 0.0) -> None:
@@ -345,8 +349,7 @@ class AppServer:
             return
         port, factory, db = self._port, self._factory, self._db
         self._port = None
-        if self._housekeeping is not None and self._housekeeping.running:
-            self._housekeeping.stop()
+        await self.housekeeping.stopService()
         await defer.maybeDeferred(port.stopListening)
         assert factory is not None and db is not None
         for conn in list(factory.connections):

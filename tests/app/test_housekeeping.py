@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pymysql
 import pytest_twisted
+from twisted.internet import reactor, task
 
 from shillings_app.config import parse_dsn
+from shillings_app.server import HOUSEKEEPING_INTERVAL_S
 from shillings_app.storage.tokens import PURGE_BATCH
 from tests.app.helpers import sql
+from tests.polling import poll_until
 
 
 def _fill(dsn: str, old_keys: int, old_tokens: int) -> None:
@@ -39,3 +42,39 @@ async def test_purge_removes_everything_expired_in_batches_and_keeps_the_rest(ap
     assert keys == ["fresh-1", "fresh-2"]
     tokens = [row[0] for row in sql(app_server.dsn, "SELECT jti FROM revoked_tokens")]
     assert tokens == ["live"]
+
+
+
+def _expired_key(dsn: str, name: str) -> None:
+    sql(
+        dsn,
+        "INSERT INTO idempotency_keys"
+        " (user_id, idem_key, command, request_hash, response, created_at)"
+        " VALUES (1, %s, 'PAY', REPEAT('x', 32), '', UTC_TIMESTAMP(6) - INTERVAL 26 HOUR)",
+        (name,),
+    )
+
+
+def _kept(dsn: str, name: str) -> bool:
+    return bool(sql(dsn, "SELECT 1 FROM idempotency_keys WHERE idem_key = %s", (name,)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_housekeeping_purges_at_start_then_every_interval_of_its_clock(make_server):
+    server = await make_server()
+    await server.stop()
+    clock = task.Clock()
+    server.housekeeping.clock = clock
+    _expired_key(server.dsn, "clock-1")
+    await server.start()
+    # The purge at start ends; the next one is then due on the test's clock.
+    assert await poll_until(
+        reactor, lambda: not _kept(server.dsn, "clock-1") and clock.getDelayedCalls(), 10.0
+    )
+    _expired_key(server.dsn, "clock-2")
+    clock.advance(HOUSEKEEPING_INTERVAL_S - 1)
+    [due] = clock.getDelayedCalls()
+    assert due.active() and due.getTime() == HOUSEKEEPING_INTERVAL_S
+    assert _kept(server.dsn, "clock-2")
+    clock.advance(1)
+    assert await poll_until(reactor, lambda: not _kept(server.dsn, "clock-2"), 10.0)
