@@ -40,7 +40,7 @@ def cmd_serve(config: AppConfig) -> int:
         log.info("applied migrations {versions}", versions=", ".join(applied))
     service = app_service(config, reactor)
     run(service, reactor)
-    child = service.getServiceNamed("app-server")
+    child = service.getServiceNamed("app server")
     return 1 if isinstance(child, AppService) and child.failed else 0
 
 

@@ -48,13 +48,13 @@ class AppService(AsyncService):
 
     def __init__(self, server: AppServer, reactor: Any) -> None:
         super().__init__(
-            "app-server", reactor, server.start, lambda: server.stop(drain_timeout=DRAIN_S)
+            "app server", reactor, server.start, lambda: server.stop(drain_timeout=DRAIN_S)
         )
         self.server = server
 
 
 def app_service(config: AppConfig, reactor: Any) -> MultiService:
-    """The app server under one ``MultiService`` (``getServiceNamed("app-server")``)."""
+    """The app server under one ``MultiService`` (``getServiceNamed("app server")``)."""
     top = MultiService()
     AppService(AppServer(config, reactor), reactor).setServiceParent(top)
     return top

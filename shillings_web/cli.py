@@ -6,23 +6,18 @@ import argparse
 import sys
 from typing import Any
 
-from twisted.internet import defer
-from twisted.internet.error import CannotListenError
 from twisted.logger import (
     FilteringLogObserver,
-    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
 )
-from twisted.python.failure import Failure
 
 from shillings_proto.envconfig import LOG_LEVELS
+from shillings_proto.services import run
 from shillings_web.config import ConfigError, WebConfig
 from shillings_web.logs import BatchedTextObserver
-from shillings_web.server import WebServer
-
-log = Logger()
+from shillings_web.service import WebService, web_service
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,27 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     observer: Any = FilteringLogObserver(output, [levels])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
-    server = WebServer(config, reactor)
-    exit_code = [0]
-
-    def failed(failure: Failure) -> None:
-        if failure.check(CannotListenError):
-            log.critical("web process cannot listen: {error}", error=failure.value)
-        else:
-            log.failure("web process failed to start", failure)
-        exit_code[0] = 1
-        reactor.stop()
-
-    def start() -> None:
-        defer.ensureDeferred(server.start(listen)).addErrback(failed)
-
-    reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(server.stop()))
+    service = web_service(config, reactor, listen)
     try:
-        reactor.run()
+        run(service, reactor)
     finally:
         output.stop()
-    return exit_code[0]
+    child = service.getServiceNamed("web process")
+    return 1 if isinstance(child, WebService) and child.failed else 0
 
 
 if __name__ == "__main__":

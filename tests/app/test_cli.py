@@ -127,3 +127,34 @@ def test_bad_configuration_exits_with_status_2(tmp_path, mariadb):
     result = subprocess.run(_cli("serve"), env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "SHILLINGS_TOKEN_TTL" in result.stderr
+
+
+def test_twist_shillings_app_migrates_serves_and_drains_on_sigterm(tmp_path, mariadb):
+    env = _env(tmp_path, mariadb)
+    twist = os.path.join(os.path.dirname(sys.executable), "twist")
+    try:
+        with open(tmp_path / "app.log", "w") as log:
+            proc = subprocess.Popen(
+                [twist, "--log-format=text", "shillings-app"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        try:
+            sock = f"{tmp_path}/app.sock"
+            deadline = time.monotonic() + 30
+            while not os.path.exists(sock) and time.monotonic() < deadline:
+                assert proc.poll() is None, (tmp_path / "app.log").read_text()
+                time.sleep(0.05)
+            response = _call(sock, messages.health())
+            assert response.status.code == 200 and response.health.database_ok
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            returncode = proc.wait(timeout=30)
+        output = (tmp_path / "app.log").read_text()
+        assert returncode == -signal.SIGTERM, output  # twist re-raises the signal it stopped on
+        assert "app server stopped" in output
+        assert "Traceback" not in output
+    finally:
+        sql(mariadb.dsn("mysql"), f"DROP DATABASE IF EXISTS {DB}")

@@ -44,7 +44,6 @@ async def test_purge_removes_everything_expired_in_batches_and_keeps_the_rest(ap
     assert tokens == ["live"]
 
 
-
 def _expired_key(dsn: str, name: str) -> None:
     sql(
         dsn,
