@@ -7,7 +7,6 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from twisted.internet import defer
-from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
@@ -42,7 +41,9 @@ class ShillingsClientProtocol(Int32StringReceiver):
     """The stream transport (TCP or unix), set once connected."""
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
-        self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self._clock: IReactorTime = clock  # type: ignore[assignment]
         self._next_id = 1
         self._pending: dict[int, tuple[defer.Deferred[pb.Response], Any]] = {}
         self.connected_deferred: defer.Deferred[ShillingsClientProtocol] = defer.Deferred()

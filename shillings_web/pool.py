@@ -66,7 +66,7 @@ class _Slot:
         self._pool = pool
         self.address = address
         self._endpoint = clientFromString(pool.reactor, address)
-        self._factory = Factory.forProtocol(ShillingsClientProtocol)
+        self._factory = Factory.forProtocol(lambda: ShillingsClientProtocol(pool.reactor))
         self._factory.noisy = False
         self._running = False
         self._waiting: defer.Deferred[Any] | None = None
