@@ -1,10 +1,11 @@
 """Persistent protocol connections to every app server, with back-off and bounded calls.
 
-Each app server gets ``connections`` slots; each slot connects, sends the HEL handshake
-when a shared secret is configured, serves requests until the connection is lost or the
-server says it is going away (GoAway: it is shutting down), then reconnects: at once after
-a GoAway, else with exponential back-off (0.1 s doubling up to 2 s; at most 0.25 s while
-requests wait for a connection). A call goes to the live connection with the fewest
+Each app server gets ``connections`` slots, each a ``ClientService`` that connects, sends
+the HEL handshake when a shared secret is configured (``prepareConnection``), serves
+requests until the connection is lost or the server says it is going away (GoAway: it is
+shutting down), then reconnects: at once after a GoAway, else with exponential back-off
+(0.1 s doubling up to 2 s; at most 0.25 s while requests wait for a connection, and at once
+when a call starts waiting). A call goes to the live connection with the fewest
 requests in flight (ties rotate). Every call has a deadline (``timeout`` seconds after it
 starts, carried in the request): while no connection is live it waits for one, and a
 request the server did not process (GoAway) is sent again, both within that deadline; a
@@ -16,12 +17,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from twisted.internet import defer, task
+from twisted.application.internet import ClientService
+from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from shillings_proto import messages, pb
 from shillings_proto.framing import (
@@ -59,128 +64,150 @@ def retry_delay(attempt: int) -> float:
     return delay * (1 + random.random() * 0.1)
 
 
+@implementer(IStreamClientEndpoint)
+class _Attempts:
+    """``endpoint`` whose connection attempts give up after ``timeout`` seconds and report
+    to ``slot`` (to log the first failure and to know when an attempt is in progress)."""
+
+    def __init__(self, slot: _Slot, endpoint: Any, timeout: float, clock: Any) -> None:
+        self._slot = slot
+        self._endpoint = endpoint
+        self._timeout = timeout
+        self._clock = clock
+
+    def connect(self, factory: Any) -> defer.Deferred[Any]:
+        self._slot.connecting = True
+        d: defer.Deferred[Any] = self._endpoint.connect(factory)
+        d.addTimeout(self._timeout, self._clock)
+        return d.addErrback(self._slot.failed)
+
+
 class _Slot:
-    """One persistent connection to one app server, re-established whenever it is lost."""
+    """One persistent connection to one app server: a ``ClientService`` (reconnects with
+    ``retry_delay`` back-off; ``prepareConnection`` does the HEL handshake). After a GoAway
+    a new ClientService connects at once while the old connection drains; the old service
+    is stopped once the server has closed that connection."""
 
     def __init__(self, pool: AppPool, address: str) -> None:
         self._pool = pool
         self.address = address
-        self._endpoint = clientFromString(pool.reactor, address)
+        endpoint = clientFromString(pool.reactor, address)
+        self._attempts = _Attempts(self, endpoint, pool.timeout, pool.reactor)
         self._factory = Factory.forProtocol(lambda: ShillingsClientProtocol(pool.reactor))
         self._factory.noisy = False
         self._running = False
-        self._waiting: defer.Deferred[Any] | None = None
-        self._protocol: ShillingsClientProtocol | None = None
-        self._retiring: set[ShillingsClientProtocol] = set()
-        """Connections whose server said GoAway: draining, closed by the server."""
-        self._done: defer.Deferred[None] | None = None
+        self._service: ClientService | None = None
+        self._retiring: set[ClientService] = set()
+        """Services whose connection's server said GoAway: draining, closed by the server."""
+        self._protocol: Any = None
+        self._failures = 0
+        self.connecting = False
+        """A connection attempt (handshake included) is in progress."""
 
     def start(self) -> None:
         self._running = True
-        self._done = defer.ensureDeferred(self._run())
-        self._done.addErrback(
-            lambda f: log.failure("connection loop to {address} crashed", f, address=self.address)
+        self._service = self._new_service()
+
+    def _new_service(self) -> ClientService:
+        service = ClientService(
+            self._attempts,
+            self._factory,
+            retryPolicy=self._delay,
+            clock=self._pool.reactor,
+            prepareConnection=lambda p: defer.ensureDeferred(self._prepare(p, service)),
         )
+        service.startService()
+        return service
 
     @property
     def protocol(self) -> ShillingsClientProtocol | None:
         """The live connection of this slot, if any."""
-        return self._protocol
+        return cast(ShillingsClientProtocol | None, self._protocol)
 
     async def stop(self) -> None:
         self._running = False
-        if self._waiting is not None:
-            self._waiting.cancel()
-        for protocol in [self._protocol, *self._retiring]:
-            transport: Any = protocol.transport if protocol is not None else None
-            if transport is not None:
-                transport.loseConnection()
-        if self._done is not None:
-            await self._done
+        services = [s for s in [self._service, *self._retiring] if s is not None]
+        self._service = None
+        self._retiring.clear()
+        await defer.gatherResults([s.stopService() for s in services], consumeErrors=True)
 
-    async def _wait(self, d: defer.Deferred[Any]) -> Any:
-        self._waiting = d
+    def wake(self) -> None:
+        """Try to connect now if this slot waits between attempts (a call is waiting)."""
+        service = self._service
+        if service is None or self._protocol is not None or self.connecting:
+            return
+        service.stopService().addCallback(lambda _: self._restart(service))
+
+    def _restart(self, service: ClientService) -> None:
+        if self._running and service is self._service and not service.running:
+            service.startService()
+
+    def _delay(self, attempt: int) -> float:
+        """Seconds before connection attempt ``attempt + 1`` (shorter while requests wait
+        for a connection)."""
+        delay = retry_delay(max(attempt, self._failures))
+        return min(delay, WANTED_DELAY) if self._pool.waiting else delay
+
+    def failed(self, failure: Failure) -> Failure:
+        """A connection attempt failed (logged once per outage)."""
+        self.connecting = False
+        self._failures += 1
+        if self._failures == 1 and self._running:
+            log.warn(
+                "cannot connect to app server {address}: {error}; retrying",
+                address=self.address,
+                error=_describe(failure.value),
+            )
+        return failure
+
+    async def _prepare(self, protocol: Any, service: ClientService) -> None:
+        """Handshake on a new connection, then offer it to the pool."""
         try:
-            return await d
-        finally:
-            self._waiting = None
+            if self._pool.app_secret is not None:
+                await self._handshake(protocol)
+        except Exception as e:
+            # Not raised: ClientService would wait for a retry while this connection is
+            # still open, and its loss would then find no transition (NoTransition). Closed
+            # here, it counts as a lost connection; ``_delay`` still backs off.
+            protocol.transport.abortConnection()
+            self.failed(Failure(e))
+            return
+        self.connecting = False
+        if self._failures:
+            log.info(
+                "connected to app server {address} after {attempts} failed attempts",
+                address=self.address,
+                attempts=self._failures,
+            )
+        self._failures = 0
+        self._protocol = protocol
+        self._pool._up(protocol)
+        protocol.retired.addCallback(self._gone, protocol, service)
 
-    async def _run(self) -> None:
-        attempt = 0
-        while self._running:
-            protocol: ShillingsClientProtocol | None = None
-            try:
-                connecting = self._endpoint.connect(self._factory)
-                connecting.addTimeout(self._pool.timeout, self._pool.reactor)
-                protocol = await self._wait(connecting)
-                if self._pool.app_secret is not None:
-                    await self._handshake(protocol)
-            except Exception as e:
-                if protocol is not None and protocol.transport is not None:
-                    protocol.transport.abortConnection()
-                if not self._running:
-                    return
-                attempt += 1
-                if attempt == 1:
-                    log.warn(
-                        "cannot connect to app server {address}: {error}; retrying",
-                        address=self.address,
-                        error=_describe(e),
-                    )
-                if not await self._sleep(attempt):
-                    return
-                continue
-            if attempt:
-                log.info(
-                    "connected to app server {address} after {attempts} failed attempts",
-                    address=self.address,
-                    attempts=attempt,
-                )
-            attempt = 0
-            self._protocol = protocol
-            self._pool._up(protocol)
-            going_away = await protocol.retired
-            self._pool._down(protocol)
+    def _gone(self, going_away: bool, protocol: Any, service: ClientService) -> None:
+        self._pool._down(protocol)
+        if self._protocol is protocol:
             self._protocol = None
-            if going_away:
-                # Reconnect at once (to the server's successor, or fail and back off) while
-                # the old connection drains its last answers.
-                log.info("app server {address} is going away", address=self.address)
-                self._retiring.add(protocol)
-                protocol.lost_deferred.addCallback(self._retired, protocol)
-            elif self._running:
-                log.warn("lost connection to app server {address}", address=self.address)
-                attempt = 1
-                if not await self._sleep(attempt):
-                    return
+        if not self._running or service is not self._service:
+            return
+        if going_away:
+            # Connect at once (to the server's successor, or fail and back off) while
+            # the old connection drains its last answers.
+            log.info("app server {address} is going away", address=self.address)
+            self._retiring.add(service)
+            protocol.lost_deferred.addCallback(lambda _: self._retired(service))
+            self._service = self._new_service()
+        else:
+            log.warn("lost connection to app server {address}", address=self.address)
 
-    def _retired(self, _: None, protocol: ShillingsClientProtocol) -> None:
-        self._retiring.discard(protocol)
-
-    async def _sleep(self, attempt: int) -> bool:
-        """Wait before connection attempt ``attempt + 1`` (shorter while requests wait for
-        a connection; cut short when one starts waiting); False once stopped."""
-        delay = retry_delay(attempt)
-        if self._pool.waiting:
-            delay = min(delay, WANTED_DELAY)
-        sleep: defer.Deferred[None] = task.deferLater(self._pool.reactor, delay)
-        wanted = self._pool.wanted()
-        woken = defer.DeferredList([sleep, wanted], fireOnOneCallback=True, consumeErrors=True)
-        try:
-            await self._wait(woken)  # type: ignore[arg-type]
-        except defer.CancelledError:
-            return False
-        finally:
-            if not sleep.called:
-                sleep.cancel()
-            self._pool.unwant(wanted)
-        return self._running
+    def _retired(self, service: ClientService) -> None:
+        if service in self._retiring:
+            self._retiring.discard(service)
+            service.stopService()
 
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
         assert self._pool.app_secret is not None
-        response = await self._wait(
-            protocol.call(messages.hello(self._pool.app_secret), self._pool.timeout)
-        )
+        response = await protocol.call(messages.hello(self._pool.app_secret), self._pool.timeout)
         if response.status.code != 200:
             raise ConnectionRefusedError(
                 f"handshake refused: {response.status.code} {response.status.reason}"
@@ -211,8 +238,6 @@ class AppPool:
         self._turn = 0
         self._waiters: list[defer.Deferred[None]] = []
         """Calls waiting for a live connection."""
-        self._wanted: list[defer.Deferred[None]] = []
-        """Slots sleeping between connection attempts, woken when a call starts waiting."""
         self._connected: list[defer.Deferred[None]] = []
         """``when_connected`` callers waiting for a live connection."""
 
@@ -275,16 +300,6 @@ class AppPool:
         """Calls waiting for a live connection."""
         return len(self._waiters)
 
-    def wanted(self) -> defer.Deferred[None]:
-        """Fires when a call starts waiting for a connection."""
-        d: defer.Deferred[None] = defer.Deferred()
-        self._wanted.append(d)
-        return d
-
-    def unwant(self, d: defer.Deferred[None]) -> None:
-        if d in self._wanted:
-            self._wanted.remove(d)
-
     def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)
         waiters, self._waiters = self._waiters + self._connected, []
@@ -315,10 +330,8 @@ class AppPool:
                 return protocol
             d: defer.Deferred[None] = defer.Deferred()
             self._waiters.append(d)
-            wanted, self._wanted = self._wanted, []
-            for w in wanted:
-                if not w.called:
-                    w.callback(None)
+            for slot in self._slots:
+                slot.wake()
             d.addTimeout(left, self.reactor)
             try:
                 await d

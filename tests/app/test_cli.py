@@ -15,6 +15,7 @@ from shillings_proto import messages, pb
 from tests.app.helpers import sql
 
 DB = "cli_test_db"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _cli(*args: str) -> list[str]:
@@ -131,6 +132,7 @@ def test_bad_configuration_exits_with_status_2(tmp_path, mariadb):
 
 def test_twist_shillings_app_migrates_serves_and_drains_on_sigterm(tmp_path, mariadb):
     env = _env(tmp_path, mariadb)
+    env["PYTHONPATH"] = ROOT  # holds twisted/plugins/ (see tests/web/test_twist.py)
     twist = os.path.join(os.path.dirname(sys.executable), "twist")
     try:
         with open(tmp_path / "app.log", "w") as log:

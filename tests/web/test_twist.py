@@ -25,11 +25,18 @@ class CollectSignal(Collect):
 
 
 TWIST = os.path.join(os.path.dirname(sys.executable), "twist")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+"""Holds ``twisted/plugins/``: on ``PYTHONPATH`` in case the editable install does not
+expose it (setuptools' default editable mode maps packages only, not plugin drop-ins)."""
+
+
+def twist_env(**env: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT, **env}
 
 
 def test_twist_lists_both_plugins():
     out = subprocess.run(
-        [TWIST, "--help"], capture_output=True, text=True, check=True, cwd="/"
+        [TWIST, "--help"], capture_output=True, text=True, check=True, cwd="/", env=twist_env()
     ).stdout
     assert re.search(r"^\s+shillings-app\s", out, re.M), out
     assert re.search(r"^\s+shillings-web\s", out, re.M), out
@@ -41,6 +48,7 @@ def test_twist_plugin_options_are_checked():
         capture_output=True,
         text=True,
         cwd="/",
+        env=twist_env(),
     )
     assert done.returncode != 0
     assert "exclude each other" in done.stdout + done.stderr
@@ -48,13 +56,12 @@ def test_twist_plugin_options_are_checked():
 
 @pytest_twisted.ensureDeferred
 async def test_twist_shillings_web_serves_and_stops_cleanly(app_server, web_redis_socket, tmp_path):
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "SHILLINGS_VAR": str(tmp_path),
-        "SHILLINGS_APP_SERVERS": app_server.address,
-        "SHILLINGS_REDIS_URL": f"unix://{web_redis_socket}?db={WEB_REDIS_DB}",
-        "SHILLINGS_JWT_SECRET": app_server.config.jwt_secret,
-    }
+    env = twist_env(
+        SHILLINGS_VAR=str(tmp_path),
+        SHILLINGS_APP_SERVERS=app_server.address,
+        SHILLINGS_REDIS_URL=f"unix://{web_redis_socket}?db={WEB_REDIS_DB}",
+        SHILLINGS_JWT_SECRET=app_server.config.jwt_secret,
+    )
     proc = CollectSignal()
     args = [TWIST, "--log-format=text", "shillings-web", "--listen", "tcp:0:interface=127.0.0.1"]
     reactor.spawnProcess(proc, TWIST, args, env=env, path=str(tmp_path))
