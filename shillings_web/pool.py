@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.internet import ClientService
+from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -116,7 +117,7 @@ class _Slot:
             clock=self._pool.reactor,
             prepareConnection=lambda p: defer.ensureDeferred(self._prepare(p, service)),
         )
-        service.startService()
+        service.setServiceParent(self._pool.services)  # started: the pool's is running
         return service
 
     @property
@@ -129,7 +130,9 @@ class _Slot:
         services = [s for s in [self._service, *self._retiring] if s is not None]
         self._service = None
         self._retiring.clear()
-        await defer.gatherResults([s.stopService() for s in services], consumeErrors=True)
+        await defer.gatherResults(
+            [defer.maybeDeferred(s.disownServiceParent) for s in services], consumeErrors=True
+        )
 
     def wake(self) -> None:
         """Try to connect now if this slot waits between attempts (a call is waiting)."""
@@ -203,7 +206,7 @@ class _Slot:
     def _retired(self, service: ClientService) -> None:
         if service in self._retiring:
             self._retiring.discard(service)
-            service.stopService()
+            service.disownServiceParent()
 
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
         assert self._pool.app_secret is not None
@@ -233,6 +236,8 @@ class AppPool:
         self.reactor = reactor
         self.timeout = timeout
         self.app_secret = app_secret
+        self.services = MultiService()
+        """Every slot's ClientService (connections x servers, plus those draining)."""
         self._slots = [_Slot(self, address) for address in addresses for _ in range(connections)]
         self._live: list[ShillingsClientProtocol] = []
         self._turn = 0
@@ -242,6 +247,7 @@ class AppPool:
         """``when_connected`` callers waiting for a live connection."""
 
     def start(self) -> None:
+        self.services.startService()
         for slot in self._slots:
             slot.start()
 
@@ -249,6 +255,7 @@ class AppPool:
         await defer.gatherResults(
             [defer.ensureDeferred(slot.stop()) for slot in self._slots], consumeErrors=True
         )
+        await self.services.stopService()
 
     @property
     def live_connections(self) -> int:
