@@ -115,7 +115,7 @@ class _Slot:
             self._factory,
             retryPolicy=self._delay,
             clock=self._pool.reactor,
-            prepareConnection=lambda p: defer.ensureDeferred(self._prepare(p, service)),
+            prepareConnection=lambda p: self._prepare(p, service),
         )
         service.setServiceParent(self._pool.services)  # started: the pool's is running
         return service
@@ -163,17 +163,26 @@ class _Slot:
             )
         return failure
 
-    async def _prepare(self, protocol: Any, service: ClientService) -> None:
-        """Handshake on a new connection, then offer it to the pool."""
+    def _prepare(self, protocol: Any, service: ClientService) -> None:
+        """Start the handshake on a new connection (then offer it to the pool). Not
+        returned to ClientService: a connection lost or a service stopped while its
+        ``prepareConnection`` Deferred is pending leaves its state machine with no
+        transition for the loss (automat NoTransition, Twisted 26.10), so the connection
+        counts as made and a failed handshake closes it (then ``_delay`` backs off). It
+        starts on the next reactor turn, once the service has taken the connection (a call
+        made meanwhile must not reach the service inside its own transition)."""
+        self._pool.reactor.callLater(
+            0, lambda: defer.ensureDeferred(self._offer(protocol, service))
+        )
+
+    async def _offer(self, protocol: Any, service: ClientService) -> None:
         try:
             if self._pool.app_secret is not None:
                 await self._handshake(protocol)
         except Exception as e:
-            # Not raised: ClientService would wait for a retry while this connection is
-            # still open, and its loss would then find no transition (NoTransition). Closed
-            # here, it counts as a lost connection; ``_delay`` still backs off.
             protocol.transport.abortConnection()
-            self.failed(Failure(e))
+            if self._running and service is self._service:
+                self.failed(Failure(e))
             return
         self.connecting = False
         if self._failures:

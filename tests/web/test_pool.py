@@ -8,11 +8,19 @@ import itertools
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
+from twisted.logger import globalLogPublisher
 
 from shillings_proto import messages, pb
 from shillings_web.pool import AppPool, AppUnavailable, retry_delay
 from tests.polling import poll_until
 from tests.web.fakeapp import FakeApp
+
+
+def watch_errors() -> list[dict]:
+    """Every log event from now on (remove ``events.append`` from the publisher after)."""
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    return events
 
 
 async def started(*apps: FakeApp) -> None:
@@ -176,6 +184,7 @@ async def test_when_connected_fires_on_the_first_live_connection():
     await app.start()
     await app.stop()  # a port nothing listens on until the app starts again below
     pool = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0)
+    errors = watch_errors()
     abandoned = pool.when_connected()
     abandoned.cancel()
     ready = pool.when_connected()
@@ -189,5 +198,35 @@ async def test_when_connected_fires_on_the_first_live_connection():
         assert pool.live_connections == 1
         assert pool.when_connected().called
     finally:
+        await pool.stop()  # at once: the connection was offered inside no transition
+        await app.stop()
+        await task.deferLater(reactor, 0.1)
+        globalLogPublisher.removeObserver(errors.append)
+    assert [e for e in errors if e.get("log_failure") or e.get("isError")] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_handshakes_back_off_without_errors():
+    app = FakeApp(reactor)
+    await app.start()
+    app.factory.secret = "sesame"
+    errors: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    pool = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0, app_secret="nope")
+    pool.start()
+    try:
+        await task.deferLater(reactor, 1.2)
+        hellos = [r for r in app.factory.received if r.command == pb.HEL]
+        # Back-off 0.1, 0.2, 0.4, 0.8 s: about 4 attempts, not one every 0.1 s.
+        assert 2 <= len(hellos) <= 6, len(hellos)
+        assert pool.live_connections == 0
+    finally:
         await pool.stop()
         await app.stop()
+        globalLogPublisher.removeObserver(observe)
+    assert errors == []
