@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Container health checks (the image's HEALTHCHECK and docker-compose.yml's), exit 0 if healthy.
 
-    healthcheck.py             the whole stack of this container (scripts/stack.py's settings):
+    healthcheck.py             the whole stack of this container (shillings_stack's settings):
                                /healthz 200 through nginx on SHILLINGS_HTTP_PORT and from every
                                web process's own socket, so "healthy" means every web process
                                has its app server and Redis connections
@@ -9,7 +9,8 @@
     healthcheck.py --app H:P   the app server at H:P answers a health request (database up),
                                after the SHILLINGS_APP_SECRET handshake when that is set
 
-Never through an HTTP proxy, whatever the environment says. Stdlib and shillings_proto only.
+Never through an HTTP proxy, whatever the environment says. Stdlib, shillings_proto and
+shillings_stack only.
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ def app_ok(address: str) -> bool:
 
 
 def stack_ok() -> bool:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import stack
+    from shillings_stack.config import StackConfig, StackError
+    from shillings_stack.health import all_healthy
 
     try:
-        return stack.all_healthy(stack.StackConfig.from_env())
-    except stack.StackError as e:
+        return all_healthy(StackConfig.from_env())
+    except StackError as e:
         print(f"healthcheck: {e}", file=sys.stderr)
         return False
 
