@@ -39,6 +39,7 @@ from shillings_stack.supervisor import running_config, supervisord_env, supervis
 
 
 def cmd_ctl(cfg: StackConfig, args: list[str]) -> int:
+    """Exec supervisorctl on the config in use."""
     ctl = str(VENV_BIN / "supervisorctl")
     os.execve(ctl, [ctl, "-c", str(cfg.conf), *args], supervisord_env(cfg))
 

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,26 +27,120 @@ class StackError(Exception):
     """A problem the operator has to fix; printed without a traceback."""
 
 
+def _env(name: str, default: str, meaning: str) -> dict[str, str]:
+    """A ``StackConfig`` field's documentation: the environment variable it is read from,
+    its default as an operator reads it (Markdown), and its meaning. What `from_env` reads is
+    its code; this is what a README table of the stack's variables is made from."""
+    return {"env": name, "default": default, "meaning": meaning}
+
+
 @dataclass(frozen=True)
 class StackConfig:
-    """The stack's shape, read from environment variables in one place."""
+    """The stack's shape, read from environment variables in one place (`from_env`); each
+    field's ``metadata`` names its variable, default and meaning (see ``_env``)."""
 
-    var: Path
-    web_procs: int = 2
-    app_procs: int = 1
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    nginx_workers: int = 1
-    access_log: str = ""
-    mysql_dsn: str | None = None
-    redis_url: str | None = None
-    app_servers: str | None = None
-    web_servers: tuple[str, ...] = ()
-    mariadb_args: tuple[str, ...] = ()
-    start_timeout: float = 90.0
-    log_stdout: bool = False
-    metrics_port_base: int = 9200
-    metrics_host: str = "127.0.0.1"
+    var: Path = field(
+        metadata=_env(
+            "SHILLINGS_VAR",
+            "`./var`",
+            "runtime dir: data, sockets, logs, pid files, secret (keep the path short: unix"
+            " sockets live in it)",
+        )
+    )
+    web_procs: int = field(
+        default=2,
+        metadata=_env("WEB_PROCS", "`2`", "number of web processes (`web:web_00`, …)"),
+    )
+    app_procs: int = field(
+        default=1,
+        metadata=_env(
+            "APP_PROCS",
+            "`1` (`0` when `SHILLINGS_APP_SERVERS` is set)",
+            "number of app servers (`app:app_00`, …)",
+        ),
+    )
+    http_host: str = field(
+        default="127.0.0.1",
+        metadata=_env("SHILLINGS_HTTP_HOST", "`127.0.0.1`", "where Nginx listens: address"),
+    )
+    http_port: int = field(
+        default=8080, metadata=_env("SHILLINGS_HTTP_PORT", "`8080`", "where Nginx listens: port")
+    )
+    nginx_workers: int = field(
+        default=1, metadata=_env("SHILLINGS_NGINX_WORKERS", "`1`", "Nginx worker processes")
+    )
+    access_log: str = field(
+        default="",
+        metadata=_env("SHILLINGS_NGINX_ACCESS_LOG", "`var/log/nginx-access.log`", "path, or `off`"),
+    )
+    mysql_dsn: str | None = field(
+        default=None,
+        metadata=_env(
+            "SHILLINGS_MYSQL_DSN",
+            "embedded MariaDB on `var/run/mysqld.sock`",
+            "use an external MySQL/MariaDB instead (the `mariadb` program is then not started)",
+        ),
+    )
+    redis_url: str | None = field(
+        default=None,
+        metadata=_env(
+            "SHILLINGS_REDIS_URL",
+            "embedded Redis on `var/run/redis.sock`",
+            "use an external Redis instead",
+        ),
+    )
+    app_servers: str | None = field(
+        default=None,
+        metadata=_env(
+            "SHILLINGS_APP_SERVERS",
+            "the embedded app sockets",
+            "comma-separated app servers for the web processes",
+        ),
+    )
+    web_servers: tuple[str, ...] = field(
+        default=(),
+        metadata=_env(
+            "SHILLINGS_WEB_SERVERS",
+            "the embedded web sockets",
+            "comma-separated Nginx upstreams (compose: `web:8081`)",
+        ),
+    )
+    mariadb_args: tuple[str, ...] = field(
+        default=(),
+        metadata=_env("SHILLINGS_MARIADB_ARGS", "—", "extra `mariadbd` arguments"),
+    )
+    start_timeout: float = field(
+        default=90.0,
+        metadata=_env(
+            "SHILLINGS_START_TIMEOUT", "`90`", "seconds `make start` waits for `/healthz`"
+        ),
+    )
+    log_stdout: bool = field(
+        default=False,
+        metadata=_env(
+            "SHILLINGS_LOG_STDOUT",
+            "`0` (`1` in the image)",
+            "`1`: every program logs to supervisord's stdout (`docker logs`), each line"
+            " prefixed with its name, instead of to `var/log/`",
+        ),
+    )
+    metrics_port_base: int = field(
+        default=9200,
+        metadata=_env(
+            "SHILLINGS_METRICS_PORT_BASE",
+            "`9200`",
+            "metrics ports: app NN on base + NN, web NN on base + 100 + NN (a multiple of"
+            " 100; `0`: no metrics listeners)",
+        ),
+    )
+    metrics_host: str = field(
+        default="127.0.0.1",
+        metadata=_env(
+            "SHILLINGS_METRICS_HOST",
+            "`127.0.0.1`",
+            "IPv4 address the metrics ports listen on (`0.0.0.0` exposes them beyond loopback)",
+        ),
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -190,6 +284,7 @@ class StackConfig:
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Integer variable ``name`` of ``env`` within [low, high] (``default`` when unset)."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -89,6 +89,7 @@ def print_log_tail(cfg: StackConfig, name: str, lines: int = 15) -> None:
 
 
 def cmd_status(cfg: StackConfig) -> int:
+    """supervisorctl status and the /healthz answer; 0 only when it is 200."""
     if not supervisord_pid(cfg):
         print(f"shillings: not running (var: {cfg.var})")
         return 3

@@ -47,6 +47,7 @@ def ensure_jwt_secret(cfg: StackConfig) -> None:
 
 
 def check_port_free(cfg: StackConfig) -> None:
+    """Fail early, with a clear message, when nginx's address is taken."""
     family = socket.AF_INET6 if ":" in cfg.http_host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -80,12 +81,14 @@ def prepare(cfg: StackConfig) -> Path:
 
 
 def cmd_render(cfg: StackConfig) -> int:
+    """Write the rendered files only."""
     conf = render(cfg)
     print(f"rendered {cfg.etc_dir}/programs.conf and nginx.conf; supervisord config: {conf}")
     return 0
 
 
 def cmd_run(cfg: StackConfig) -> int:
+    """Exec supervisord in the foreground (Ctrl-C stops everything)."""
     if supervisord_pid(cfg):
         raise StackError(f"the stack already runs in the background (var: {cfg.var}); `make stop`")
     conf = prepare(cfg)
@@ -96,6 +99,7 @@ def cmd_run(cfg: StackConfig) -> int:
 
 
 def cmd_start(cfg: StackConfig) -> int:
+    """Start supervisord in the background; return once every web process is healthy."""
     if supervisord_pid(cfg):
         print(f"shillings: already running (var: {cfg.var})")
         cfg = running_config(cfg)
@@ -121,6 +125,7 @@ def cmd_start(cfg: StackConfig) -> int:
 
 
 def cmd_stop(cfg: StackConfig) -> int:
+    """Shut supervisord and every program down; leave no process of this stack behind."""
     pid = supervisord_pid(cfg)
     if pid is None:
         print(f"shillings: supervisord not running (var: {cfg.var})")

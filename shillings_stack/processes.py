@@ -14,6 +14,7 @@ from shillings_stack.config import StackConfig, StackError, find_binary
 
 
 def proc_cmdline(pid: int) -> bytes:
+    """The NUL-separated command line of ``pid`` (empty when it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -160,6 +161,7 @@ def _stale_secret_files(cfg: StackConfig) -> list[Path]:
 
 
 def signal_all(pids: Iterable[int], sig: int) -> None:
+    """Send ``sig`` to each of ``pids`` that still exists."""
     for pid in pids:
         try:
             os.kill(pid, sig)
@@ -168,6 +170,7 @@ def signal_all(pids: Iterable[int], sig: int) -> None:
 
 
 def wait_gone(pids: Iterable[int], timeout: float) -> bool:
+    """Wait (at most ``timeout`` s) until none of ``pids`` is alive; True if none is."""
     pending = set(pids)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
@@ -178,6 +181,7 @@ def wait_gone(pids: Iterable[int], timeout: float) -> bool:
 
 
 def children(parent: int) -> set[int]:
+    """The live child processes of ``parent``."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():

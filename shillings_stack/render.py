@@ -212,7 +212,7 @@ def render_supervisord_conf(cfg: StackConfig) -> str:
     ]
     for old, new in replacements:
         if old not in text:
-            raise StackError(f"supervisord.conf no longer contains {old!r}; update stack.py")
+            raise StackError(f"supervisord.conf no longer contains {old!r}; update render.py")
         text = text.replace(old, new)
     header = (
         f"; Rendered by scripts/stack.py from {ROOT_CONF} for SHILLINGS_VAR={cfg.var}.\n"
@@ -229,6 +229,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def make_dirs(cfg: StackConfig) -> None:
+    """var/ and its subdirectories (run/ private to this user)."""
     for path in (cfg.var, cfg.run_dir, cfg.etc_dir, cfg.log_dir, cfg.var / "redis"):
         path.mkdir(parents=True, exist_ok=True)
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):

@@ -53,6 +53,7 @@ def rpc(cfg: StackConfig, namespace: str = "supervisor") -> Any:
 
 
 def process_infos(cfg: StackConfig) -> list[dict[str, Any]]:
+    """supervisord's getAllProcessInfo (empty when it does not answer)."""
     try:
         infos: list[dict[str, Any]] = rpc(cfg).getAllProcessInfo()
     except (OSError, xmlrpc.client.Error):
@@ -61,12 +62,14 @@ def process_infos(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 def supervisord_env(cfg: StackConfig) -> dict[str, str]:
+    """The environment to run supervisord and supervisorctl with."""
     env = dict(os.environ)
     env["SHILLINGS_VAR"] = str(cfg.var)
     return env
 
 
 def print_status(cfg: StackConfig) -> None:
+    """supervisorctl status, printed."""
     subprocess.run(
         [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "status"],
         env=supervisord_env(cfg),
@@ -106,8 +109,10 @@ def stop_program(cfg: StackConfig, name: str) -> None:
 
 
 def web_program(n: int) -> str:
+    """supervisord's name of web process ``n``."""
     return f"web:web_{n:02d}"
 
 
 def app_program(n: int) -> str:
+    """supervisord's name of app server ``n``."""
     return f"app:app_{n:02d}"
