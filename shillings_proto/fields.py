@@ -17,6 +17,9 @@ MAX_PASSWORD_BYTES = 72
 MAX_IDEMPOTENCY_KEY = 255
 MAX_AMOUNT = 100_000_000
 """Largest amount of one operation, in cents (1,000,000.00)."""
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+"""Transactions per history page: the default and the most one request may ask for."""
 
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")

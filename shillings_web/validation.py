@@ -29,9 +29,6 @@ from shillings_web.errors import (
 )
 from shillings_web.money import AmountError, parse_amount
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
 _CURSOR_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -239,14 +236,14 @@ def topup(body: bytes) -> int:
 
 def page(args: dict[bytes, list[bytes]]) -> Page:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
-    limit = DEFAULT_LIMIT
+    limit = fields.DEFAULT_PAGE
     raw_limit = _single(args, b"limit")
     if raw_limit is not None:
         if not raw_limit.isdigit() or len(raw_limit) > 3:
-            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+            raise invalid_request(f"limit must be an integer from 1 to {fields.MAX_PAGE}")
         limit = int(raw_limit)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        if not 1 <= limit <= fields.MAX_PAGE:
+            raise invalid_request(f"limit must be an integer from 1 to {fields.MAX_PAGE}")
     cursor = _single(args, b"cursor") or ""
     if cursor and not _CURSOR_RE.match(cursor):
         raise invalid_request("cursor is not valid")

@@ -38,11 +38,11 @@ class HeldPasswords:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def verify(self, password: str, hashed: str) -> bool:
+    async def verify(self, password: str, hashed: str, scope: Any) -> bool:
         self.waiting += 1
         self._notify()
         await self.release
-        return bool(await self._inner.verify(password, hashed))
+        return bool(await self._inner.verify(password, hashed, scope))
 
 
 @pytest_twisted.ensureDeferred
