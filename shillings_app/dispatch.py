@@ -20,6 +20,7 @@ from shillings_app.handlers import (
 )
 from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded, RequestScope
 from shillings_proto import pb
+from shillings_proto.fields import FieldError
 from shillings_proto.framing import error_response
 
 Handler = Callable[[Context, pb.Request, RequestScope], Awaitable[pb.Response]]
@@ -69,6 +70,8 @@ async def dispatch(ctx: Context, request: pb.Request, scope: RequestScope) -> pb
         return await handler(ctx, request, scope)
     except AppError as e:
         return _refusal(e, no_effect=e.no_effect)
+    except FieldError as e:
+        return _refusal(InvalidRequest(str(e)), no_effect=True)
     except DeadlineExceeded as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
         return _refusal(TooLate(), no_effect=True)

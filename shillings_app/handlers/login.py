@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from shillings_app.errors import InvalidCredentials, InvalidRequest
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, status
 from shillings_app.handlers.convert import user_message
 from shillings_app.storage import RequestScope
 from shillings_app.storage.users import credentials_txn, record_login_txn
-from shillings_proto import pb
+from shillings_proto import fields, pb
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.login
     if not body.email or not body.password:
         raise InvalidRequest("email and password are required")
-    email = validation.login_email(body.email)
+    email = fields.login_email(body.email)
     found = await ctx.db.run("credentials", credentials_txn, email, scope=scope)
     if found is None:
         await ctx.passwords.verify_dummy(body.password, scope)

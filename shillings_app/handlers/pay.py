@@ -16,7 +16,7 @@ from shillings_app.handlers import Context, status, validation
 from shillings_app.storage import RequestScope, idempotency, money
 from shillings_app.storage.auth import authenticated
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
-from shillings_proto import pb
+from shillings_proto import fields, pb
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -24,7 +24,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     sender_id, token_id = validation.auth(body.auth)
     if not body.receiver_email.strip():
         raise InvalidRequest("receiver_email is required")
-    receiver_email = validation.email(body.receiver_email, "receiver_email")
+    receiver_email = fields.email(body.receiver_email, "receiver_email")
     amount = validation.amount(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "PAY", receiver_email, amount)
     result = await ctx.db.run(

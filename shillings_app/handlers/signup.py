@@ -7,16 +7,16 @@ from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import user_message
 from shillings_app.storage import RequestScope
 from shillings_app.storage.users import create_user_txn, email_exists_txn
-from shillings_proto import pb
+from shillings_proto import fields, pb
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.signup
-    first_name = validation.name(body.first_name, "first_name")
-    middle_name = validation.name(body.middle_name, "middle_name", required=False) or None
-    last_name = validation.name(body.last_name, "last_name")
-    email = validation.email(body.email)
-    phone = validation.phone(body.phone)
+    first_name = fields.name(body.first_name, "first_name")
+    middle_name = fields.name(body.middle_name, "middle_name", required=False) or None
+    last_name = fields.name(body.last_name, "last_name")
+    email = fields.email(body.email)
+    phone = fields.phone(body.phone)
     password = validation.password(body.password)
     # Cheap check first so a taken email does not cost a bcrypt hash; the unique key
     # still decides a race.
