@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import pymysql
 
 from shillings_app.config import parse_dsn
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_proto.framing import ShillingsClientProtocol
+from tests import protocol_requests as messages
 
 PASSWORD = "correct horse battery"
 _emails = itertools.count()

@@ -8,7 +8,8 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import defer
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, login, new_session, signup, sql
 
 

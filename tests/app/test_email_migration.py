@@ -11,8 +11,8 @@ from twisted.internet.endpoints import clientFromString, connectProtocol
 from shillings_app import migrations
 from shillings_app.config import AppConfig
 from shillings_app.server import AppServer
-from shillings_proto import messages
 from shillings_proto.framing import ShillingsClientProtocol
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, Session, login, sql
 from tests.conftest import TEST_JWT_SECRET
 

@@ -10,7 +10,8 @@ import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shillings_proto import fields, messages
+from shillings_proto import fields
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, Session, login, signup
 
 LOOKALIKES = [

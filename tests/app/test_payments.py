@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
-from shillings_proto import messages
 from shillings_proto.framing import RequestTimeoutError
+from tests import protocol_requests as messages
 from tests.app.helpers import new_email, new_session, row_locked, sql
 
 MAX_AMOUNT = 100_000_000

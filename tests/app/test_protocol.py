@@ -13,8 +13,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 
 from shillings_app import dispatch
-from shillings_proto import MAX_FRAME, messages, pb
+from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ConnectionLostError, NotProcessedError
+from tests import protocol_requests as messages
 from tests.app.helpers import new_session
 
 
