@@ -31,7 +31,6 @@ from shillings_web.errors import (
     REASON_FOR_STATUS,
     ApiError,
     envelope,
-    unavailable,
     unavailable_message,
 )
 from shillings_web.pool import AppPool, AppUnavailable
@@ -146,16 +145,10 @@ class ShillingsApi:
         document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
         return set_json(request, reply.code, document)
 
-    def _error(
-        self,
-        request: Any,
-        code: int,
-        reason: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-    ) -> bytes:
-        request_id = request.request_id if code >= 500 else None
-        return set_json(request, code, envelope(code, message, reason, request_id), headers)
+    def _error(self, request: Any, e: ApiError) -> bytes:
+        request_id = request.request_id if e.code >= 500 else None
+        document = envelope(e.code, e.message, e.reason, request_id)
+        return set_json(request, e.code, document, e.headers)
 
     async def _call(
         self, http_request: Any, request: pb.Request, *, retry_safe: bool = False
@@ -355,16 +348,14 @@ class ShillingsApi:
 
     @app.handle_errors(ApiError)
     def api_error(self, request: Any, failure: Failure) -> bytes:
-        e = failure.value
-        return self._error(request, e.code, e.reason, e.message, e.headers)
+        return self._error(request, failure.value)
 
     @app.handle_errors(AppUnavailable)
     def app_unavailable(self, request: Any, failure: Failure) -> bytes:
         message = unavailable_message(
             request, str(failure.value), no_effect=failure.value.no_effect
         )
-        error = unavailable(message)
-        return self._error(request, error.code, error.reason, error.message, {"Retry-After": "1"})
+        return self._error(request, ApiError(503, "unavailable", message, {"Retry-After": "1"}))
 
     @app.handle_errors(NotFound)
     def not_found(self, request: Any, failure: Failure) -> bytes:
@@ -399,4 +390,4 @@ class ShillingsApi:
             path=request.path.decode("latin-1"),
             request_id=getattr(request, "request_id", "-"),
         )
-        return self._error(request, 500, "internal_error", "internal error")
+        return self._error(request, ApiError(500, "internal_error", "internal error"))
