@@ -1,4 +1,4 @@
-.PHONY: setup test lint format proto run start stop status restart bench bench-reconcile reliability docker-test
+.PHONY: setup test lint format proto run start stop status restart scale bench bench-reconcile reliability docker-test
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
@@ -39,9 +39,14 @@ stop:
 status:
 	@$(STACK) status
 
-# Rolling restart: app then web processes one at a time, waiting for /healthz in between.
+# Rolling restart: app servers one at a time, then web processes while nginx leaves them out.
 restart:
 	$(STACK) restart
+
+# The running stack to WEB_PROCS web and APP_PROCS app processes, while it serves:
+# make scale WEB_PROCS=4 APP_PROCS=2 (an omitted count stays as it is).
+scale:
+	$(STACK) scale
 
 # The benchmark (< 10 min) -> bench/RESULTS.md. Main stack shape: WEB_PROCS x APP_PROCS
 # (default 2 x 1); more options in BENCH_ARGS, e.g. BENCH_ARGS="--duration 5 --scaling 1x1,4x2".

@@ -6,7 +6,8 @@
     stack.py start     render, start supervisord in the background, wait until /healthz is 200
     stack.py stop      shut supervisord and every program down; leave no process behind
     stack.py status    supervisorctl status, plus the /healthz answer
-    stack.py restart   rolling restart: app and web processes one at a time
+    stack.py restart   rolling restart: app servers one at a time, web processes via nginx
+    stack.py scale     apply WEB_PROCS / APP_PROCS to the running stack while it serves
     stack.py ctl ARGS  supervisorctl -c <the config in use> ARGS
     stack.py nginx     render nginx.conf only and exec nginx in the foreground (docker-compose)
 
@@ -18,7 +19,10 @@ Stdlib only, plus ``supervisor`` and ``shillings_proto`` from the project's venv
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import http.client
+import itertools
 import os
 import re
 import shutil
@@ -30,8 +34,8 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -340,8 +344,8 @@ def _log_to_stdout(programs: str) -> str:
     return programs
 
 
-def render_nginx(cfg: StackConfig) -> str:
-    """nginx.conf from nginx/nginx.conf.template."""
+def render_nginx(cfg: StackConfig, upstreams: Iterable[str] | None = None) -> str:
+    """nginx.conf from nginx/nginx.conf.template (upstreams: ``cfg.upstreams`` by default)."""
     listen_host = f"[{cfg.http_host}]" if ":" in cfg.http_host else cfg.http_host
     # The user directive only means something when the master runs as root; the stack runs
     # every program as the user who starts it, so workers can reach the 0600 web sockets.
@@ -355,7 +359,8 @@ def render_nginx(cfg: StackConfig) -> str:
         if cfg.access_log == "off"
         else f"{cfg.access_log} shillings buffer=64k flush=1s",
         "upstream_servers": "\n".join(
-            f"        server {address} max_fails=0;" for address in cfg.upstreams
+            f"        server {address} max_fails=0;"
+            for address in (cfg.upstreams if upstreams is None else upstreams)
         ),
     }
     text = NGINX_TEMPLATE.read_text(encoding="utf-8")
@@ -441,23 +446,42 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _supervisord_conf_of(pid: int) -> Path | None:
+    """The config file a live supervisord runs with (its ``-c``, relative to its cwd)."""
+    args = [a.decode(errors="replace") for a in _proc_cmdline(pid).split(b"\0")]
+    program = next((i for i, a in enumerate(args) if Path(a).name == "supervisord"), None)
+    if program is None:
+        return None
+    conf = "supervisord.conf"  # without -c: found in its working directory (first choice)
+    for flag, value in itertools.pairwise(args[program:]):
+        if flag in ("-c", "--configuration"):
+            conf = value
+            break
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"), conf).resolve()
+    except OSError:
+        return None
+
+
 def supervisord_pid(cfg: StackConfig) -> int | None:
-    """The pid of this stack's supervisord, if it runs."""
+    """The pid of this stack's supervisord, if it runs. A pid file left by an unclean stop
+    may name a pid the system has since given to another process: the process must be a
+    supervisord running with this stack's config to count."""
     try:
         pid = int(cfg.pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    if _alive(pid) and b"supervisord" in _proc_cmdline(pid):
+    if _alive(pid) and _supervisord_conf_of(pid) == cfg.conf.resolve():
         return pid
     return None
 
 
-def rpc(cfg: StackConfig) -> Any:
+def rpc(cfg: StackConfig, namespace: str = "supervisor") -> Any:
     """An XML-RPC proxy to this stack's supervisord over its unix socket."""
     from supervisor.xmlrpc import SupervisorTransport
 
     transport = SupervisorTransport(None, None, f"unix://{cfg.supervisor_socket}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+    return getattr(xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport), namespace)
 
 
 def process_infos(cfg: StackConfig) -> list[dict[str, Any]]:
@@ -526,8 +550,19 @@ def _supervisord_env(cfg: StackConfig) -> dict[str, str]:
 
 
 def prepare(cfg: StackConfig) -> Path:
-    """Everything before supervisord starts: leftovers, port check, rendering, JWT secret."""
+    """Everything before supervisord starts: leftovers of an unclean stop (processes, then
+    files), port check, rendering, JWT secret."""
+    if _socket_served(cfg.supervisor_socket):
+        # A supervisord of this stack that its pid file does not name (started by hand,
+        # pid file lost): never take its programs for leftovers.
+        raise StackError(
+            f"a supervisord serves {cfg.supervisor_socket} but {cfg.pidfile} does not name it;"
+            f" stop it first: {VENV_BIN / 'supervisorctl'} -c {cfg.conf} shutdown"
+        )
     stop_leftovers(cfg)
+    removed = recover(cfg)
+    if removed:
+        print(f"shillings: removed leftovers of an unclean stop: {', '.join(removed)}")
     check_port_free(cfg)
     conf = render(cfg)
     ensure_jwt_secret(cfg)
@@ -553,6 +588,7 @@ def cmd_run(cfg: StackConfig) -> int:
 def cmd_start(cfg: StackConfig) -> int:
     if supervisord_pid(cfg):
         print(f"shillings: already running (var: {cfg.var})")
+        cfg = running_config(cfg)
     else:
         conf = prepare(cfg)
         subprocess.run(
@@ -668,7 +704,8 @@ def _daemon_executables() -> set[str]:
 
 def stack_processes(cfg: StackConfig) -> set[int]:
     """Live processes of this stack, and everything in their process groups: those carrying
-    the SHILLINGS_STACK_DIR marker supervisord sets, and our daemons started on var/."""
+    the SHILLINGS_STACK_DIR marker supervisord sets, and our daemons started on var/ or
+    running in it."""
     marker = b"\0SHILLINGS_STACK_DIR=" + str(cfg.var).encode() + b"\0"
     var_arg = str(cfg.var).encode() + b"/"
     daemons = _daemon_executables()
@@ -691,11 +728,18 @@ def stack_processes(cfg: StackConfig) -> set[int]:
         groups[pid] = int(fields[2])
         if marker in b"\0" + environ:
             marked.add(pid)
-        elif exe in daemons and var_arg in _proc_cmdline(pid):
-            marked.add(pid)
+        elif exe in daemons and (var_arg in _proc_cmdline(pid) or _cwd_in(pid, var_arg)):
+            marked.add(pid)  # nginx workers orphaned by their master's SIGKILL: by their cwd
     own_group = os.getpgrp()
     stack_groups = {groups[pid] for pid in marked if pid in groups} - {own_group}
     return marked | {pid for pid, pgrp in groups.items() if pgrp in stack_groups}
+
+
+def _cwd_in(pid: int, directory: bytes) -> bool:
+    try:
+        return (os.readlink(f"/proc/{pid}/cwd") + "/").encode().startswith(directory)
+    except OSError:
+        return False
 
 
 def stop_leftovers(cfg: StackConfig) -> None:
@@ -707,6 +751,71 @@ def stop_leftovers(cfg: StackConfig) -> None:
         if not _wait_gone(left, 15.0):
             _signal_all(left, signal.SIGKILL)
             _wait_gone(left, 5.0)
+
+
+# -- recovery after an unclean stop -----------------------------------------------------
+# SIGKILL of supervisord and its children (OOM killer, `docker kill`, a host crash) leaves
+# files in var/ that name processes which no longer exist. Pids restart low in a new
+# container and after a reboot, so a stale pid may belong to another live process by then.
+
+_PID_FILES = ("supervisord.pid", "nginx.pid", "mysqld.pid")
+
+
+def _socket_served(path: Path) -> bool:
+    """True if a process accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # e.g. a full backlog or a timeout: someone is there
+    return True
+
+
+def recover(cfg: StackConfig) -> list[str]:
+    """Remove what an unclean stop left in var/ (the names removed). Call only once no
+    process of this stack runs: a socket some process still serves is never touched."""
+    if stack_processes(cfg):
+        raise StackError(f"processes of this stack still run (var: {cfg.var}); `make stop`")
+    removed: list[Path] = []
+    run = cfg.run_dir
+    sockets = [p for p in run.glob("*.sock") if p.is_socket()] if run.is_dir() else []
+    for sock in sorted(sockets):
+        if _socket_served(sock):
+            raise StackError(f"{sock} is served by a process outside this stack; stop it first")
+        removed.append(sock)
+    # Twisted's unix: endpoints lock <socket>.lock -> <pid> (FilesystemLock). A link that
+    # names a reused pid makes the endpoint refuse with "Cannot acquire lock" forever.
+    removed += [p for p in run.glob("*.sock.lock") if p.is_symlink()] if run.is_dir() else []
+    removed += [run / name for name in _PID_FILES if (run / name).is_file()]
+    removed += _stale_secret_files(cfg)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return [
+        str(path.relative_to(cfg.var) if path.is_relative_to(cfg.var) else path) for path in removed
+    ]
+
+
+def _stale_secret_files(cfg: StackConfig) -> list[Path]:
+    """Leftovers of a JWT secret file creation that was interrupted: its ``<file>.<pid>.tmp``
+    (the creator is dead), and the file itself if it is empty (a crash before its data
+    reached the disk; no token can have been signed with an empty secret)."""
+    if os.environ.get("SHILLINGS_JWT_SECRET"):
+        return []
+    path = Path(os.environ.get("SHILLINGS_JWT_SECRET_FILE") or cfg.var / "jwt_secret")
+    found = []
+    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            found.append(tmp)
+    try:
+        if path.is_file() and not path.read_bytes().strip():
+            found.append(path)
+    except OSError:
+        pass
+    return found
 
 
 def _signal_all(pids: Iterable[int], sig: int) -> None:
@@ -727,17 +836,245 @@ def _wait_gone(pids: Iterable[int], timeout: float) -> bool:
     return not pending
 
 
+# -- the running stack's shape; restarting and scaling it while it serves ----------------
+
+
+def running_config(cfg: StackConfig) -> StackConfig:
+    """The configuration of the running stack: the environment its supervisord was started
+    with (ports, addresses, ...) and the sizes of its live program groups, which `scale`
+    changes. ``cfg`` itself when supervisord does not run."""
+    pid = supervisord_pid(cfg)
+    if pid is None:
+        return cfg
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return cfg
+    env = dict(i.decode(errors="replace").split("=", 1) for i in raw.split(b"\0") if b"=" in i)
+    env["SHILLINGS_VAR"] = str(cfg.var)
+    groups = [i["group"] for i in process_infos(cfg)]
+    if groups:
+        env["WEB_PROCS"] = str(groups.count("web"))
+        env["APP_PROCS"] = str(groups.count("app"))
+    return StackConfig.from_env(env)
+
+
+def _children(parent: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.add(int(entry))
+    return found
+
+
+def reload_nginx(cfg: StackConfig, webs: Iterable[int], timeout: float = 60.0) -> None:
+    """Point nginx at the web processes ``webs`` and reload it gracefully; return once the
+    workers of the previous configuration have exited, i.e. every request they held has
+    been answered and none of them sends work to a web process left out any more."""
+    upstreams = [f"unix:{cfg.web_socket(n)}" for n in webs]
+    if not upstreams:
+        raise StackError("nginx needs at least one web process")
+    conf = cfg.etc_dir / "nginx.conf"
+    candidate = conf.with_name("nginx.conf.new")
+    candidate.write_text(render_nginx(cfg, upstreams), encoding="utf-8")
+    nginx = find_binary("nginx")
+    prefix = str(cfg.var / "nginx")
+    check = subprocess.run(
+        [nginx, "-t", "-q", "-p", prefix, "-c", str(candidate), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise StackError(f"the new nginx.conf does not pass nginx -t: {check.stderr.strip()}")
+    os.replace(candidate, conf)
+    master = int(rpc(cfg).getProcessInfo("nginx")["pid"])
+    if master <= 0:  # (kill(0, …) would signal our own process group)
+        raise StackError("nginx is not running: `stack.py ctl start nginx`, then run this again")
+    old_workers = _children(master)
+    os.kill(master, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in old_workers) or not _children(master) - old_workers:
+        if time.monotonic() > deadline:
+            raise StackError(f"nginx did not finish its reload in {timeout:.0f}s; see its log")
+        time.sleep(0.05)
+
+
+def _wait_until(cfg: StackConfig, names: list[str], ready: Callable[[], bool]) -> None:
+    """Wait (bounded) until programs ``names`` are RUNNING and ``ready()``; fail early when
+    one of them is FATAL."""
+    deadline = time.monotonic() + cfg.start_timeout
+    while True:
+        states = {f"{i['group']}:{i['name']}": i["statename"] for i in process_infos(cfg)}
+        if all(states.get(name) == "RUNNING" for name in names) and ready():
+            return
+        fatal = [name for name in names if states.get(name) == "FATAL"]
+        if fatal or time.monotonic() > deadline:
+            for name in names:
+                _print_log_tail(cfg, name.split(":")[1])
+            raise StackError(f"not ready in time: {', '.join(fatal or names)}")
+        time.sleep(0.1)
+
+
+def _web(n: int) -> str:
+    return f"web:web_{n:02d}"
+
+
+def _app(n: int) -> str:
+    return f"app:app_{n:02d}"
+
+
+def roll_webs(cfg: StackConfig, restart: list[int], serving: list[int]) -> None:
+    """Restart the web processes ``restart`` (of those nginx uses, ``serving``) without
+    losing a request: nginx stops sending them work (a graceful reload) before they are
+    restarted and gets them back once they answer /healthz. In two halves when all of
+    ``serving`` restart, so that one half always serves."""
+    if not restart:
+        return
+    if set(serving) - set(restart):
+        batches = [restart]
+    elif len(restart) >= 2:
+        batches = [restart[: len(restart) // 2], restart[len(restart) // 2 :]]
+    else:
+        raise StackError("one web process cannot be restarted while it alone serves")
+    for batch in batches:
+        reload_nginx(cfg, [n for n in serving if n not in batch])
+        for n in batch:
+            _stop(cfg, _web(n))
+        for n in batch:
+            rpc(cfg).startProcess(_web(n), False)
+        names = [_web(n) for n in batch]
+        _wait_until(cfg, names, lambda b=batch: all(_web_ok(cfg, n) for n in b))
+    reload_nginx(cfg, serving)
+
+
+def _web_ok(cfg: StackConfig, n: int) -> bool:
+    return web_healthz(cfg.web_socket(n), timeout=2.0) == 200
+
+
+def _app_ok(cfg: StackConfig, n: int) -> bool:
+    return _socket_served(cfg.app_socket(n))
+
+
+def _stop(cfg: StackConfig, name: str) -> None:
+    """Stop program ``name`` (waiting until it has exited); already stopped is fine."""
+    from supervisor.xmlrpc import Faults
+
+    try:
+        rpc(cfg).stopProcess(name, True)
+    except xmlrpc.client.Fault as e:
+        if e.faultCode != Faults.NOT_RUNNING:
+            raise
+
+
+def _stale_webs(cfg: StackConfig, webs: Iterable[int]) -> list[int]:
+    """Those of the running web processes ``webs`` not using ``cfg``'s app servers."""
+    wanted = f"SHILLINGS_APP_SERVERS={cfg.app_server_list}".encode()
+    stale = []
+    for n in webs:
+        pid = int(rpc(cfg).getProcessInfo(_web(n))["pid"])
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if pid else [wanted]
+        except OSError:
+            environ = []
+        if wanted not in environ:
+            stale.append(n)
+    return stale
+
+
+def scale(old: StackConfig, new: StackConfig) -> None:
+    """Take the running stack from ``old``'s process counts to ``new``'s while it serves;
+    also completes a scale that was interrupted (running it again converges).
+
+    Apps are added first; new web processes start with the new app server list and join
+    nginx once healthy; the other web processes still on another list are restarted onto
+    it through `roll_webs`; web processes to remove leave nginx (graceful reload) before
+    they stop; app servers to remove stop last, once no web process uses them.
+    supervisorctl update would stop a changed group whole: shillings.updateGroup changes
+    it in place.
+    """
+    w0, w1, a0, a1 = old.web_procs, new.web_procs, old.app_procs, new.app_procs
+    if max(w0, w1) < 2 and _stale_webs(new, range(min(w0, w1))):
+        # The only web process cannot restart onto the new app servers while it alone
+        # serves: a second one serves meanwhile.
+        surge = replace(new, web_procs=2)
+        scale(old, surge)
+        scale(surge, new)
+        return
+    extension = rpc(new, "shillings")
+    # Meanwhile: every process of both shapes, web processes configured with the new list.
+    mid = replace(
+        new, web_procs=max(w0, w1), app_procs=max(a0, a1), app_servers=new.app_server_list
+    )
+    _write(new.etc_dir / "programs.conf", render_programs(mid))
+    extension.updateGroup("app")
+    added_apps = list(range(a0, a1))
+    _wait_until(
+        new, [_app(n) for n in added_apps], lambda: all(_app_ok(new, n) for n in added_apps)
+    )
+    extension.updateGroup("web")
+    added_webs = list(range(w0, w1))
+    _wait_until(
+        new, [_web(n) for n in added_webs], lambda: all(_web_ok(new, n) for n in added_webs)
+    )
+    serving = list(range(max(w0, w1)))
+    if w1 > w0:
+        reload_nginx(new, serving)
+    roll_webs(new, _stale_webs(new, range(min(w0, w1))), serving)
+    if (new.etc_dir / "nginx.conf").read_text(encoding="utf-8") != render_nginx(new):
+        reload_nginx(new, range(w1))
+    for n in range(w1, w0):
+        _stop(new, _web(n))
+    for n in range(a1, a0):
+        _stop(new, _app(n))
+    _write(new.etc_dir / "programs.conf", render_programs(new))
+    extension.updateGroup("web")
+    extension.updateGroup("app")
+
+
+@contextlib.contextmanager
+def exclusive(cfg: StackConfig) -> Iterator[None]:
+    """One `restart` or `scale` at a time on a stack (the lock dies with its holder)."""
+    with open(cfg.run_dir / "operate.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(
+                "a `make restart` or `make scale` already runs on this stack"
+            ) from None
+        yield
+
+
+def cmd_scale(cfg: StackConfig) -> int:
+    """``WEB_PROCS`` / ``APP_PROCS`` from the environment applied to the running stack."""
+    web = _int(os.environ, "WEB_PROCS", cfg.web_procs, 1, 64)
+    app = _int(os.environ, "APP_PROCS", cfg.app_procs, 1, 32)
+    if cfg.web_servers:
+        raise StackError("nginx uses SHILLINGS_WEB_SERVERS: scale those web servers instead")
+    if app != cfg.app_procs and (cfg.app_servers or cfg.app_procs == 0):
+        raise StackError("the web processes use SHILLINGS_APP_SERVERS: APP_PROCS cannot change")
+    print(f"shillings: scaling web {cfg.web_procs} -> {web}, app {cfg.app_procs} -> {app}")
+    new = replace(cfg, web_procs=web, app_procs=app)
+    scale(cfg, new)
+    if not wait_ready(new):
+        return 1
+    print_status(new)
+    return 0
+
+
 def cmd_restart(cfg: StackConfig) -> int:
-    """Restart app and web processes one at a time, waiting for /healthz between them."""
-    if not supervisord_pid(cfg):
-        raise StackError(f"the stack is not running (var: {cfg.var})")
-    names = [
-        f"{i['group']}:{i['name']}"
-        for i in sorted(process_infos(cfg), key=lambda i: (i["group"] != "app", i["name"]))
-        if i["group"] in ("app", "web")
-    ]
+    """Restart app servers one at a time, waiting for /healthz between them, then every web
+    process through nginx (`roll_webs`; one by one when nginx cannot leave one out)."""
     if cfg.app_procs == 1:
-        print("shillings: one app server only: requests needing it get 503 while it restarts")
+        print("shillings: one app server only: requests needing it wait while it restarts")
+    names = [_app(n) for n in range(cfg.app_procs)]
+    if cfg.web_servers or cfg.web_procs < 2:
+        names += [_web(n) for n in range(cfg.web_procs)]
     for name in names:
         subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "restart", name],
@@ -747,7 +1084,10 @@ def cmd_restart(cfg: StackConfig) -> int:
         if not wait_ready(cfg):
             print(f"shillings: not healthy after restarting {name}", file=sys.stderr)
             return 1
-    return 0
+    if not cfg.web_servers and cfg.web_procs >= 2:
+        webs = list(range(cfg.web_procs))
+        roll_webs(cfg, webs, webs)
+    return 0 if wait_ready(cfg) else 1
 
 
 def cmd_ctl(cfg: StackConfig, args: list[str]) -> int:
@@ -767,21 +1107,28 @@ def cmd_nginx(cfg: StackConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", choices=["render", "run", "start", "stop", "status", "restart", "ctl", "nginx"]
+        "command",
+        choices=["render", "run", "start", "stop", "status", "restart", "scale", "ctl", "nginx"],
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl arguments (ctl)")
     args = parser.parse_args(argv)
     try:
         cfg = StackConfig.from_env()
+        if args.command in ("status", "restart", "scale"):
+            cfg = running_config(cfg)
         if args.command == "ctl":
             return cmd_ctl(cfg, args.args)
+        if args.command in ("restart", "scale"):
+            if not supervisord_pid(cfg):
+                raise StackError(f"the stack is not running (var: {cfg.var}); `make start` first")
+            with exclusive(cfg):
+                return cmd_restart(cfg) if args.command == "restart" else cmd_scale(cfg)
         commands = {
             "render": cmd_render,
             "run": cmd_run,
             "start": cmd_start,
             "stop": cmd_stop,
             "status": cmd_status,
-            "restart": cmd_restart,
             "nginx": cmd_nginx,
         }
         return commands[args.command](cfg)
@@ -790,6 +1137,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except subprocess.CalledProcessError as e:
         print(f"shillings: {e}", file=sys.stderr)
+        return 1
+    except xmlrpc.client.Fault as e:
+        print(f"shillings: supervisord refused: {e.faultString}", file=sys.stderr)
         return 1
 
 

@@ -37,6 +37,8 @@ def load_or_create_secret(path: str) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the name: a crash never leaves an empty secret
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -44,4 +46,9 @@ def load_or_create_secret(path: str) -> str:
         with open(path, encoding="ascii") as f:
             return checked_secret(f.read().strip(), path)
     os.unlink(tmp)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return value
