@@ -17,7 +17,6 @@ from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
     MAX_IDEMPOTENCY_KEY,
     MAX_PASSWORD_BYTES,
-    MIN_PASSWORD,
     FieldError,
 )
 from shillings_web.errors import (
@@ -159,9 +158,7 @@ def signup(body: bytes) -> pb.SignupRequest:
     last_name = _name(obj, "last_name")
     address = _checked(fields.email, _string(obj, "email") or "")
     phone = _checked(fields.phone, _string(obj, "phone") or "")
-    password = _password(_string(obj, "password") or "")
-    if len(password) < MIN_PASSWORD:
-        raise invalid_request(f"password must be at least {MIN_PASSWORD} characters")
+    password = _checked(fields.new_password, _password(_string(obj, "password") or ""))
     return pb.SignupRequest(
         first_name=first_name,
         middle_name=middle_name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shillings_app.errors import EmailTaken
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, status
 from shillings_app.handlers.convert import user_message
 from shillings_app.storage import RequestScope
 from shillings_app.storage.users import create_user_txn, email_exists_txn
@@ -17,7 +17,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     last_name = fields.name(body.last_name, "last_name")
     email = fields.email(body.email)
     phone = fields.phone(body.phone)
-    password = validation.password(body.password)
+    password = fields.new_password(body.password)
     # Cheap check first so a taken email does not cost a bcrypt hash; the unique key
     # still decides a race.
     if await ctx.db.run("email_exists", email_exists_txn, email, scope=scope):

@@ -11,24 +11,14 @@ from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import pb
 from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
-    MAX_AMOUNT,
     MAX_IDEMPOTENCY_KEY,
-    MAX_PASSWORD_BYTES,
-    MIN_PASSWORD,
+    amount_in_range,
 )
-
-
-def password(value: str) -> str:
-    if len(value) < MIN_PASSWORD:
-        raise InvalidRequest(f"password must be at least {MIN_PASSWORD} characters")
-    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise InvalidRequest(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
-    return value
 
 
 def amount(value: int) -> int:
     """Cents: > 0 and <= 1,000,000.00."""
-    if value <= 0 or value > MAX_AMOUNT:
+    if not amount_in_range(value):
         raise InvalidAmount()
     return value
 
