@@ -7,18 +7,12 @@ import bcrypt
 import pymysql
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.endpoints import clientFromString, connectProtocol
 
 from shillings_app import migrations
-from shillings_app.config import AppConfig
 from shillings_app.handlers.validation import idempotency_key
 from shillings_app.migrations.steps import stored_result
-from shillings_app.server import AppServer
 from shillings_proto import pb
-from shillings_proto.framing import ShillingsClientProtocol
-from tests.app.helpers import PASSWORD, Session, login, sql
-from tests.conftest import TEST_JWT_SECRET
+from tests.app.helpers import PASSWORD, Session, login, serving, sql
 
 TX = [f"0b6b4bd6-2f1c-4b8e-9a55-6a6f3c1f0e2{n}" for n in range(4)]
 
@@ -123,41 +117,23 @@ async def test_stored_keys_become_columns_and_still_replay(database, monkeypatch
     columns = {row[0] for row in sql(database, "SHOW COLUMNS FROM idempotency_keys")}
     assert "response" not in columns
 
-    server = AppServer(
-        AppConfig(
-            listen="tcp:0:interface=127.0.0.1",
-            mysql_dsn=database,
-            jwt_secret=TEST_JWT_SECRET,
-            bcrypt_cost=4,
-            db_pool_min=1,
-            db_pool_max=2,
-        )
-    )
-    await server.start()
-    try:
-        client = await connectProtocol(
-            clientFromString(reactor, server.address), ShillingsClientProtocol()
-        )
-        try:
-            token = await login(client, "u1@example.com")
-            session = Session(client, token.user, token)
-            paid = await session.pay("u2@example.com", 300, key="p-1")
-            assert paid.status.code == 200
-            assert (paid.pay.transaction_id, paid.pay.sender_balance) == (TX[1], 700)
-            topped = await session.topup(100, key="t-2")
-            assert (topped.topup.transaction_id, topped.topup.balance) == (TX[2], 800)
-            reused = await session.topup(5, key="t-1")
-            assert reused.status.reason == "idempotency_key_reused"
-            # New keys store their result as columns too.
-            fresh = await session.topup(50, key="t-3")
-            assert fresh.status.code == 200 and fresh.topup.balance == 750
-            again = await session.topup(50, key="t-3")
-            assert again.topup == fresh.topup and again.status.code == 200
-        finally:
-            client.transport.loseConnection()
-            await client.lost_deferred
-    finally:
-        await server.stop()
+    async with serving(database) as client:
+        token = await login(client, "u1@example.com")
+        session = Session(client, token.user, token)
+        paid = await session.pay("u2@example.com", 300, key="p-1")
+        assert paid.status.code == 200
+        assert (paid.pay.transaction_id, paid.pay.sender_balance) == (TX[1], 700)
+        topped = await session.topup(100, key="t-2")
+        assert (topped.topup.transaction_id, topped.topup.balance) == (TX[2], 800)
+        first = await session.topup(1000, key="t-1")
+        assert (first.topup.transaction_id, first.topup.balance) == (TX[0], 1000)
+        reused = await session.topup(5, key="t-1")
+        assert reused.status.reason == "idempotency_key_reused"
+        # New keys store their result as columns too.
+        fresh = await session.topup(50, key="t-3")
+        assert fresh.status.code == 200 and fresh.topup.balance == 750
+        again = await session.topup(50, key="t-3")
+        assert again.topup == fresh.topup and again.status.code == 200
     assert sql(database, "SELECT COUNT(*) FROM transactions") == [(4,)]
     assert sql(database, "SELECT balance FROM users ORDER BY user_id") == [(750,), (300,)]
 
