@@ -24,7 +24,7 @@ from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, RequestScope
-from shillings_app.storage.tokens import PURGE_BATCH
+from shillings_app.storage.housekeeping import PURGE_BATCH
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ShillingsServerProtocol, error_response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shillings_app.handlers import Context, status
 from shillings_app.storage import DatabaseUnavailable, RequestScope
-from shillings_app.storage.tokens import ping_txn
+from shillings_app.storage.housekeeping import ping_txn
 from shillings_proto import pb
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shillings_app.handlers import Context, status, validation
 from shillings_app.storage import RequestScope
-from shillings_app.storage.tokens import revoke_txn
+from shillings_app.storage.revocations import revoke_txn
 from shillings_proto import pb
 
 

@@ -9,7 +9,7 @@ from shillings_app.storage.database import (
     DeadlineExceeded,
     RequestScope,
 )
-from shillings_app.storage.tokens import purge_expired_txn
+from shillings_app.storage.housekeeping import purge_expired_txn
 
 
 class DataStore:

@@ -7,7 +7,7 @@ import pymysql
 import pytest_twisted
 
 from shillings_app.config import parse_dsn
-from shillings_app.storage.tokens import PURGE_BATCH
+from shillings_app.storage.housekeeping import PURGE_BATCH
 from tests.app.helpers import sql
 
 
