@@ -84,9 +84,7 @@ async def dispatch(ctx: Context, request: pb.Request, scope: RequestScope) -> pb
             command=command_name(request.command),
             request_id=request.request_id,
         )
-        return error_response(
-            500, "internal_error", f"internal error (request {request.request_id})"
-        )
+        return _refusal(AppError(), no_effect=False)
 
 
 def user_id_of(request: pb.Request, response: pb.Response) -> int | None:
