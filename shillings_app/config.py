@@ -31,6 +31,7 @@ class AppConfig:
     db_pool_max: int = 10
     idle_timeout: float = 60.0
     log_level: str = "info"
+    metrics_listen: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -58,6 +59,7 @@ class AppConfig:
             db_pool_max=pool_max,
             idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
             log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
+            metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
         )
         if config.app_secret is None and not is_private_endpoint(config.listen):
             raise ConfigError(
