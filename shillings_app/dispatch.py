@@ -84,7 +84,7 @@ async def dispatch(ctx: Context, request: pb.Request, scope: RequestScope) -> pb
             command=command_name(request.command),
             request_id=request.request_id,
         )
-        return _refusal(AppError(), no_effect=False)
+        return _refusal(AppError(f"internal error (request {request.request_id})"), False)
 
 
 def user_id_of(request: pb.Request, response: pb.Response) -> int | None:
