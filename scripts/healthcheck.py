@@ -46,13 +46,13 @@ def _read_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def app_ok(address: str) -> bool:
-    from shillings_proto import messages, pb
+    from shillings_proto import pb
 
     host, _, port = address.rpartition(":")
-    requests = [messages.health()]
+    requests = [pb.Request(command=pb.HLT, health=pb.HealthRequest())]
     secret = os.environ.get("SHILLINGS_APP_SECRET")
     if secret:
-        requests.insert(0, messages.hello(secret))
+        requests.insert(0, pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=secret)))
     try:
         with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
             for request_id, request in enumerate(requests, start=1):
