@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_proto.framing import (
     ConnectionLostError,
     NotProcessedError,
@@ -219,7 +219,10 @@ class _Slot:
 
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
         assert self._pool.app_secret is not None
-        response = await protocol.call(messages.hello(self._pool.app_secret), self._pool.timeout)
+        response = await protocol.call(
+            pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=self._pool.app_secret)),
+            self._pool.timeout,
+        )
         if response.status.code != 200:
             raise ConnectionRefusedError(
                 f"handshake refused: {response.status.code} {response.status.reason}"

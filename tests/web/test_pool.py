@@ -10,8 +10,9 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 from twisted.logger import globalLogPublisher
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_web.pool import AppPool, AppUnavailable, retry_delay
+from tests import protocol_requests as messages
 from tests.polling import poll_until
 from tests.web.fakeapp import FakeApp
 
