@@ -49,8 +49,9 @@ def _expired_key(dsn: str, name: str) -> None:
     sql(
         dsn,
         "INSERT INTO idempotency_keys"
-        " (user_id, idem_key, command, request_hash, response, created_at)"
-        " VALUES (1, %s, 'PAY', REPEAT('x', 32), '', UTC_TIMESTAMP(6) - INTERVAL 26 HOUR)",
+        " (user_id, idem_key, command, request_hash, transaction_id, balance, status,"
+        " created_at) VALUES (1, %s, 'PAY', REPEAT('x', 32), REPEAT('t', 36), 0, 200,"
+        " UTC_TIMESTAMP(6) - INTERVAL 26 HOUR)",
         (name,),
     )
 
