@@ -131,7 +131,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             self._finished()
         seconds = time.perf_counter() - start
         command = command_name(request.command)
-        self.factory.metrics.observe(command, request, response.status.code, seconds)
+        self.factory.metrics.observe(command, request, response, seconds)
         request_log.info(
             REQUEST_LOG_FORMAT,
             command=command,
