@@ -29,6 +29,7 @@ class AppConfig:
     app_secret: str | None = None
     db_pool_min: int = 3
     db_pool_max: int = 10
+    db_sync_wait: int = 0
     idle_timeout: float = 60.0
     log_level: str = "info"
 
@@ -56,6 +57,7 @@ class AppConfig:
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             db_pool_min=pool_min,
             db_pool_max=pool_max,
+            db_sync_wait=env_int(env, "SHILLINGS_DB_SYNC_WAIT", 0, 0, 15),
             idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
             log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
         )

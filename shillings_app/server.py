@@ -277,6 +277,7 @@ class AppServer:
             pool_min=self.config.db_pool_min,
             pool_max=self.config.db_pool_max,
             clock=self._reactor,
+            sync_wait=self.config.db_sync_wait,
         )
         ctx = Context(
             config=self.config,

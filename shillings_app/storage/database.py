@@ -96,6 +96,17 @@ def _check_deadline(deadline: float | None, desc: str) -> None:
         raise DeadlineExceeded(f"{desc}: the request's deadline has passed")
 
 
+def init_command(sync_wait: int) -> str:
+    """The session settings of every connection. ``sync_wait`` > 0 is Galera's
+    ``wsrep_sync_wait`` (1: causal reads: a read waits until this node has applied every
+    write the cluster committed before it, so a balance read on one node sees a payment
+    answered by another)."""
+    command = "SET time_zone = '+00:00', innodb_lock_wait_timeout = 3"
+    if sync_wait:
+        command += f", wsrep_sync_wait = {int(sync_wait)}"
+    return command
+
+
 class Database:
     """An adbapi ConnectionPool of pymysql connections with bounded retries."""
 
@@ -108,6 +119,7 @@ class Database:
         pool_min: int = 3,
         pool_max: int = 10,
         clock: IReactorTime | None = None,
+        sync_wait: int = 0,
     ) -> None:
         self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
         kwargs = parse_dsn(dsn)
@@ -117,7 +129,7 @@ class Database:
             cp_max=pool_max,
             cp_reconnect=True,
             cp_noisy=False,
-            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 3",
+            init_command=init_command(sync_wait),
             connect_timeout=5,
             **kwargs,
         )
@@ -125,7 +137,8 @@ class Database:
         # failed attempt, so allow as many reconnects as there are connections.
         self._max_reconnects = pool_max
         self.retries: Counter[str] = Counter()
-        """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``retry_transaction``."""
+        """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``certification``
+        (Galera: a conflicting write committed first on another node), ``retry_transaction``."""
 
     def close(self) -> None:
         self._pool.close()
@@ -169,12 +182,20 @@ class Database:
                         "{desc}: MySQL connection lost ({code}); retrying", desc=desc, code=code
                     )
                     continue
+                if code in CONFLICT_CODES:
+                    # A deadlock, a lock wait timeout, or (Galera) a write set that failed
+                    # certification at COMMIT because a conflicting one committed first on
+                    # another node: each rolled everything back, so even at COMMIT the
+                    # outcome is known (nothing committed) and the retry is safe.
+                    at_commit, reached_commit[0] = reached_commit[0], False
                 if code in CONFLICT_CODES and conflicts < MAX_CONFLICT_RETRIES:
                     conflicts += 1
-                    self.retries["lock_conflict"] += 1
+                    cause = "certification" if at_commit else "lock_conflict"
+                    self.retries[cause] += 1
                     self.log.info(
-                        "{desc}: lock conflict ({code}); retry {n}",
+                        "{desc}: {what} ({code}); retry {n}",
                         desc=desc,
+                        what="certification conflict at commit" if at_commit else "lock conflict",
                         code=code,
                         n=conflicts,
                     )

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""The cluster shape of Shillings on this one machine, under one supervisord.
+
+    cluster.py start    3 MariaDB Galera nodes, Redis, 2 app servers (each on its own
+                        Galera node, TCP on 127.0.0.1), web processes and nginx; returns once
+                        /healthz answers 200 through nginx
+    cluster.py stop     shut all of it down; leave no process behind
+    cluster.py status   supervisorctl status, each Galera node's state, /healthz
+    cluster.py ctl ARGS supervisorctl -c <this cluster's config> ARGS
+
+Everything listens on 127.0.0.1 only. Ports are SHILLINGS_CLUSTER_PORT_BASE (13300) plus an
+offset (see ``ClusterConfig``), HTTP on SHILLINGS_HTTP_PORT (8090); state in SHILLINGS_VAR
+(``var-cluster/`` of the checkout). Built on scripts/stack.py (rendering, supervisord,
+recovery after an unclean stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stack as S
+
+ROOT = S.ROOT
+NODES = (1, 2, 3)
+APPS = (0, 1)
+GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+PACKAGES = {"galera-4": GALERA_PROVIDER, "mariadb-backup": "/usr/bin/mariabackup"}
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The cluster's shape and ports, read from environment variables in one place."""
+
+    var: Path
+    port_base: int = 13300
+    http_port: int = 8090
+    web_procs: int = 2
+    buffer_pool: str = "32M"
+    start_timeout: float = 240.0
+
+    @classmethod
+    def from_env(cls) -> ClusterConfig:
+        env = os.environ
+        var = Path(os.path.abspath(env.get("SHILLINGS_VAR") or ROOT / "var-cluster"))
+        return cls(
+            var=var,
+            port_base=S._int(env, "SHILLINGS_CLUSTER_PORT_BASE", 13300, 1024, 65400),
+            http_port=S._int(env, "SHILLINGS_HTTP_PORT", 8090, 1, 65535),
+            web_procs=S._int(env, "WEB_PROCS", 2, 1, 16),
+            start_timeout=float(S._int(env, "SHILLINGS_START_TIMEOUT", 240, 30, 3600)),
+        )
+
+    def mysql_port(self, n: int) -> int:
+        return self.port_base + 10 + n
+
+    def galera_port(self, n: int) -> int:
+        return self.port_base + 20 + n
+
+    def ist_port(self, n: int) -> int:
+        return self.port_base + 30 + n
+
+    def sst_port(self, n: int) -> int:
+        return self.port_base + 40 + n
+
+    def app_port(self, n: int) -> int:
+        return self.port_base + 50 + n
+
+    def app_node(self, n: int) -> int:
+        """The Galera node app server ``n`` works against (each its own)."""
+        return NODES[n % len(NODES)]
+
+    def node_dir(self, n: int) -> Path:
+        return self.var / "galera" / f"node{n}"
+
+    def dsn(self, n: int) -> str:
+        return f"mysql://root@127.0.0.1:{self.mysql_port(n)}/shillings"
+
+    def stack(self) -> S.StackConfig:
+        """The part scripts/stack.py renders: Redis, web processes, nginx."""
+        apps = ",".join(f"tcp:127.0.0.1:{self.app_port(n)}" for n in APPS)
+        return S.StackConfig(
+            var=self.var,
+            web_procs=self.web_procs,
+            app_procs=0,
+            http_port=self.http_port,
+            access_log=str(self.var / "log" / "nginx-access.log"),
+            mysql_dsn=self.dsn(1),
+            app_servers=apps,
+            start_timeout=self.start_timeout,
+        )
+
+
+def render_node_cnf(cfg: ClusterConfig, n: int) -> str:
+    """The defaults file of Galera node ``n`` (see docs/ARCHITECTURE.md, "Galera")."""
+    d = cfg.node_dir(n)
+    members = ",".join(f"127.0.0.1:{cfg.galera_port(i)}" for i in NODES)
+    provider = (
+        f"base_port={cfg.galera_port(n)};gmcast.listen_addr=tcp://127.0.0.1:{cfg.galera_port(n)};"
+        f"ist.recv_addr=127.0.0.1:{cfg.ist_port(n)};gcache.size=64M"
+    )
+    return f"""# Rendered by scripts/cluster.py; do not edit.
+[mysqld]
+datadir = {d / "data"}
+tmpdir = {d / "tmp"}
+socket = {cfg.var / "run" / f"galera_{n}.sock"}
+pid-file = {cfg.var / "run" / f"galera_{n}.pid"}
+port = {cfg.mysql_port(n)}
+bind-address = 127.0.0.1
+skip-name-resolve
+performance_schema = OFF
+innodb_buffer_pool_size = {cfg.buffer_pool}
+innodb_log_file_size = 48M
+max_connections = 100
+default_storage_engine = InnoDB
+binlog_format = ROW
+innodb_autoinc_lock_mode = 2
+wsrep_on = ON
+wsrep_provider = {GALERA_PROVIDER}
+wsrep_cluster_name = shillings
+wsrep_cluster_address = gcomm://{members}
+wsrep_node_name = node{n}
+wsrep_node_address = 127.0.0.1
+wsrep_node_incoming_address = 127.0.0.1:{cfg.mysql_port(n)}
+wsrep_provider_options = "{provider}"
+wsrep_sst_method = mariabackup
+wsrep_sst_auth = root:
+wsrep_sst_receive_address = 127.0.0.1:{cfg.sst_port(n)}
+wsrep_slave_threads = 2
+
+[sst]
+sst-log-archive-dir = {d / "sst-logs"}
+
+[mariabackup]
+socket = {cfg.var / "run" / f"galera_{n}.sock"}
+"""
+
+
+def _section(name: str, command: str, env: dict[str, str], priority: int, log: Path) -> str:
+    return f"""
+[program:{name}]
+command = {command}
+directory = {ROOT}
+environment = {S._env_line(env)}
+priority = {priority}
+autostart = false
+autorestart = true
+startsecs = 1
+startretries = 10
+stopsignal = TERM
+stopwaitsecs = 60
+redirect_stderr = true
+stopasgroup = true
+killasgroup = true
+stdout_logfile = {log / f"{name}.log"}
+stdout_logfile_maxbytes = 20MB
+stdout_logfile_backups = 3"""
+
+
+def render_programs(cfg: ClusterConfig) -> str:
+    """stack.py's Redis, web and nginx sections, plus the Galera nodes and app servers
+    (started in order by `start`, not by supervisord)."""
+    log = cfg.var / "log"
+    parts = [S.render_programs(cfg.stack())]
+    script = ROOT / "scripts" / "galera_node.sh"
+    for n in NODES:
+        parts.append(
+            _section(f"galera_{n}", f"{script} {cfg.node_dir(n)}", {"HOME": str(cfg.var)}, 10, log)
+        )
+    for n in APPS:
+        env = {
+            "SHILLINGS_VAR": str(cfg.var),
+            "SHILLINGS_APP_LISTEN": f"tcp:{cfg.app_port(n)}:interface=127.0.0.1",
+            "SHILLINGS_MYSQL_DSN": cfg.dsn(cfg.app_node(n)),
+            "SHILLINGS_DB_SYNC_WAIT": "1",
+        }
+        parts.append(
+            _section(f"app_{n:02d}", f"{S.VENV_BIN / 'shillings-app'} serve", env, 20, log)
+        )
+    parts.append(f"\n[group:app]\nprograms = {','.join(f'app_{n:02d}' for n in APPS)}\n")
+    return "\n".join(parts)
+
+
+def ensure_packages() -> None:
+    """Install Galera and mariabackup from apt when missing (CI starts from a clean clone)."""
+    missing = [pkg for pkg, path in PACKAGES.items() if not os.path.exists(path)]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print(f"cluster: installing {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    install = [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    subprocess.run(install, check=True, env=env)
+
+
+def _grastate(cfg: ClusterConfig, n: int) -> dict[str, str]:
+    try:
+        text = (cfg.node_dir(n) / "data" / "grastate.dat").read_text()
+    except OSError:
+        return {}
+    return dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in text.splitlines())
+    )
+
+
+def bootstrap_node(cfg: ClusterConfig) -> int:
+    """The node that starts a new cluster: the one Galera marked safe to bootstrap (the last
+    to stop cleanly); else, after all crashed, the one with the highest committed seqno
+    in its grastate; node 1 for a new cluster."""
+    states = {n: _grastate(cfg, n) for n in NODES}
+    safe = [n for n, s in states.items() if s.get("safe_to_bootstrap") == "1"]
+    if safe:
+        return safe[0]
+    seqnos = {n: int(s.get("seqno", "-1") or -1) for n, s in states.items() if s}
+    if seqnos and max(seqnos.values()) >= 0:
+        return max(seqnos, key=lambda n: seqnos[n])
+    return 1
+
+
+def node_query(cfg: ClusterConfig, n: int, sql: str) -> list[tuple[object, ...]]:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=cfg.mysql_port(n), user="root", connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def node_state(cfg: ClusterConfig, n: int) -> str:
+    """``Synced``, ``Joiner``, ``Donor/Desynced``, ... or ``down``."""
+    try:
+        rows = node_query(cfg, n, "SHOW STATUS LIKE 'wsrep_local_state_comment'")
+    except Exception:
+        return "down"
+    return str(rows[0][1]) if rows else "down"
+
+
+def wait_synced(cfg: ClusterConfig, nodes: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {n: node_state(cfg, n) for n in nodes}
+        if all(state == "Synced" for state in states.values()):
+            return
+        fatal = [i["name"] for i in S.process_infos(cfg.stack()) if i["statename"] == "FATAL"]
+        if fatal or time.monotonic() > deadline:
+            for n in nodes:
+                S._print_log_tail(cfg.stack(), f"galera_{n}", 30)
+            raise S.StackError(f"Galera nodes not synced: {states}; FATAL: {fatal}")
+        time.sleep(0.5)
+
+
+def start_node(cfg: ClusterConfig, n: int) -> None:
+    try:
+        S.rpc(cfg.stack()).startProcess(f"galera_{n}:galera_{n}", False)
+    except xmlrpc.client.Fault as e:
+        if "ALREADY_STARTED" not in e.faultString:
+            raise
+
+
+def prepare(cfg: ClusterConfig) -> Path:
+    """Like stack.py's prepare: leftovers of an unclean stop, port check, rendering."""
+    st = cfg.stack()
+    S.stop_leftovers(st)
+    removed = S.recover(st)
+    if removed:
+        print(f"cluster: removed leftovers of an unclean stop: {', '.join(removed)}")
+    S.check_port_free(st)
+    S.make_dirs(st)
+    for n in NODES:
+        cfg.node_dir(n).mkdir(parents=True, exist_ok=True)
+        S._write(cfg.node_dir(n) / "my.cnf", render_node_cnf(cfg, n))
+    S._write(st.etc_dir / "nginx.conf", S.render_nginx(st))
+    S._write(st.etc_dir / "programs.conf", render_programs(cfg))
+    S._write(st.conf, S.render_supervisord_conf(st))
+    S.ensure_jwt_secret(st)
+    return st.conf
+
+
+def cmd_start(cfg: ClusterConfig) -> int:
+    st = cfg.stack()
+    if S.supervisord_pid(st):
+        print(f"cluster: already running (var: {cfg.var})")
+        return 0 if S.wait_ready(st) else 1
+    ensure_packages()
+    conf = prepare(cfg)
+    first = bootstrap_node(cfg)
+    (cfg.node_dir(first) / "bootstrap").write_text("")
+    env = S._supervisord_env(st)
+    subprocess.run([str(S.VENV_BIN / "supervisord"), "-c", str(conf)], env=env, check=True)
+    began = time.monotonic()
+    start_node(cfg, first)
+    wait_synced(cfg, [first], cfg.start_timeout)
+    for n in NODES:
+        if n != first:
+            start_node(cfg, n)
+    wait_synced(cfg, list(NODES), cfg.start_timeout)
+    print(f"cluster: 3 Galera nodes synced in {time.monotonic() - began:.0f}s")
+    # Migrations run once for the cluster, on one node; the app servers find none pending.
+    migrate_env = {**env, "SHILLINGS_MYSQL_DSN": cfg.dsn(first)}
+    subprocess.run([str(S.VENV_BIN / "shillings-app"), "migrate"], env=migrate_env, check=True)
+    for n in APPS:
+        S.rpc(st).startProcess(f"app:app_{n:02d}", False)
+    if not S.wait_ready(st):
+        S.print_status(st)
+        print(f"cluster: not ready; logs in {cfg.var / 'log'} (`make cluster-stop`)")
+        return 1
+    S.print_status(st)
+    print(f"cluster: ready on {st.url}")
+    return 0
+
+
+def cmd_status(cfg: ClusterConfig) -> int:
+    st = cfg.stack()
+    if not S.supervisord_pid(st):
+        print(f"cluster: not running (var: {cfg.var})")
+        return 3
+    S.print_status(st)
+    for n in NODES:
+        print(f"galera node{n} (127.0.0.1:{cfg.mysql_port(n)}): {node_state(cfg, n)}")
+    code, body = S.healthz(st)
+    print(f"{st.url}/healthz: {code or 'unreachable'} {body.strip()}")
+    return 0 if code == 200 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cluster.py", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "status", "ctl", "render"])
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        cfg = ClusterConfig.from_env()
+        if args.command == "start":
+            return cmd_start(cfg)
+        if args.command == "stop":
+            return S.cmd_stop(cfg.stack())
+        if args.command == "status":
+            return cmd_status(cfg)
+        if args.command == "render":
+            print(prepare(cfg))
+            return 0
+        return S.cmd_ctl(cfg.stack(), args.args)
+    except S.StackError as e:
+        print(f"cluster: {e}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as e:
+        print(f"cluster: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
