@@ -1,0 +1,18 @@
+"""One cluster for the whole package (starting one takes ~30 s: SST to two nodes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.cluster import Cluster, start_cluster, stop_cluster
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Cluster]:
+    running = start_cluster()
+    try:
+        yield running
+    finally:
+        stop_cluster(running)
