@@ -16,3 +16,11 @@ def cluster() -> Iterator[Cluster]:
         yield running
     finally:
         stop_cluster(running)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.cluster import figures
+
+    if figures.FIGURES:
+        terminalreporter.write_sep("=", "cluster figures")
+        terminalreporter.write_line(figures.write())
