@@ -31,6 +31,9 @@ import stack as S
 ROOT = S.ROOT
 NODES = (1, 2, 3)
 APPS = (0, 1)
+REDIS = (1, 2)
+SENTINELS = (1, 2, 3)
+MASTER_NAME = "shillings"
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 PACKAGES = {"galera-4": GALERA_PROVIDER, "mariadb-backup": "/usr/bin/mariabackup"}
 
@@ -73,6 +76,18 @@ class ClusterConfig:
     def app_port(self, n: int) -> int:
         return self.port_base + 50 + n
 
+    def redis_port(self, n: int) -> int:
+        """Redis node ``n`` (1: the first primary, 2: its replica)."""
+        return self.port_base + 59 + n
+
+    def sentinel_port(self, n: int) -> int:
+        return self.port_base + 70 + n
+
+    @property
+    def sentinels(self) -> str:
+        """SHILLINGS_REDIS_SENTINELS of the web processes."""
+        return ",".join(f"127.0.0.1:{self.sentinel_port(n)}" for n in SENTINELS)
+
     def app_node(self, n: int) -> int:
         """The Galera node app server ``n`` works against (each its own)."""
         return NODES[n % len(NODES)]
@@ -93,6 +108,7 @@ class ClusterConfig:
             http_port=self.http_port,
             access_log=str(self.var / "log" / "nginx-access.log"),
             mysql_dsn=self.dsn(1),
+            redis_url=f"redis://127.0.0.1:{self.redis_port(1)}",
             app_servers=apps,
             start_timeout=self.start_timeout,
         )
@@ -143,6 +159,21 @@ socket = {cfg.var / "run" / f"galera_{n}.sock"}
 """
 
 
+def render_sentinel_conf(cfg: ClusterConfig, n: int) -> str:
+    """Sentinel ``n``'s configuration, written afresh on every start (sentinels rewrite it)."""
+    return f"""# Rendered by scripts/cluster.py on start; the sentinel rewrites it while it runs.
+port {cfg.sentinel_port(n)}
+bind 127.0.0.1
+daemonize no
+logfile ""
+dir {cfg.var / "redis" / f"sentinel{n}"}
+sentinel monitor {MASTER_NAME} 127.0.0.1 {cfg.redis_port(1)} 2
+sentinel down-after-milliseconds {MASTER_NAME} 2000
+sentinel failover-timeout {MASTER_NAME} 10000
+sentinel parallel-syncs {MASTER_NAME} 1
+"""
+
+
 def _section(name: str, command: str, env: dict[str, str], priority: int, log: Path) -> str:
     return f"""
 [program:{name}]
@@ -174,6 +205,16 @@ def render_programs(cfg: ClusterConfig) -> str:
         parts.append(
             _section(f"galera_{n}", f"{script} {cfg.node_dir(n)}", {"HOME": str(cfg.var)}, 10, log)
         )
+    sentinel_ports = " ".join(str(cfg.sentinel_port(i)) for i in SENTINELS)
+    for n in REDIS:
+        node = cfg.var / "redis" / f"node{n}"
+        command = f"{ROOT / 'scripts' / 'redis_node.sh'} {cfg.redis_port(n)} {node}"
+        command += f" {cfg.redis_port(1)} {sentinel_ports}"
+        parts.append(_section(f"redis_{n}", command, {}, 5, log))
+    for n in SENTINELS:
+        conf = cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf"
+        command = f"{S.find_binary('redis-server')} {conf} --sentinel"
+        parts.append(_section(f"sentinel_{n}", command, {}, 6, log))
     for n in APPS:
         env = {
             "SHILLINGS_VAR": str(cfg.var),
@@ -260,6 +301,31 @@ def wait_synced(cfg: ClusterConfig, nodes: list[int], timeout: float) -> None:
         time.sleep(0.5)
 
 
+def sentinel_view(cfg: ClusterConfig, n: int) -> dict[str, str]:
+    """``SENTINEL MASTER`` as sentinel ``n`` sees it (empty when it does not answer)."""
+    cli = [S.find_binary("redis-cli"), "-h", "127.0.0.1", "-p", str(cfg.sentinel_port(n))]
+    done = subprocess.run(
+        [*cli, "--raw", "sentinel", "master", MASTER_NAME],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    return dict(zip(lines[::2], lines[1::2], strict=False))
+
+
+def wait_sentinels(cfg: ClusterConfig, deadline: float) -> None:
+    """Until every sentinel knows the other two and the replica (it can then fail over)."""
+    while True:
+        views = [sentinel_view(cfg, n) for n in SENTINELS]
+        if all(v.get("num-other-sentinels") == "2" and v.get("num-slaves") == "1" for v in views):
+            return
+        if time.monotonic() > deadline:
+            raise S.StackError(f"sentinels not ready: {views}")
+        time.sleep(0.5)
+
+
 def start_node(cfg: ClusterConfig, n: int) -> None:
     try:
         S.rpc(cfg.stack()).startProcess(f"galera_{n}:galera_{n}", False)
@@ -280,6 +346,13 @@ def prepare(cfg: ClusterConfig) -> Path:
     for n in NODES:
         cfg.node_dir(n).mkdir(parents=True, exist_ok=True)
         S._write(cfg.node_dir(n) / "my.cnf", render_node_cnf(cfg, n))
+    for n in REDIS:
+        node = cfg.var / "redis" / f"node{n}"
+        node.mkdir(parents=True, exist_ok=True)
+        (node / "started").unlink(missing_ok=True)  # a new start: node 1 is primary again
+    for n in SENTINELS:
+        (cfg.var / "redis" / f"sentinel{n}").mkdir(parents=True, exist_ok=True)
+        S._write(cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf", render_sentinel_conf(cfg, n))
     S._write(st.etc_dir / "nginx.conf", S.render_nginx(st))
     S._write(st.etc_dir / "programs.conf", render_programs(cfg))
     S._write(st.conf, S.render_supervisord_conf(st))
@@ -296,9 +369,12 @@ def cmd_start(cfg: ClusterConfig) -> int:
     conf = prepare(cfg)
     first = bootstrap_node(cfg)
     (cfg.node_dir(first) / "bootstrap").write_text("")
-    env = S._supervisord_env(st)
+    env = {**S._supervisord_env(st), "SHILLINGS_REDIS_SENTINELS": cfg.sentinels}
+    env["SHILLINGS_REDIS_MASTER_NAME"] = MASTER_NAME
     subprocess.run([str(S.VENV_BIN / "supervisord"), "-c", str(conf)], env=env, check=True)
     began = time.monotonic()
+    for name in [f"redis_{n}" for n in REDIS] + [f"sentinel_{n}" for n in SENTINELS]:
+        S.rpc(st).startProcess(name, False)
     start_node(cfg, first)
     wait_synced(cfg, [first], cfg.start_timeout)
     for n in NODES:
@@ -311,6 +387,7 @@ def cmd_start(cfg: ClusterConfig) -> int:
     subprocess.run([str(S.VENV_BIN / "shillings-app"), "migrate"], env=migrate_env, check=True)
     for n in APPS:
         S.rpc(st).startProcess(f"app:app_{n:02d}", False)
+    wait_sentinels(cfg, began + cfg.start_timeout)
     if not S.wait_ready(st):
         S.print_status(st)
         print(f"cluster: not ready; logs in {cfg.var / 'log'} (`make cluster-stop`)")
