@@ -129,6 +129,37 @@ class Cluster:
             assert time.monotonic() - began < timeout, f"nodes not synced: {states}"
             time.sleep(0.2)
 
+    def redis(self, port: int, *args: str) -> str:
+        """One command to the Redis (or sentinel) on ``port``; its --raw answer."""
+        done = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(port), "--raw", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout.strip()
+
+    def redis_primary(self) -> int:
+        """The port of the Redis primary the first sentinel names."""
+        answer = self.redis(self.port_base + 71, "sentinel", "get-master-addr-by-name", "shillings")
+        return int(answer.split()[-1])
+
+    def redis_program(self, port: int) -> str:
+        return f"redis_{port - self.port_base - 59}"
+
+    def wait_web_healthy(self, timeout: float = 60.0) -> float:
+        """Until every web process answers /healthz 200 on its socket; the seconds it took."""
+        from tests.stack.helpers import load_stack_module
+
+        web_healthz = load_stack_module().web_healthz
+        began = time.monotonic()
+        socks = sorted((self.var / "run").glob("web_*.sock"))
+        while not all(web_healthz(sock, timeout=2.0) == 200 for sock in socks):
+            assert time.monotonic() - began < timeout, "web processes not healthy"
+            time.sleep(0.1)
+        return time.monotonic() - began
+
     def log_text(self, name: str) -> str:
         return (self.var / "log" / f"{name}.log").read_text(errors="replace")
 

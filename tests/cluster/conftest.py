@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.cluster import Cluster, start_cluster, stop_cluster
+from tests.reliability.api import Stats
+from tests.reliability.ledger import Ledger
 
 
 @pytest.fixture(scope="package")
@@ -16,6 +18,17 @@ def cluster() -> Iterator[Cluster]:
         yield running
     finally:
         stop_cluster(running)
+
+
+@pytest.fixture(scope="package")
+def ledger() -> Ledger:
+    """Every money request any test sends to the cluster (the storm reconciles them all)."""
+    return Ledger()
+
+
+@pytest.fixture(scope="package")
+def stats() -> Stats:
+    return Stats()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

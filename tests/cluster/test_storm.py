@@ -1,5 +1,6 @@
 """The storm on the cluster shape: payments from concurrent clients through nginx while
-one Galera node is killed with SIGKILL (and rejoins by IST), then an app server. Every
+one Galera node is killed with SIGKILL (and rejoins by IST), then an app server, then the
+Redis primary (Sentinel promotes the replica). Every
 promise must hold: sum of balances = sum of top-ups, no negative balance, no
 Idempotency-Key paid twice, every answered payment in the ledger, and no balance read
 after an answered payment shows a value from before it (causal reads across nodes)."""
@@ -55,7 +56,8 @@ class Read:
 
 
 def _chaos(cluster: Cluster, done: threading.Event, log: Callable[..., None]) -> None:
-    """Kill a Galera node, wait for it to rejoin; then kill an app server."""
+    """Kill a Galera node, wait for it to rejoin; kill an app server; kill the Redis
+    primary (Sentinel fails over)."""
     try:
         time.sleep(3)
         killed = time.monotonic()
@@ -71,12 +73,20 @@ def _chaos(cluster: Cluster, done: threading.Event, log: Callable[..., None]) ->
             time.sleep(0.1)
         log(app_server_killed="app_00")
         time.sleep(3)
+        primary = cluster.redis_primary()
+        killed = time.monotonic()
+        cluster.kill9(cluster.redis_program(primary))
+        while cluster.redis_primary() == primary:
+            time.sleep(0.05)
+        log(redis_primary_killed_failover_seconds=round(time.monotonic() - killed, 1))
+        cluster.wait_web_healthy(60)
+        log(redis_kill_to_all_web_healthy_seconds=round(time.monotonic() - killed, 1))
+        time.sleep(3)
     finally:
         done.set()
 
 
-def test_storm_with_kills(cluster: Cluster) -> None:
-    ledger, stats = Ledger(), Stats()
+def test_storm_with_kills(cluster: Cluster, ledger: Ledger, stats: Stats) -> None:
     with ThreadPoolExecutor(4) as pool:
         users = list(
             pool.map(lambda n: make_user(cluster.port, f"cstorm{n:02d}@example.com"), range(USERS))
