@@ -25,6 +25,7 @@ from shillings_app.handlers import Context
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, RequestScope, request_scope
 from shillings_app.storage.tokens import PURGE_BATCH
+from shillings_app.tls import tls_wrapped
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb, responses
 from shillings_proto.framing import ShillingsServerProtocol, error_response
@@ -293,7 +294,8 @@ class AppServer:
         factory = AppServerFactory(self.config, ctx, self._reactor)
         try:
             await ctx.passwords.prepare()
-            port = await serverFromString(self._reactor, self._listen).listen(factory)
+            endpoint = serverFromString(self._reactor, self._listen)
+            port = await endpoint.listen(tls_wrapped(self.config.tls, factory))
         except BaseException:
             db.close()
             raise
