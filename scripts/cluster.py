@@ -32,6 +32,7 @@ from cluster_render import (
     NODES,
     PACKAGES,
     REDIS,
+    ROOT,
     SENTINELS,
     ClusterConfig,
     render_node_cnf,
@@ -164,6 +165,10 @@ def prepare(cfg: ClusterConfig) -> Path:
     for n in SENTINELS:
         (cfg.var / "redis" / f"sentinel{n}").mkdir(parents=True, exist_ok=True)
         S._write(cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf", render_sentinel_conf(cfg, n))
+    if not (cfg.tls_dir / "web.pem").exists():
+        apps = ",".join(f"app-{n}" for n in APPS)
+        certs = [str(S.VENV_BIN / "python"), str(ROOT / "scripts" / "certs.py")]
+        subprocess.run([*certs, str(cfg.tls_dir), "--app", apps, "--web", "web"], check=True)
     S._write(st.etc_dir / "nginx.conf", S.render_nginx(st))
     S._write(st.etc_dir / "programs.conf", render_programs(cfg))
     S._write(st.conf, S.render_supervisord_conf(st))

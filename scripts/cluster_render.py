@@ -81,9 +81,23 @@ class ClusterConfig:
     def dsn(self, n: int) -> str:
         return f"mysql://root@127.0.0.1:{self.mysql_port(n)}/shillings"
 
+    @property
+    def tls_dir(self) -> Path:
+        """The deployment's CA and certificates (scripts/certs.py)."""
+        return self.var / "tls"
+
+    def app_client(self, n: int) -> str:
+        """How web processes reach app server ``n``: TLS with the web's client certificate,
+        checking the app server's certificate (name app-N) against the private CA."""
+        tls = self.tls_dir
+        return (
+            f"ssl:host=127.0.0.1:port={self.app_port(n)}:caCertsDir={tls / 'ca'}"
+            f":certKey={tls / 'web.pem'}:privateKey={tls / 'web.key'}:hostname=app-{n}"
+        )
+
     def stack(self) -> S.StackConfig:
         """The part scripts/stack.py renders: Redis, web processes, nginx."""
-        apps = ",".join(f"tcp:127.0.0.1:{self.app_port(n)}" for n in APPS)
+        apps = ",".join(self.app_client(n) for n in APPS)
         return S.StackConfig(
             var=self.var,
             web_procs=self.web_procs,
@@ -202,6 +216,9 @@ def render_programs(cfg: ClusterConfig) -> str:
         env = {
             "SHILLINGS_VAR": str(cfg.var),
             "SHILLINGS_APP_LISTEN": f"tcp:{cfg.app_port(n)}:interface=127.0.0.1",
+            "SHILLINGS_APP_TLS_CERT": str(cfg.tls_dir / f"app-{n}.pem"),
+            "SHILLINGS_APP_TLS_KEY": str(cfg.tls_dir / f"app-{n}.key"),
+            "SHILLINGS_APP_TLS_CA": str(cfg.tls_dir / "ca" / "ca.pem"),
             "SHILLINGS_MYSQL_DSN": cfg.dsn(cfg.app_node(n)),
             "SHILLINGS_DB_SYNC_WAIT": "1",
         }
