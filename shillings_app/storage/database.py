@@ -30,6 +30,9 @@ CR_CONNECTION_ERROR = 2002
 CR_CONN_HOST_ERROR = 2003
 
 ER_CON_COUNT_ERROR = 1040
+ER_WSREP_NOT_READY = 1047
+"""Galera: "WSREP has not yet prepared node for application use" (outside the primary
+component, or still joining): unavailable, like a server that is down."""
 ER_SERVER_SHUTDOWN = 1053
 ER_CONNECTION_KILLED = 1927
 
@@ -215,7 +218,7 @@ class Database:
                     or 2000 <= code < 3000
                     or code in RECONNECT_CODES
                     or code in CONFLICT_CODES
-                    or code == ER_CON_COUNT_ERROR
+                    or code in (ER_CON_COUNT_ERROR, ER_WSREP_NOT_READY)
                 ):
                     raise DatabaseUnavailable(f"{desc}: {e}") from e
                 raise

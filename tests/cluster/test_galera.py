@@ -4,10 +4,13 @@ which the app server retries as a known outcome; causal reads see other nodes' w
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from shillings_app.storage.database import (
     MAX_CONFLICT_RETRIES,
@@ -135,3 +138,34 @@ def test_migrations_ran_once_and_replicated(cluster: Cluster) -> None:
     for node in (1, 2, 3):
         versions = cluster.query("SELECT version FROM schema_migrations", node=node)
         assert [v for (v,) in versions] == ["0001_initial", "0002_canonical_emails"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_cut_off_from_the_others_is_unavailable(cluster: Cluster) -> None:
+    """A node outside the primary component refuses queries (1047): a 503 that had no
+    effect, not a 500; it serves again once it is back."""
+    db = Database(cluster.dsn(3), pool_min=1, pool_max=1, sync_wait=1)
+    admin = cluster.connect(3)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'")
+        deadline = time.monotonic() + 60
+        while cluster.node_state(3) == "Synced" or _primary(cluster, 3):
+            assert time.monotonic() < deadline
+            await deferLater(reactor, 0.2)
+        with pytest.raises(DatabaseUnavailable, match="WSREP"):
+            await db.run("read", lambda txn: txn.execute("SELECT COUNT(*) FROM users"))
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'")
+        admin.close()
+    cluster.wait_synced()
+    try:
+        assert await db.run("read", lambda txn: txn.execute("SELECT 1") and txn.fetchall())
+    finally:
+        db.close()
+
+
+def _primary(cluster: Cluster, node: int) -> bool:
+    rows = cluster.query("SHOW STATUS LIKE 'wsrep_cluster_status'", node=node)
+    return bool(rows) and rows[0][1] == "Primary"
