@@ -5,12 +5,14 @@ on the new primary, as after a restart of Redis."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 
 from shillings_web.cache import gen_key
 from tests.cluster import figures
 from tests.cluster.cluster import Cluster
-from tests.reliability.api import Stats, make_user, money, token_id
+from tests.reliability.api import PASSWORD, Stats, make_user, money, token_id
 from tests.reliability.ledger import Ledger, cents
 from tests.stack.helpers import Client
 
@@ -74,3 +76,33 @@ def test_promoted_replica_missing_an_invalidation_serves_no_stale_profile(
     epoch = cluster.redis(promoted, "GET", "shl:epoch")
     assert epoch != before["shl:epoch"] and f"@127.0.0.1/{promoted}:" in epoch
     figures.add("redis failover", fresh_reads_after_failover=reads, stale_reads=0)
+
+
+def _login(cluster: Cluster, email: str, password: str) -> int:
+    """POST /v1/login from 127.0.0.2 (its own client address: the limit counts failures
+    per address too, and the other tests log in from 127.0.0.1)."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", cluster.port, timeout=30, source_address=("127.0.0.2", 0)
+    )
+    try:
+        body = json.dumps({"email": email, "password": password})
+        conn.request("POST", "/v1/login", body, {"Content-Type": "application/json"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_login_limit_holds_across_a_failover(cluster: Cluster) -> None:
+    """Failures recorded before the primary dies still count on the promoted replica (a
+    Redis without a replica would have restarted empty and forgotten them)."""
+    user = make_user(cluster.port, "limited@example.com")
+    assert [_login(cluster, user.email, "wrong-password-1") for _ in range(10)] == [401] * 10
+    assert _login(cluster, user.email, PASSWORD) == 429
+    primary = cluster.redis_primary()
+    cluster.kill9(cluster.redis_program(primary))
+    deadline = time.monotonic() + 60
+    while cluster.redis_primary() == primary:
+        assert time.monotonic() < deadline, "Sentinel did not fail over"
+        time.sleep(0.1)
+    cluster.wait_web_healthy()
+    assert _login(cluster, user.email, PASSWORD) == 429
