@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_base(span: int = 200) -> int:
+    """A SHILLINGS_METRICS_PORT_BASE (a multiple of 100, below the ephemeral port range)
+    whose next ``span`` ports are free now: stacks started side by side do not collide."""
+    for _ in range(200):
+        base = random.randrange(100, 320) * 100
+        if all(_port_free(port) for port in range(base, base + span)):
+            return base
+    raise RuntimeError("no free range of metrics ports found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def short_tempdir(prefix: str) -> Path:
@@ -60,6 +80,7 @@ class Stack:
     bcrypt_cost: int
     var: Path = field(default_factory=lambda: short_tempdir("shb-"))
     port: int = field(default_factory=free_port)
+    metrics_port_base: int = field(default_factory=free_port_base)
     log: list[str] = field(default_factory=list)
 
     @property
@@ -83,6 +104,7 @@ class Stack:
             SHILLINGS_VAR=str(self.var),
             SHILLINGS_HTTP_HOST="127.0.0.1",
             SHILLINGS_HTTP_PORT=str(self.port),
+            SHILLINGS_METRICS_PORT_BASE=str(self.metrics_port_base),
             WEB_PROCS=str(self.web_procs),
             APP_PROCS=str(self.app_procs),
             SHILLINGS_BCRYPT_COST=str(self.bcrypt_cost),

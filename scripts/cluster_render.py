@@ -108,6 +108,7 @@ class ClusterConfig:
             redis_url=f"redis://127.0.0.1:{self.redis_port(1)}",
             app_servers=apps,
             start_timeout=self.start_timeout,
+            metrics_port_base=0,  # no Prometheus listeners: they would take fixed ports
         )
 
 

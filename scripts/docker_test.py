@@ -60,9 +60,15 @@ def docker(*args: str, check: bool = True) -> str:
     return run(DOCKER, *args, check=check)
 
 
+passed = 0
+"""Checks that held so far (the closing line counts them)."""
+
+
 def expect(condition: bool, what: str) -> None:
+    global passed
     if not condition:
         raise Failed(what)
+    passed += 1
     print(f"  ok: {what}", flush=True)
 
 
@@ -334,11 +340,12 @@ def main() -> int:
         compose_scenario()
     except Failed as e:
         print(f"docker-test FAILED: {e}", file=sys.stderr)
+        print(f"docker-test: {passed} passed, 1 failed")
         return 1
     finally:
         print(f"docker-test figures: {json.dumps(figures)}", flush=True)
         cleanup()
-    print("docker-test: all passed")
+    print(f"docker-test: {passed} passed, 0 failed")
     return 0
 
 

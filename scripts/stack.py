@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import http.client
 import itertools
+import json
 import os
 import re
 import shutil
@@ -74,6 +75,8 @@ class StackConfig:
     mariadb_args: tuple[str, ...] = ()
     start_timeout: float = 90.0
     log_stdout: bool = False
+    metrics_port_base: int = 9200
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -107,6 +110,12 @@ class StackConfig:
         host = env.get("SHILLINGS_HTTP_HOST") or "127.0.0.1"
         if not re.match(r"^[A-Za-z0-9.:-]+$", host):
             raise StackError(f"SHILLINGS_HTTP_HOST: bad address {host!r}")
+        metrics_base = _int(env, "SHILLINGS_METRICS_PORT_BASE", 9200, 0, 65300)
+        if metrics_base % 100 or 0 < metrics_base < 1000:
+            raise StackError("SHILLINGS_METRICS_PORT_BASE must be 0 or a multiple of 100 >= 1000")
+        metrics_host = env.get("SHILLINGS_METRICS_HOST") or "127.0.0.1"
+        if not re.match(r"^[0-9.]+$", metrics_host):
+            raise StackError(f"SHILLINGS_METRICS_HOST: not an IPv4 address: {metrics_host!r}")
         return cls(
             var=var,
             web_procs=_int(env, "WEB_PROCS", 2, 1, 64),
@@ -122,6 +131,8 @@ class StackConfig:
             mariadb_args=mariadb_args,
             start_timeout=float(_int(env, "SHILLINGS_START_TIMEOUT", 90, 5, 3600)),
             log_stdout=_int(env, "SHILLINGS_LOG_STDOUT", 0, 0, 1) == 1,
+            metrics_port_base=metrics_base,
+            metrics_host=metrics_host,
         )
 
     # -- paths ------------------------------------------------------------------------
@@ -172,6 +183,23 @@ class StackConfig:
         if self.web_servers:
             return list(self.web_servers)
         return [f"unix:{self.web_socket(n)}" for n in range(self.web_procs)]
+
+    def metrics_env(self, kind: str) -> dict[str, str]:
+        """SHILLINGS_METRICS_LISTEN of the group ``kind``: app NN listens on base + NN, web
+        NN on base + 100 + NN (supervisord expands the process number; empty: no metrics)."""
+        if not self.metrics_port_base:
+            return {}
+        prefix = self.metrics_port_base // 100 + (kind == "web")
+        listen = f"tcp:{prefix}%(process_num)02d:interface={self.metrics_host}"
+        return {"SHILLINGS_METRICS_LISTEN": listen}
+
+    def metrics_targets(self, kind: str) -> list[str]:
+        """``host:port`` of every process of the group ``kind`` (for Prometheus)."""
+        if not self.metrics_port_base:
+            return []
+        host = "127.0.0.1" if self.metrics_host == "0.0.0.0" else self.metrics_host
+        count, first = (self.web_procs, 100) if kind == "web" else (self.app_procs, 0)
+        return [f"{host}:{self.metrics_port_base + first + n}" for n in range(count)]
 
     @property
     def url(self) -> str:
@@ -296,6 +324,7 @@ stdout_logfile = {log / "redis.log"}
         app_env = {
             "SHILLINGS_VAR": str(var),
             "SHILLINGS_APP_LISTEN": f"unix:{cfg.run_dir}/app_%(process_num)02d.sock:mode=600",
+            **cfg.metrics_env("app"),
         }
         parts.append(
             _process_group(
@@ -307,6 +336,7 @@ stdout_logfile = {log / "redis.log"}
         "SHILLINGS_WEB_LISTEN": f"unix:{cfg.run_dir}/web_%(process_num)02d.sock:mode=600",
         "SHILLINGS_APP_SERVERS": cfg.app_server_list,
         "SHILLINGS_TRUST_PROXY": "1",
+        **cfg.metrics_env("web"),
     }
     parts.append(
         _process_group("web", str(VENV_BIN / "shillings-web"), cfg.web_procs, web_env, 30, log)
@@ -372,6 +402,30 @@ def render_nginx(cfg: StackConfig, upstreams: Iterable[str] | None = None) -> st
     return text
 
 
+def render_prometheus(cfg: StackConfig) -> str:
+    """A Prometheus scrape configuration of the stack's processes, their targets read from
+    prometheus-targets.json (``file_sd``: Prometheus follows `make scale` without a reload)."""
+    targets = cfg.etc_dir / "prometheus-targets.json"
+    return (
+        "# Rendered by scripts/stack.py: scrape every app and web process of this stack.\n"
+        "# Use as prometheus.yml, or copy the job into yours (docs/ARCHITECTURE.md, Metrics).\n"
+        "scrape_configs:\n"
+        "  - job_name: shillings\n"
+        "    file_sd_configs:\n"
+        f"      - files: [{json.dumps(str(targets))}]\n"
+    )
+
+
+def render_prometheus_targets(cfg: StackConfig) -> str:
+    """Every app and web process's metrics address, labelled with its group and name."""
+    groups = []
+    for kind in ("app", "web"):
+        for n, target in enumerate(cfg.metrics_targets(kind)):
+            labels = {"group": kind, "process": f"{kind}_{n:02d}"}
+            groups.append({"targets": [target], "labels": labels})
+    return json.dumps(groups, indent=2) + "\n"
+
+
 def render_supervisord_conf(cfg: StackConfig) -> str:
     """The repository's supervisord.conf with var/ moved to ``cfg.var``."""
     text = ROOT_CONF.read_text(encoding="utf-8")
@@ -411,6 +465,8 @@ def render(cfg: StackConfig) -> Path:
     make_dirs(cfg)
     _write(cfg.etc_dir / "nginx.conf", render_nginx(cfg))
     _write(cfg.etc_dir / "programs.conf", render_programs(cfg))
+    _write(cfg.etc_dir / "prometheus.yml", render_prometheus(cfg))
+    _write(cfg.etc_dir / "prometheus-targets.json", render_prometheus_targets(cfg))
     if cfg.conf != ROOT_CONF:
         _write(cfg.conf, render_supervisord_conf(cfg))
     return cfg.conf
@@ -1012,6 +1068,7 @@ def scale(old: StackConfig, new: StackConfig) -> None:
         new, web_procs=max(w0, w1), app_procs=max(a0, a1), app_servers=new.app_server_list
     )
     _write(new.etc_dir / "programs.conf", render_programs(mid))
+    _write(new.etc_dir / "prometheus-targets.json", render_prometheus_targets(mid))
     extension.updateGroup("app")
     added_apps = list(range(a0, a1))
     _wait_until(
@@ -1035,6 +1092,7 @@ def scale(old: StackConfig, new: StackConfig) -> None:
     _write(new.etc_dir / "programs.conf", render_programs(new))
     extension.updateGroup("web")
     extension.updateGroup("app")
+    _write(new.etc_dir / "prometheus-targets.json", render_prometheus_targets(new))
 
 
 @contextlib.contextmanager
@@ -1068,13 +1126,14 @@ def cmd_scale(cfg: StackConfig) -> int:
 
 
 def cmd_restart(cfg: StackConfig) -> int:
-    """Restart app servers one at a time, waiting for /healthz between them, then every web
-    process through nginx (`roll_webs`; one by one when nginx cannot leave one out)."""
+    """Restart app servers, then web processes, one at a time, waiting for /healthz between
+    them. No request is lost: an app server answers what it read before exiting while web
+    processes hold new requests; a stopping web process drains its connections (nginx's
+    keep-alive connections included) and nginx sends new ones to the others. No nginx
+    reload: a reload would close clients' idle keep-alive connections."""
     if cfg.app_procs == 1:
         print("shillings: one app server only: requests needing it wait while it restarts")
-    names = [_app(n) for n in range(cfg.app_procs)]
-    if cfg.web_servers or cfg.web_procs < 2:
-        names += [_web(n) for n in range(cfg.web_procs)]
+    names = [_app(n) for n in range(cfg.app_procs)] + [_web(n) for n in range(cfg.web_procs)]
     for name in names:
         subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "restart", name],
@@ -1084,10 +1143,7 @@ def cmd_restart(cfg: StackConfig) -> int:
         if not wait_ready(cfg):
             print(f"shillings: not healthy after restarting {name}", file=sys.stderr)
             return 1
-    if not cfg.web_servers and cfg.web_procs >= 2:
-        webs = list(range(cfg.web_procs))
-        roll_webs(cfg, webs, webs)
-    return 0 if wait_ready(cfg) else 1
+    return 0
 
 
 def cmd_ctl(cfg: StackConfig, args: list[str]) -> int:

@@ -56,6 +56,7 @@ class AppConfig:
     tls: TlsFiles | None = None
     idle_timeout: float = 60.0
     log_level: str = "info"
+    metrics_listen: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -85,6 +86,7 @@ class AppConfig:
             tls=TlsFiles.from_env(env),
             idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
             log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
+            metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
         )
         if (
             config.app_secret is None

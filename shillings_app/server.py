@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections import Counter
 from typing import Any
 
 from twisted.internet import defer
@@ -22,6 +23,7 @@ from shillings_app.config import AppConfig
 from shillings_app.dispatch import command_name, dispatch, user_id_of
 from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
+from shillings_app.metrics import AppMetrics
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, RequestScope, request_scope
 from shillings_app.storage.tokens import PURGE_BATCH
@@ -29,6 +31,7 @@ from shillings_app.tls import tls_wrapped
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb, responses
 from shillings_proto.framing import ShillingsServerProtocol, error_response
+from shillings_proto.metrics import MetricsListener
 
 MAX_IN_FLIGHT = 512
 """Requests in progress on one connection before it stops reading (back-pressure)."""
@@ -128,14 +131,17 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             response = await dispatch(self.factory.ctx, request, scope)
         finally:
             self._finished()
+        seconds = time.perf_counter() - start
+        command = command_name(request.command)
+        self.factory.metrics.observe(command, request, response.status.code, seconds)
         request_log.info(
             REQUEST_LOG_FORMAT,
-            command=command_name(request.command),
+            command=command,
             request_id=request.request_id,
             trace_id=request.trace_id or "-",
             status=response.status.code,
             reason=response.status.reason or "-",
-            duration_ms=f"{(time.perf_counter() - start) * 1000:.1f}",
+            duration_ms=f"{seconds * 1000:.1f}",
             user_id=user_id_of(request, response) or "-",
         )
         return response
@@ -186,10 +192,13 @@ class AppServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, config: AppConfig, ctx: Context, clock: IReactorTime) -> None:
+    def __init__(
+        self, config: AppConfig, ctx: Context, clock: IReactorTime, metrics: AppMetrics
+    ) -> None:
         self.config = config
         self.ctx = ctx
         self.clock = clock
+        self.metrics = metrics
         self.connections: set[AppServerProtocol] = set()
         self.in_flight = 0
         self._drained: list[defer.Deferred[None]] = []
@@ -257,6 +266,15 @@ class AppServer:
         self._factory: AppServerFactory | None = None
         self._db: Database | None = None
         self._housekeeping: LoopingCall | None = None
+        self.metrics = AppMetrics()
+        self.metrics.watch(self)
+        self._metrics = (
+            MetricsListener(self._reactor, config.metrics_listen, self.metrics.registry)
+            if config.metrics_listen
+            else None
+        )
+        self.db_retries: Counter[str] = Counter()
+        """Database retries by cause, over every start of this server."""
         self.address = ""
         """Client endpoint string of the listening address, e.g. ``tcp:127.0.0.1:7070``."""
         self.port = 0
@@ -270,6 +288,11 @@ class AppServer:
     def factory(self) -> AppServerFactory | None:
         return self._factory
 
+    @property
+    def metrics_port(self) -> int:
+        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``; 0: none)."""
+        return 0 if self._metrics is None else self._metrics.tcp_port
+
     async def start(self) -> None:
         if self._port is not None:
             return
@@ -278,6 +301,7 @@ class AppServer:
             pool_min=self.config.db_pool_min,
             pool_max=self.config.db_pool_max,
             clock=self._reactor,
+            retries=self.db_retries,
             sync_wait=self.config.db_sync_wait,
         )
         ctx = Context(
@@ -291,12 +315,17 @@ class AppServer:
             tokens=TokenIssuer(self.config.jwt_secret, self.config.token_ttl),
             clock=self._reactor,
         )
-        factory = AppServerFactory(self.config, ctx, self._reactor)
+        factory = AppServerFactory(self.config, ctx, self._reactor, self.metrics)
+        metrics = self._metrics
         try:
             await ctx.passwords.prepare()
+            if metrics is not None:
+                await metrics.start()
             endpoint = serverFromString(self._reactor, self._listen)
             port = await endpoint.listen(tls_wrapped(self.config.tls, factory))
         except BaseException:
+            if metrics is not None:
+                await metrics.stop()
             db.close()
             raise
         self._db, self._factory, self._port = db, factory, port
@@ -342,6 +371,8 @@ class AppServer:
         # abortConnection completes on the next reactor iteration.
         await deferLater(self._reactor, 0, lambda: None)
         db.close()
+        if self._metrics is not None:
+            await self._metrics.stop()
         self.log.info("app server stopped")
 
     async def purge(self) -> None:

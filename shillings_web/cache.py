@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +227,8 @@ class ProfileCache:
         self._epoch_grace = epoch_grace
         self._pending: set[str] = set()
         self._retry: Any = None
+        self.outcomes: Counter[str] = Counter()
+        """Lookups so far: ``hit`` (profile read), ``miss`` (to be filled), ``bypass``."""
 
     @property
     def pending(self) -> int:
@@ -234,8 +237,15 @@ class ProfileCache:
 
     async def lookup(self, identity: Identity) -> Lookup:
         """The cached profile if its generation and Redis epoch are current. ``gen`` is None
-        (nothing may be read or filled) if Redis failed, an invalidation of this process is
-        still pending, or Redis started empty less than ``epoch_grace`` seconds ago."""
+        (nothing may be read or filled: a bypass) if Redis failed, an invalidation of this
+        process is still pending, or Redis started empty less than ``epoch_grace`` seconds
+        ago."""
+        found = await self._lookup(identity)
+        hit_or_miss = "hit" if found.user is not None else "miss"
+        self.outcomes[hit_or_miss if found.gen is not None else "bypass"] += 1
+        return found
+
+    async def _lookup(self, identity: Identity) -> Lookup:
         if self.pending:
             return Lookup(None, None)
         token_key = TOKEN_KEY.format(identity.token_id)

@@ -56,6 +56,7 @@ class WebConfig:
     redis_timeout: float = 1.0
     shutdown_grace: float = 5.0
     cache_grace: float = 10.0
+    metrics_listen: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -89,6 +90,7 @@ class WebConfig:
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             trust_proxy=env_bool(env, "SHILLINGS_TRUST_PROXY", False),
             cache_grace=env_seconds(env, "SHILLINGS_CACHE_GRACE", 10.0),
+            metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
         )
 
 

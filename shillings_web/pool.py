@@ -228,6 +228,11 @@ class AppPool:
         return len(self._live)
 
     @property
+    def in_flight(self) -> int:
+        """Requests sent on live connections and not answered yet."""
+        return sum(protocol.in_flight for protocol in self._live)
+
+    @property
     def addresses(self) -> list[str]:
         """The app servers, each once, in configuration order."""
         return list(dict.fromkeys(slot.address for slot in self._slots))

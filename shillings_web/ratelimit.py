@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,8 @@ class Limiter:
         self._strict = strict
         self._reason = reason
         self._message = message
+        self.refusals: Counter[str] = Counter()
+        """Refused attempts so far: ``limit`` (429), ``unavailable`` (503)."""
 
     async def reserve(self, *subjects: list[str]) -> Attempt:
         """Count an attempt against every subject, or raise 429 (limit reached) or 503
@@ -153,6 +156,7 @@ class Limiter:
             try:
                 wait = int(await self._redis.execute("eval", _RESERVE, keys, args))
             except RedisUnavailable:
+                self.refusals["unavailable"] += 1
                 raise ApiError(
                     503,
                     "unavailable",
@@ -165,6 +169,7 @@ class Limiter:
             if wait < 0 and self._clock.seconds() - started < self._max_wait:
                 await deferLater(self._clock, POLL_INTERVAL, lambda: None)
                 continue
+            self.refusals["limit"] += 1
             raise ApiError(
                 429,
                 self._reason,
@@ -188,16 +193,16 @@ class LoginGuard:
 
     def __init__(self, limiter: Limiter, devices: DeviceCookies) -> None:
         self.devices = devices
-        self._limiter = limiter
+        self.limiter = limiter
 
     async def reserve(self, request: Any, email: str, ip: str) -> Attempt:
         nonce = self.devices.verify(request, email)
         if nonce is not None:
-            return await self._limiter.reserve(subject_keys("dev", nonce))
-        return await self._limiter.reserve(subject_keys("email", email), subject_keys("ip", ip))
+            return await self.limiter.reserve(subject_keys("dev", nonce))
+        return await self.limiter.reserve(subject_keys("email", email), subject_keys("ip", ip))
 
     async def settle(self, attempt: Attempt, outcome: str) -> None:
-        await self._limiter.settle(attempt, outcome)
+        await self.limiter.settle(attempt, outcome)
 
 
 def limits(config: WebConfig, redis: Redis, clock: Any) -> tuple[LoginGuard, Limiter]:

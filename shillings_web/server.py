@@ -9,10 +9,12 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from shillings_proto.metrics import MetricsListener
 from shillings_web.app import ShillingsApi
 from shillings_web.cache import Redis
 from shillings_web.config import WebConfig
 from shillings_web.drain import Drainer
+from shillings_web.metrics import WebMetrics
 from shillings_web.pool import AppPool
 from shillings_web.site import ShillingsSite
 
@@ -50,12 +52,22 @@ class WebServer:
         self.redis = Redis(config.redis, reactor, timeout=config.redis_timeout)
         self.api = ShillingsApi(config, self.pool, self.redis, reactor)
         self.drainer = Drainer(self.api.app.resource(), reactor)
-        self.site = ShillingsSite(self.drainer, config.max_body)
+        self.metrics = WebMetrics(rule.rule for rule in self.api.app.url_map.iter_rules())
+        self.site = ShillingsSite(self.drainer, config.max_body, metrics=self.metrics)
         self.site.noisy = False
+        limiters = {"login": self.api.logins.limiter, "signup": self.api.signups}
+        self.metrics.watch(self.site, self.pool, self.redis, self.api.cache, limiters)
         self._port: Any = None
+        self.metrics_listener = (
+            MetricsListener(reactor, config.metrics_listen, self.metrics.registry)
+            if config.metrics_listen
+            else None
+        )
 
     async def start(self, listen: str | None = None) -> None:
         """Connect to Redis and the app servers (in the background) and start listening."""
+        if self.metrics_listener is not None:
+            await self.metrics_listener.start()
         self.redis.start()
         self.pool.start()
         endpoint = serverFromString(self.reactor, listen or self.config.listen)
@@ -80,6 +92,11 @@ class WebServer:
     def port(self) -> int:
         assert self._port is not None
         return int(self._port.getHost().port)
+
+    @property
+    def metrics_port(self) -> int:
+        """The TCP port of the metrics listener (``SHILLINGS_METRICS_LISTEN``; 0: none)."""
+        return 0 if self.metrics_listener is None else self.metrics_listener.tcp_port
 
     async def wait_ready(self, within: float = 5.0) -> bool:
         """Wait until Redis and at least one app server are connected."""
@@ -113,4 +130,6 @@ class WebServer:
         await self.pool.stop()
         self.api.cache.stop()
         await self.redis.stop()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         log.info("web stopped")

@@ -22,6 +22,7 @@ from twisted.web import http, server
 from twisted.web.resource import IResource
 
 from shillings_web.errors import default_message, encode, envelope
+from shillings_web.metrics import WebMetrics
 
 log = Logger(namespace="shillings_web.request")
 
@@ -150,7 +151,10 @@ class ShillingsRequest(server.Request):
         self._logged = True
         self.web_site.request_done()
         method, path = _text(self.method), _text(self.path)
-        duration_ms = round((time.monotonic() - self.started) * 1000, 1)
+        seconds = time.monotonic() - self.started
+        if self.web_site.metrics is not None:
+            self.web_site.metrics.observe(path, method, status, seconds)
+        duration_ms = round(seconds * 1000, 1)
         user = self.user_id if self.user_id is not None else "-"
         # The text is built here in one f-string: formatting a six-field log format through
         # twisted.logger costs several times more, per request. The fields stay on the event.
@@ -217,21 +221,33 @@ class ShillingsChannel(http.HTTPChannel):
             status=code,
             request_id=request_id,
         )
+        metrics: WebMetrics | None = getattr(getattr(self, "site", None), "metrics", None)
+        if metrics is not None:
+            metrics.observe("-", "-", code, 0.0)
         if self.transport is not None:
             self.transport.write(head.encode("ascii") + body)
         self.loseConnection()
 
 
 class ShillingsSite(server.Site):
-    """A Site with the Shillings request class and a per-request log line, no access log."""
+    """A Site with the Shillings request class, a per-request log line (no access log) and
+    per-request metrics."""
 
     protocol = ShillingsChannel  # type: ignore[assignment]
     requestFactory = ShillingsRequest
     displayTracebacks = False
 
-    def __init__(self, resource: IResource, max_body: int, timeout: float = 75.0) -> None:
+    def __init__(
+        self,
+        resource: IResource,
+        max_body: int,
+        timeout: float = 75.0,
+        metrics: WebMetrics | None = None,
+    ) -> None:
         super().__init__(resource, parsePOSTFormSubmission=False, timeout=timeout)
         self.max_body = max_body
+        self.metrics = metrics
+        """Counts every request as it ends (also those the channel refuses unparsed)."""
         self.in_flight = 0
         self._idle_waiters: list[defer.Deferred[None]] = []
 

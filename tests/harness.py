@@ -67,21 +67,29 @@ def start_mariadb(root: str) -> MariaDB:
     datadir = os.path.join(root, "mysql")
     sock = os.path.join(root, "mysqld.sock")
     log = os.path.join(root, "mysqld.log")
-    os.makedirs(datadir, exist_ok=True)
-    subprocess.run(
-        [
-            _find("mariadb-install-db"),
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--user=root" if os.geteuid() == 0 else f"--user={os.getenv('USER', 'nobody')}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--skip-name-resolve",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    install = [
+        _find("mariadb-install-db"),
+        "--no-defaults",
+        f"--datadir={datadir}",
+        "--user=root" if os.geteuid() == 0 else f"--user={os.getenv('USER', 'nobody')}",
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+        "--skip-name-resolve",
+    ]
+    install_log = os.path.join(root, "mariadb-install.log")
+    # Seen failing once in ~8 runs on a heavily loaded machine: try again on a clean datadir
+    # before giving up, and say why it failed.
+    for attempt in (1, 2):
+        shutil.rmtree(datadir, ignore_errors=True)
+        os.makedirs(datadir)
+        with open(install_log, "wb") as out:
+            done = subprocess.run(install, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if done.returncode == 0:
+            break
+        if attempt == 2:
+            with open(install_log, encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError(f"mariadb-install-db exited {done.returncode}:\n{tail}")
     args = [
         _find("mariadbd"),
         "--no-defaults",

@@ -131,6 +131,7 @@ class Database:
         pool_min: int = 3,
         pool_max: int = 10,
         clock: IReactorTime | None = None,
+        retries: Counter[str] | None = None,
         sync_wait: int = 0,
     ) -> None:
         self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
@@ -148,12 +149,17 @@ class Database:
         # After MySQL restarts, every pooled connection is dead and each is found out by one
         # failed attempt, so allow as many reconnects as there are connections.
         self._max_reconnects = pool_max
-        self.retries: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter() if retries is None else retries
         """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``certification``
-        (Galera: a conflicting write committed first on another node), ``retry_transaction``."""
+        (Galera: a conflicting write committed first on another node), ``retry_transaction``
+        (``retries`` when given: a count kept across pools, e.g. an app server's restarts)."""
 
     def close(self) -> None:
         self._pool.close()
+
+    def pool_use(self) -> tuple[int, int]:
+        """Pool threads running a transaction now, and the most the pool runs at once."""
+        return len(self._pool.threadpool.working), self._pool.max
 
     async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
         """Run ``func(txn, *args)`` in one DB transaction, retrying: after a lost connection

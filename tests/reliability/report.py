@@ -89,7 +89,7 @@ class Collector:
         lines += [f"| {label} | {self.total(name):,} |" for label, name in TOTALS]
         lines += ["", "## Scenarios", ""]
         last = ("cents_lost", "invariant_violations")
-        for scenario, figures in sorted(self.figures.items()):
+        for scenario, figures in sorted(self.figures.items(), key=_scenario_order):
             lines += [f"### {scenario}", ""]
             if self.descriptions.get(scenario):
                 lines += [self.descriptions[scenario], ""]
@@ -186,3 +186,9 @@ def _commit() -> str:
 
 COLLECTOR = Collector()
 """The one collector of this pytest process."""
+
+
+def _scenario_order(item: tuple[str, Any]) -> tuple[int, str]:
+    """Scenarios by their number ("9. …" before "10. …"), then by name."""
+    number, _, rest = item[0].partition(". ")
+    return (int(number) if number.isdigit() else 10**6, rest)

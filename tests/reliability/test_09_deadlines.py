@@ -25,7 +25,7 @@ from tests.stack.helpers import Client
 pytestmark = pytest.mark.slow
 
 SCENARIO_STALL = "9. Deadlines: a stalled app server applies nothing answered 503"
-SCENARIO_FLOOD = "10. Password work: 40 concurrent signups beside one login"
+SCENARIO_FLOOD = "16. Password work: 40 concurrent signups beside one login"
 COLLECTOR.describe(
     SCENARIO_STALL,
     "With the only app server stopped (SIGSTOP), a pay without a key, a pay with a key and "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stackctl import ROOT, free_port
+from bench.stackctl import ROOT, free_port, free_port_base
 from bench.stackctl import stack_module as load_stack_module
 
 SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
@@ -24,6 +24,7 @@ __all__ = [
     "RawAnswer",
     "clean_env",
     "free_port",
+    "free_port_base",
     "load_stack_module",
     "raw_exchange",
     "stack_env",
@@ -41,15 +42,19 @@ def clean_env(**overrides: str) -> dict[str, str]:
 def stack_env(
     var: Path, port: int, *, web_procs: int = 2, app_procs: int = 2, **extra: str
 ) -> dict[str, str]:
-    """The environment of a test stack: private var dir and port, cheap bcrypt (unless
-    ``extra`` says otherwise)."""
+    """The environment of a test stack: private var dir, port and metrics ports, cheap bcrypt
+    (unless ``extra`` says otherwise)."""
     return clean_env(
         SHILLINGS_VAR=str(var),
         SHILLINGS_HTTP_HOST="127.0.0.1",
         SHILLINGS_HTTP_PORT=str(port),
         WEB_PROCS=str(web_procs),
         APP_PROCS=str(app_procs),
-        **{"SHILLINGS_BCRYPT_COST": "4", **extra},
+        **{
+            "SHILLINGS_BCRYPT_COST": "4",
+            "SHILLINGS_METRICS_PORT_BASE": str(free_port_base()),
+            **extra,
+        },
     )
 
 

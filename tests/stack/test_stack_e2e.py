@@ -226,6 +226,11 @@ def test_stack_serves_restarts_and_stops_cleanly(stack: Stack) -> None:
     assert status == 503 and body["status"]["code"] == 503, body
     assert body["status"]["reason"] == "unavailable"
     assert response.getheader("X-Request-Id") == "stk-down"
+    assert "Idempotency-Key" not in body["status"]["message"], body
+    status, body, _ = alice.call(
+        "POST", "/v1/pay", {"receiver_email": "nobody@example.com", "amount": "1.00"}
+    )
+    assert status == 503 and "the outcome is unknown" in body["status"]["message"], body
     assert stack.ctl("start", "web:*").returncode == 0
 
     # `make stop` leaves no process behind: supervisord, every program, nginx's workers.

@@ -1,0 +1,113 @@
+"""The metrics of one app server (docs/ARCHITECTURE.md, "Metrics").
+
+Requests are counted as they are answered (``observe``, called by the protocol), by command
+and status; payments and top-ups from a PAY / TPU request answered 200. Connections, requests
+in progress, the database pool and its retries are read from the server's state when scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import Metric
+
+from shillings_proto import pb
+from shillings_proto.metrics import LATENCY_BUCKETS, StateCollector, counts, gauge
+
+COMMANDS = frozenset(pb.Command.keys())
+RETRY_CAUSES = ("reconnect", "lock_conflict", "retry_transaction")
+
+
+class AppMetrics:
+    """A registry of its own (several app servers may share a process, as in tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "shillings_app_requests",
+            "Requests answered, by command and status code",
+            ["command", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "shillings_app_request_duration_seconds",
+            "Time from a request's arrival to its answer, by command",
+            ["command"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._payments = Counter(
+            "shillings_app_payments",
+            "PAY requests answered 200 (a replayed idempotency key counts again)",
+            registry=self.registry,
+        )
+        self._payment_cents = Counter(
+            "shillings_app_payment_cents",
+            "Cents moved by PAY requests answered 200",
+            registry=self.registry,
+        )
+        self._topups = Counter(
+            "shillings_app_topups",
+            "TPU requests answered 200 (a replayed idempotency key counts again)",
+            registry=self.registry,
+        )
+        self._topup_cents = Counter(
+            "shillings_app_topup_cents",
+            "Cents added by TPU requests answered 200",
+            registry=self.registry,
+        )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, command: str, request: pb.Request, status: int, seconds: float) -> None:
+        """Count one answered request (``command``: its name, from ``dispatch``)."""
+        key = (command if command in COMMANDS else "other", status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(key[0], str(status)),
+                self._latency.labels(key[0]),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if status != 200:
+            return
+        if request.command == pb.PAY:
+            self._payments.inc()
+            self._payment_cents.inc(request.pay.amount)
+        elif request.command == pb.TPU:
+            self._topups.inc()
+            self._topup_cents.inc(request.topup.amount)
+
+    def watch(self, server: Any) -> None:
+        """Read ``server``'s (an ``AppServer``) connections, requests in progress and
+        database pool when scraped; zeros while it is stopped."""
+
+        def read() -> Iterator[Metric]:
+            factory, db = server.factory, server.db
+            yield gauge(
+                "shillings_app_connections",
+                "Open connections from web processes",
+                len(factory.connections) if factory is not None else 0,
+            )
+            yield gauge(
+                "shillings_app_in_flight",
+                "Requests in progress",
+                factory.in_flight if factory is not None else 0,
+            )
+            busy, size = db.pool_use() if db is not None else (0, 0)
+            yield gauge(
+                "shillings_app_db_pool_busy", "Database pool threads running a transaction", busy
+            )
+            yield gauge("shillings_app_db_pool_size", "Database pool threads at most", size)
+            yield counts(
+                "shillings_app_db_retries",
+                "Database transactions run again, by cause: reconnect (connection lost),"
+                " lock_conflict (deadlock or lock wait timeout), retry_transaction (lost race)",
+                ["cause"],
+                (([cause], server.db_retries[cause]) for cause in RETRY_CAUSES),
+            )
+
+        self.registry.register(StateCollector(read))

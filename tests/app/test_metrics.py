@@ -1,0 +1,109 @@
+"""The app server's metrics, scraped over HTTP from its metrics listener after known traffic."""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.task import deferLater
+
+from shillings_proto import messages
+from shillings_proto.framing import ShillingsClientProtocol
+from tests.app.helpers import new_session, row_locked, sql
+from tests.scrape import scrape
+
+METRICS = "tcp:0:interface=127.0.0.1"
+
+
+async def _connect(server) -> ShillingsClientProtocol:
+    endpoint = clientFromString(reactor, server.address)
+    return await connectProtocol(endpoint, ShillingsClientProtocol())
+
+
+async def _close(client: ShillingsClientProtocol) -> None:
+    client.transport.loseConnection()
+    await client.lost_deferred
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_payments_and_cents_are_counted(make_server):
+    server = await make_server(metrics_listen=METRICS)
+    client = await _connect(server)
+    try:
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        assert (await payer.topup(10_000)).status.code == 200
+        for amount in (100, 250, 1234):
+            assert (await payer.pay(payee.email, amount)).status.code == 200
+        refused = await payer.pay(payee.email, 1_000_000)
+        assert (refused.status.code, refused.status.reason) == (422, "insufficient_funds")
+        assert await payee.balance() == 1584
+        m = await scrape(server.metrics_port)
+        assert m("shillings_app_connections") == 1
+    finally:
+        await _close(client)
+
+    requests = "shillings_app_requests_total"
+    assert m(requests, command="SGN", status="201") == 2
+    assert m(requests, command="LGN", status="200") == 2
+    assert m(requests, command="TPU", status="200") == 1
+    assert m(requests, command="PAY", status="200") == 3
+    assert m(requests, command="PAY", status="422") == 1
+    assert m(requests, command="USR", status="200") == 1
+    assert m("shillings_app_request_duration_seconds_count", command="PAY") == 4
+    assert m("shillings_app_request_duration_seconds_bucket", command="PAY", le="+Inf") == 4
+    assert m("shillings_app_payments_total") == 3
+    assert m("shillings_app_payment_cents_total") == 1584
+    assert m("shillings_app_topups_total") == 1
+    assert m("shillings_app_topup_cents_total") == 10_000
+    assert m("shillings_app_in_flight") == 0
+    assert m("shillings_app_db_pool_busy") == 0
+    assert m("shillings_app_db_pool_size") == server.config.db_pool_max
+    for cause in ("reconnect", "lock_conflict", "retry_transaction"):
+        assert m("shillings_app_db_retries_total", cause=cause) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_in_flight_pool_use_and_retries_are_read_when_scraped(make_server):
+    """Four duplicate payments wait on a locked row (four requests in flight, four pool
+    threads busy); released, three of them roll back and retry (the stored answer is
+    replayed: each counts as a payment answered 200). The counts outlive a restart."""
+    server = await make_server(metrics_listen=METRICS)
+    client = await _connect(server)
+    try:
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(10_000)
+        with row_locked(server.dsn, payer.user_id):
+            requests = [
+                client.call(messages.pay(payer.user_id, payer.token_id, payee.email, 300, "k"))
+                for _ in range(4)
+            ]
+            for _ in range(500):
+                waiting = sql(
+                    server.dsn,
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE"
+                    " command = 'Query' AND info LIKE 'SELECT user_id, balance%%FOR UPDATE'",
+                )[0][0]
+                if waiting == 4:
+                    break
+                await deferLater(reactor, 0.01, lambda: None)
+            held = await scrape(server.metrics_port)
+        responses = await defer.gatherResults(requests)
+        assert [r.status.code for r in responses] == [200] * 4
+    finally:
+        await _close(client)
+    assert held("shillings_app_in_flight") == 4
+    assert held("shillings_app_db_pool_busy") == 4
+    after = await scrape(server.metrics_port)
+    assert after("shillings_app_in_flight") == 0
+    assert after("shillings_app_db_retries_total", cause="retry_transaction") == 3
+    assert after("shillings_app_payments_total") == 4
+    assert after("shillings_app_payment_cents_total") == 1200
+
+    await server.stop()
+    await server.start()
+    restarted = await scrape(server.metrics_port)
+    assert restarted("shillings_app_db_retries_total", cause="retry_transaction") == 3
+    assert restarted("shillings_app_requests_total", command="PAY", status="200") == 4
+    assert restarted("shillings_app_connections") == 0
