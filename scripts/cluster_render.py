@@ -18,7 +18,11 @@ REDIS = (1, 2)
 SENTINELS = (1, 2, 3)
 MASTER_NAME = "shillings"
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
-PACKAGES = {"galera-4": GALERA_PROVIDER, "mariadb-backup": "/usr/bin/mariabackup"}
+PACKAGES = {
+    "galera-4": GALERA_PROVIDER,
+    "mariadb-backup": "/usr/bin/mariabackup",
+    "socat": "/usr/bin/socat",  # the mariabackup SST script streams through it
+}
 
 
 @dataclass(frozen=True)
