@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The cluster shape of Shillings on this one machine, under one supervisord.
 
-    cluster.py start    3 MariaDB Galera nodes, Redis, 2 app servers (each on its own
-                        Galera node, TCP on 127.0.0.1), web processes and nginx; returns once
-                        /healthz answers 200 through nginx
+    cluster.py start    3 MariaDB Galera nodes, a Redis primary and replica with 3
+                        sentinels, 2 app servers (each on its own Galera node, mutual TLS
+                        on 127.0.0.1), web processes and nginx; returns once /healthz
+                        answers 200 through nginx (after a failed start: `stop`)
     cluster.py stop     shut all of it down; leave no process behind
     cluster.py status   supervisorctl status, each Galera node's state, /healthz
     cluster.py ctl ARGS supervisorctl -c <this cluster's config> ARGS
@@ -66,8 +67,11 @@ def _grastate(cfg: ClusterConfig, n: int) -> dict[str, str]:
 
 def bootstrap_node(cfg: ClusterConfig) -> int:
     """The node that starts a new cluster: the one Galera marked safe to bootstrap (the last
-    to stop cleanly); else, after all crashed, the one with the highest committed seqno
-    in its grastate; node 1 for a new cluster."""
+    to stop cleanly); else the highest seqno the grastate files record; else node 1 (a new
+    cluster). After a crash of all nodes every grastate says -1: node 1 then bootstraps and
+    galera_node.sh sets it safe, which can drop the last transactions another node had
+    committed; to avoid that, compare `mariadbd --wsrep-recover` positions by hand first
+    (docs/DEPLOYMENT.md)."""
     states = {n: _grastate(cfg, n) for n in NODES}
     safe = [n for n, s in states.items() if s.get("safe_to_bootstrap") == "1"]
     if safe:
