@@ -19,6 +19,7 @@ COPY pyproject.toml ./
 COPY shillings_proto ./shillings_proto
 COPY shillings_app ./shillings_app
 COPY shillings_web ./shillings_web
+COPY shillings_stack ./shillings_stack
 RUN python -m venv .venv \
     && .venv/bin/pip install --no-cache-dir --upgrade pip \
     && .venv/bin/pip install --no-cache-dir -e .

@@ -2,7 +2,7 @@
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
-# SHILLINGS_VAR, ...) are read from the environment by scripts/stack.py; make passes both
+# SHILLINGS_VAR, ...) are read from the environment by scripts/stack.py (shillings_stack/config.py); make passes both
 # `VAR=value make start` and `make start VAR=value` through. Defaults: see README.
 STACK := $(PY) scripts/stack.py
 
@@ -15,7 +15,7 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy shillings_proto shillings_app shillings_web
+	.venv/bin/mypy shillings_proto shillings_app shillings_web shillings_stack
 
 format: setup
 	.venv/bin/ruff format .

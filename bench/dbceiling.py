@@ -13,6 +13,7 @@ from pathlib import Path
 import pymysql
 
 from bench.wrk import Point
+from shillings_app.handlers.pay import pay_txn
 
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -40,41 +41,9 @@ def _insert_payment(
 
 
 def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
-    """One payment of one cent, statement for statement as MoneyStore.pay runs it without an
-    Idempotency-Key: one lookup (revoked token, receiver id, the key's earlier use through a
-    LEFT JOIN on key ''), both rows locked by one ``IN (…) ORDER BY user_id FOR UPDATE``
-    (InnoDB walks the primary key upwards: ascending id order), one UPDATE moving both
-    balances, the INSERT; the caller commits. 4 statements + COMMIT."""
-    sender_id = sender[0]
-    cur.execute(
-        "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = %s),"
-        " (SELECT user_id FROM users WHERE email = %s),"
-        " k.request_hash, k.response"
-        " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k"
-        " ON k.user_id = %s AND k.idem_key = %s",
-        (uuid.uuid4().hex, receiver_email, sender_id, ""),
-    )
-    revoked, found_receiver, request_hash, _ = cur.fetchone()
-    if revoked or found_receiver is None or request_hash is not None:
-        raise RuntimeError("unexpected revoked token, unknown receiver or used key")
-    receiver_id = int(found_receiver)
-    cur.execute(
-        "SELECT user_id, balance, email FROM users WHERE user_id IN (%s, %s)"
-        " ORDER BY user_id FOR UPDATE",
-        (sender_id, receiver_id),
-    )
-    locked = {int(r[0]): (int(r[1]), r[2]) for r in cur.fetchall()}
-    amount = 1
-    if locked[sender_id][0] < amount:
-        raise RuntimeError("bench user ran out of money")
-    cur.execute(
-        "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
-        " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
-        (sender_id, amount, amount, sender_id, receiver_id),
-    )
-    _insert_payment(
-        cur, (sender_id, locked[sender_id][1]), (receiver_id, locked[receiver_id][1]), amount
-    )
+    """One payment of one cent without an Idempotency-Key, by the app server's own
+    transaction function (``handlers.pay.pay_txn``): 4 statements; the caller commits."""
+    pay_txn(cur, sender[0], uuid.uuid4().hex, receiver_email, 1, None)
 
 
 def _pay_7stmt(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:

@@ -19,7 +19,7 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("JWT verification (PyJWT)", ("jwt/",)),
     ("JSON encode/decode", ("json/",)),
-    ("protobuf build/parse", ("google/protobuf", "shillings_pb2", "shillings_proto/messages.py")),
+    ("protobuf build/parse", ("google/protobuf", "shillings_pb2")),
     ("MySQL driver (pymysql)", ("pymysql/",)),
     (
         "DB thread hand-off (adbapi, threadpool)",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+
+from shillings_stack.config import StackConfig
+from shillings_stack.processes import stack_processes
+from shillings_stack.supervisor import process_infos
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,19 +46,6 @@ def _port_free(port: int) -> bool:
 def short_tempdir(prefix: str) -> Path:
     """A temp dir with a short path: the stack's unix sockets live under it."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def stack_module() -> ModuleType:
-    """``scripts/stack.py`` imported as a module (for its supervisord RPC helpers)."""
-    name = "shillings_stack_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -144,8 +132,7 @@ class Stack:
 
     def pids(self) -> dict[str, int]:
         """``{"web_00": pid, "app_00": pid, ...}`` of the running web and app processes."""
-        module = stack_module()
-        infos = module.process_infos(module.StackConfig.from_env(self.env()))
+        infos = process_infos(StackConfig.from_env(self.env()))
         return {
             i["name"]: int(i["pid"])
             for i in infos
@@ -154,10 +141,9 @@ class Stack:
 
     def cpu_seconds(self) -> dict[int, tuple[str, float]]:
         """CPU time (user + system) so far of every process of this stack, by pid."""
-        module = stack_module()
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
-        for pid in module.stack_processes(module.StackConfig.from_env(self.env())):
+        for pid in stack_processes(StackConfig.from_env(self.env())):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:

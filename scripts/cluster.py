@@ -26,19 +26,31 @@ import xmlrpc.client
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack as S
 from cluster_render import (
     APPS,
     MASTER_NAME,
     NODES,
     PACKAGES,
     REDIS,
-    ROOT,
     SENTINELS,
     ClusterConfig,
     render_node_cnf,
     render_programs,
     render_sentinel_conf,
+)
+
+from shillings_stack.cli import cmd_ctl
+from shillings_stack.config import ROOT, VENV_BIN, StackError, find_binary
+from shillings_stack.health import healthz, print_log_tail, wait_ready
+from shillings_stack.lifecycle import check_port_free, cmd_stop, ensure_jwt_secret
+from shillings_stack.processes import recover, stop_leftovers
+from shillings_stack.render import make_dirs, render_nginx, render_supervisord_conf, write_atomic
+from shillings_stack.supervisor import (
+    print_status,
+    process_infos,
+    rpc,
+    supervisord_env,
+    supervisord_pid,
 )
 
 
@@ -109,17 +121,17 @@ def wait_synced(cfg: ClusterConfig, nodes: list[int], timeout: float) -> None:
         states = {n: node_state(cfg, n) for n in nodes}
         if all(state == "Synced" for state in states.values()):
             return
-        fatal = [i["name"] for i in S.process_infos(cfg.stack()) if i["statename"] == "FATAL"]
+        fatal = [i["name"] for i in process_infos(cfg.stack()) if i["statename"] == "FATAL"]
         if fatal or time.monotonic() > deadline:
             for n in nodes:
-                S._print_log_tail(cfg.stack(), f"galera_{n}", 30)
-            raise S.StackError(f"Galera nodes not synced: {states}; FATAL: {fatal}")
+                print_log_tail(cfg.stack(), f"galera_{n}", 30)
+            raise StackError(f"Galera nodes not synced: {states}; FATAL: {fatal}")
         time.sleep(0.5)
 
 
 def sentinel_view(cfg: ClusterConfig, n: int) -> dict[str, str]:
     """``SENTINEL MASTER`` as sentinel ``n`` sees it (empty when it does not answer)."""
-    cli = [S.find_binary("redis-cli"), "-h", "127.0.0.1", "-p", str(cfg.sentinel_port(n))]
+    cli = [find_binary("redis-cli"), "-h", "127.0.0.1", "-p", str(cfg.sentinel_port(n))]
     done = subprocess.run(
         [*cli, "--raw", "sentinel", "master", MASTER_NAME],
         capture_output=True,
@@ -138,13 +150,13 @@ def wait_sentinels(cfg: ClusterConfig, deadline: float) -> None:
         if all(v.get("num-other-sentinels") == "2" and v.get("num-slaves") == "1" for v in views):
             return
         if time.monotonic() > deadline:
-            raise S.StackError(f"sentinels not ready: {views}")
+            raise StackError(f"sentinels not ready: {views}")
         time.sleep(0.5)
 
 
 def start_node(cfg: ClusterConfig, n: int) -> None:
     try:
-        S.rpc(cfg.stack()).startProcess(f"galera_{n}:galera_{n}", False)
+        rpc(cfg.stack()).startProcess(f"galera_{n}:galera_{n}", False)
     except xmlrpc.client.Fault as e:
         if "ALREADY_STARTED" not in e.faultString:
             raise
@@ -153,48 +165,50 @@ def start_node(cfg: ClusterConfig, n: int) -> None:
 def prepare(cfg: ClusterConfig) -> Path:
     """Like stack.py's prepare: leftovers of an unclean stop, port check, rendering."""
     st = cfg.stack()
-    S.stop_leftovers(st)
-    removed = S.recover(st)
+    stop_leftovers(st)
+    removed = recover(st)
     if removed:
         print(f"cluster: removed leftovers of an unclean stop: {', '.join(removed)}")
-    S.check_port_free(st)
-    S.make_dirs(st)
+    check_port_free(st)
+    make_dirs(st)
     for n in NODES:
         cfg.node_dir(n).mkdir(parents=True, exist_ok=True)
-        S._write(cfg.node_dir(n) / "my.cnf", render_node_cnf(cfg, n))
+        write_atomic(cfg.node_dir(n) / "my.cnf", render_node_cnf(cfg, n))
     for n in REDIS:
         node = cfg.var / "redis" / f"node{n}"
         node.mkdir(parents=True, exist_ok=True)
         (node / "started").unlink(missing_ok=True)  # a new start: node 1 is primary again
     for n in SENTINELS:
         (cfg.var / "redis" / f"sentinel{n}").mkdir(parents=True, exist_ok=True)
-        S._write(cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf", render_sentinel_conf(cfg, n))
+        write_atomic(
+            cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf", render_sentinel_conf(cfg, n)
+        )
     if not (cfg.tls_dir / "web.pem").exists():
         apps = ",".join(f"app-{n}" for n in APPS)
-        certs = [str(S.VENV_BIN / "python"), str(ROOT / "scripts" / "certs.py")]
+        certs = [str(VENV_BIN / "python"), str(ROOT / "scripts" / "certs.py")]
         subprocess.run([*certs, str(cfg.tls_dir), "--app", apps, "--web", "web"], check=True)
-    S._write(st.etc_dir / "nginx.conf", S.render_nginx(st))
-    S._write(st.etc_dir / "programs.conf", render_programs(cfg))
-    S._write(st.conf, S.render_supervisord_conf(st))
-    S.ensure_jwt_secret(st)
+    write_atomic(st.etc_dir / "nginx.conf", render_nginx(st))
+    write_atomic(st.etc_dir / "programs.conf", render_programs(cfg))
+    write_atomic(st.conf, render_supervisord_conf(st))
+    ensure_jwt_secret(st)
     return st.conf
 
 
 def cmd_start(cfg: ClusterConfig) -> int:
     st = cfg.stack()
-    if S.supervisord_pid(st):
+    if supervisord_pid(st):
         print(f"cluster: already running (var: {cfg.var})")
-        return 0 if S.wait_ready(st) else 1
+        return 0 if wait_ready(st) else 1
     ensure_packages()
     conf = prepare(cfg)
     first = bootstrap_node(cfg)
     (cfg.node_dir(first) / "bootstrap").write_text("")
-    env = {**S._supervisord_env(st), "SHILLINGS_REDIS_SENTINELS": cfg.sentinels}
+    env = {**supervisord_env(st), "SHILLINGS_REDIS_SENTINELS": cfg.sentinels}
     env["SHILLINGS_REDIS_MASTER_NAME"] = MASTER_NAME
-    subprocess.run([str(S.VENV_BIN / "supervisord"), "-c", str(conf)], env=env, check=True)
+    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf)], env=env, check=True)
     began = time.monotonic()
     for name in [f"redis_{n}" for n in REDIS] + [f"sentinel_{n}" for n in SENTINELS]:
-        S.rpc(st).startProcess(name, False)
+        rpc(st).startProcess(name, False)
     start_node(cfg, first)
     wait_synced(cfg, [first], cfg.start_timeout)
     for n in NODES:
@@ -204,28 +218,28 @@ def cmd_start(cfg: ClusterConfig) -> int:
     print(f"cluster: 3 Galera nodes synced in {time.monotonic() - began:.0f}s")
     # Migrations run once for the cluster, on one node; the app servers find none pending.
     migrate_env = {**env, "SHILLINGS_MYSQL_DSN": cfg.dsn(first)}
-    subprocess.run([str(S.VENV_BIN / "shillings-app"), "migrate"], env=migrate_env, check=True)
+    subprocess.run([str(VENV_BIN / "shillings-app"), "migrate"], env=migrate_env, check=True)
     for n in APPS:
-        S.rpc(st).startProcess(f"app:app_{n:02d}", False)
+        rpc(st).startProcess(f"app:app_{n:02d}", False)
     wait_sentinels(cfg, began + cfg.start_timeout)
-    if not S.wait_ready(st):
-        S.print_status(st)
+    if not wait_ready(st):
+        print_status(st)
         print(f"cluster: not ready; logs in {cfg.var / 'log'} (`make cluster-stop`)")
         return 1
-    S.print_status(st)
+    print_status(st)
     print(f"cluster: ready on {st.url}")
     return 0
 
 
 def cmd_status(cfg: ClusterConfig) -> int:
     st = cfg.stack()
-    if not S.supervisord_pid(st):
+    if not supervisord_pid(st):
         print(f"cluster: not running (var: {cfg.var})")
         return 3
-    S.print_status(st)
+    print_status(st)
     for n in NODES:
         print(f"galera node{n} (127.0.0.1:{cfg.mysql_port(n)}): {node_state(cfg, n)}")
-    code, body = S.healthz(st)
+    code, body = healthz(st)
     print(f"{st.url}/healthz: {code or 'unreachable'} {body.strip()}")
     return 0 if code == 200 else 1
 
@@ -240,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             return cmd_start(cfg)
         if args.command == "stop":
-            return S.cmd_stop(cfg.stack())
+            return cmd_stop(cfg.stack())
         if args.command == "status":
             return cmd_status(cfg)
         if args.command == "render":
             print(prepare(cfg))
             return 0
-        return S.cmd_ctl(cfg.stack(), args.args)
-    except S.StackError as e:
+        return cmd_ctl(cfg.stack(), args.args)
+    except StackError as e:
         print(f"cluster: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:

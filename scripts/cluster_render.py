@@ -4,14 +4,13 @@ Galera node's defaults file, each sentinel's configuration, and the supervisord 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack as S
+from shillings_stack.config import ROOT, VENV_BIN, StackConfig, env_int, find_binary
+from shillings_stack.render import _env_line
+from shillings_stack.render import render_programs as render_stack_programs
 
-ROOT = S.ROOT
 NODES = (1, 2, 3)
 APPS = (0, 1)
 REDIS = (1, 2)
@@ -42,10 +41,10 @@ class ClusterConfig:
         var = Path(os.path.abspath(env.get("SHILLINGS_VAR") or ROOT / "var-cluster"))
         return cls(
             var=var,
-            port_base=S._int(env, "SHILLINGS_CLUSTER_PORT_BASE", 13300, 1024, 65400),
-            http_port=S._int(env, "SHILLINGS_HTTP_PORT", 8090, 1, 65535),
-            web_procs=S._int(env, "WEB_PROCS", 2, 1, 16),
-            start_timeout=float(S._int(env, "SHILLINGS_START_TIMEOUT", 240, 30, 3600)),
+            port_base=env_int(env, "SHILLINGS_CLUSTER_PORT_BASE", 13300, 1024, 65400),
+            http_port=env_int(env, "SHILLINGS_HTTP_PORT", 8090, 1, 65535),
+            web_procs=env_int(env, "WEB_PROCS", 2, 1, 16),
+            start_timeout=float(env_int(env, "SHILLINGS_START_TIMEOUT", 240, 30, 3600)),
         )
 
     def mysql_port(self, n: int) -> int:
@@ -99,10 +98,10 @@ class ClusterConfig:
             f":certKey={tls / 'web.pem'}:privateKey={tls / 'web.key'}:hostname=app-{n}"
         )
 
-    def stack(self) -> S.StackConfig:
+    def stack(self) -> StackConfig:
         """The part scripts/stack.py renders: Redis, web processes, nginx."""
         apps = ",".join(self.app_client(n) for n in APPS)
-        return S.StackConfig(
+        return StackConfig(
             var=self.var,
             web_procs=self.web_procs,
             app_procs=0,
@@ -181,7 +180,7 @@ def _section(name: str, command: str, env: dict[str, str], priority: int, log: P
 [program:{name}]
 command = {command}
 directory = {ROOT}
-environment = {S._env_line(env)}
+environment = {_env_line(env)}
 priority = {priority}
 autostart = false
 autorestart = true
@@ -201,7 +200,7 @@ def render_programs(cfg: ClusterConfig) -> str:
     """stack.py's Redis, web and nginx sections, plus the Galera nodes and app servers
     (started in order by `start`, not by supervisord)."""
     log = cfg.var / "log"
-    parts = [S.render_programs(cfg.stack())]
+    parts = [render_stack_programs(cfg.stack())]
     script = ROOT / "scripts" / "galera_node.sh"
     for n in NODES:
         parts.append(
@@ -215,7 +214,7 @@ def render_programs(cfg: ClusterConfig) -> str:
         parts.append(_section(f"redis_{n}", command, {}, 5, log))
     for n in SENTINELS:
         conf = cfg.var / "redis" / f"sentinel{n}" / "sentinel.conf"
-        command = f"{S.find_binary('redis-server')} {conf} --sentinel"
+        command = f"{find_binary('redis-server')} {conf} --sentinel"
         parts.append(_section(f"sentinel_{n}", command, {}, 6, log))
     for n in APPS:
         env = {
@@ -227,8 +226,6 @@ def render_programs(cfg: ClusterConfig) -> str:
             "SHILLINGS_MYSQL_DSN": cfg.dsn(cfg.app_node(n)),
             "SHILLINGS_DB_SYNC_WAIT": "1",
         }
-        parts.append(
-            _section(f"app_{n:02d}", f"{S.VENV_BIN / 'shillings-app'} serve", env, 20, log)
-        )
+        parts.append(_section(f"app_{n:02d}", f"{VENV_BIN / 'shillings-app'} serve", env, 20, log))
     parts.append(f"\n[group:app]\nprograms = {','.join(f'app_{n:02d}' for n in APPS)}\n")
     return "\n".join(parts)

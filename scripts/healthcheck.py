@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Container health checks (the image's HEALTHCHECK and docker-compose.yml's), exit 0 if healthy.
 
-    healthcheck.py             the whole stack of this container (scripts/stack.py's settings):
+    healthcheck.py             the whole stack of this container (shillings_stack's settings):
                                /healthz 200 through nginx on SHILLINGS_HTTP_PORT and from every
                                web process's own socket, so "healthy" means every web process
                                has its app server and Redis connections
@@ -9,7 +9,8 @@
     healthcheck.py --app H:P   the app server at H:P answers a health request (database up),
                                after the SHILLINGS_APP_SECRET handshake when that is set
 
-Never through an HTTP proxy, whatever the environment says. Stdlib and shillings_proto only.
+Never through an HTTP proxy, whatever the environment says. Stdlib, shillings_proto and
+shillings_stack only.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ def _read_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def app_ok(address: str) -> bool:
-    from shillings_proto import messages, pb
+    from shillings_proto import pb
 
     host, _, port = address.rpartition(":")
-    requests = [messages.health()]
+    requests = [pb.Request(command=pb.HLT, health=pb.HealthRequest())]
     secret = os.environ.get("SHILLINGS_APP_SECRET")
     if secret:
-        requests.insert(0, messages.hello(secret))
+        requests.insert(0, pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=secret)))
     try:
         with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
             for request_id, request in enumerate(requests, start=1):
@@ -68,12 +69,12 @@ def app_ok(address: str) -> bool:
 
 
 def stack_ok() -> bool:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import stack
+    from shillings_stack.config import StackConfig, StackError
+    from shillings_stack.health import all_healthy
 
     try:
-        return stack.all_healthy(stack.StackConfig.from_env())
-    except stack.StackError as e:
+        return all_healthy(StackConfig.from_env())
+    except StackError as e:
         print(f"healthcheck: {e}", file=sys.stderr)
         return False
 

@@ -25,12 +25,14 @@ DB_WAIT_S = 30.0
 
 def _wait_for_db(what: Callable[[], T], seconds: float = DB_WAIT_S) -> T:
     """Run ``what``, retrying while MySQL is not reachable yet (bounded)."""
+    from shillings_app.storage.database import CONNECT_CODES
+
     deadline = time.monotonic() + seconds
     while True:
         try:
             return what()
         except pymysql.err.OperationalError as e:
-            if e.args and e.args[0] in (2002, 2003, 2013) and time.monotonic() < deadline:
+            if e.args and e.args[0] in CONNECT_CODES and time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
             raise

@@ -7,27 +7,33 @@ from collections.abc import Awaitable, Callable
 from twisted.logger import Logger
 
 from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
-from shillings_app.handlers import Context, auth, health, payments, transactions
-from shillings_app.storage import (
-    DatabaseUnavailable,
-    DeadlineExceeded,
-    RequestScope,
-    check_deadline,
+from shillings_app.handlers import (
+    Context,
+    health,
+    history,
+    login,
+    pay,
+    profile,
+    revoke,
+    signup,
+    topup,
 )
+from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded, RequestScope
 from shillings_proto import pb
+from shillings_proto.fields import FieldError
 from shillings_proto.framing import error_response
 
-Handler = Callable[[Context, pb.Request], Awaitable[pb.Response]]
+Handler = Callable[[Context, pb.Request, RequestScope], Awaitable[pb.Response]]
 
 ROUTES: dict[int, tuple[str, Handler]] = {
-    pb.LGN: ("login", auth.login),
-    pb.SGN: ("signup", auth.signup),
-    pb.USR: ("profile", auth.profile),
-    pb.PAY: ("pay", payments.pay),
-    pb.TPU: ("topup", payments.topup),
-    pb.TXQ: ("transactions", transactions.transactions),
-    pb.RVK: ("revoke", auth.revoke),
-    pb.HLT: ("health", health.health),
+    pb.LGN: ("login", login.handle),
+    pb.SGN: ("signup", signup.handle),
+    pb.USR: ("profile", profile.handle),
+    pb.PAY: ("pay", pay.handle),
+    pb.TPU: ("topup", topup.handle),
+    pb.TXQ: ("transactions", history.handle),
+    pb.RVK: ("revoke", revoke.handle),
+    pb.HLT: ("health", health.handle),
 }
 """Each command with the ``body`` oneof field it requires and its handler (HEL is handled
 by the connection itself)."""
@@ -47,14 +53,12 @@ def _refusal(error: AppError, no_effect: bool) -> pb.Response:
     return response
 
 
-async def dispatch(
-    ctx: Context, request: pb.Request, scope: RequestScope | None = None
-) -> pb.Response:
-    """Run the handler of ``request.command`` unless its deadline has passed; map errors to
-    their status. A 503 says whether the request surely had no effect: it did not when no
-    transaction of it reached COMMIT (``scope``)."""
+async def dispatch(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
+    """Run the handler of ``request.command`` unless its deadline (``scope``) has passed;
+    map every error to its status, here and only here. A 503 says whether the request
+    surely had no effect: it did not when no transaction of it reached COMMIT."""
     try:
-        check_deadline("dispatch")
+        scope.check("dispatch")
         route = ROUTES.get(request.command)
         if route is None:
             raise InvalidRequest(f"unknown command {command_name(request.command)}")
@@ -63,24 +67,24 @@ async def dispatch(
             raise InvalidRequest(
                 f"command {command_name(request.command)} needs a {body_field} body"
             )
-        return await handler(ctx, request)
+        return await handler(ctx, request, scope)
     except AppError as e:
         return _refusal(e, no_effect=e.no_effect)
+    except FieldError as e:
+        return _refusal(InvalidRequest(str(e)), no_effect=True)
     except DeadlineExceeded as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
         return _refusal(TooLate(), no_effect=True)
     except DatabaseUnavailable as e:
         log.warn("request {request_id}: {error}", request_id=request.request_id, error=e)
-        return _refusal(Unavailable(), no_effect=scope is not None and not scope.reached_commit)
+        return _refusal(Unavailable(), no_effect=not scope.reached_commit)
     except Exception:
         log.failure(
             "unhandled error in {command} request {request_id}",
             command=command_name(request.command),
             request_id=request.request_id,
         )
-        return error_response(
-            500, "internal_error", f"internal error (request {request.request_id})"
-        )
+        return _refusal(AppError(f"internal error (request {request.request_id})"), False)
 
 
 def user_id_of(request: pb.Request, response: pb.Response) -> int | None:

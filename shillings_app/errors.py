@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shillings_proto.fields import AMOUNT_RANGE
+
 
 class AppError(Exception):
     """A request outcome other than success: HTTP-like code, stable reason, human message."""
@@ -25,7 +27,7 @@ class InvalidRequest(AppError):
 
 
 class InvalidAmount(AppError):
-    code, reason, message = 400, "invalid_amount", "amount must be > 0 and <= 1000000.00"
+    code, reason, message = 400, "invalid_amount", AMOUNT_RANGE
 
 
 class Unauthenticated(AppError):

@@ -21,7 +21,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from shillings_app.errors import PasswordsBusy
-from shillings_app.storage import DeadlineExceeded, time_left
+from shillings_app.storage import DeadlineExceeded, RequestScope
 
 T = TypeVar("T")
 
@@ -59,10 +59,12 @@ class PasswordHasher:
         previous = self.seconds_per_job
         self.seconds_per_job = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
-    async def _run(self, what: str, func: Callable[..., T], *args: object) -> T:
+    async def _run(
+        self, what: str, scope: RequestScope, func: Callable[..., T], *args: object
+    ) -> T:
         """Run ``func(*args)`` in a thread when a turn is free, unless the queue is full or
-        the job could not finish before the request's deadline."""
-        left = time_left()
+        the job could not finish before the deadline of the request (``scope``)."""
+        left = scope.time_left()
         job = self.seconds_per_job or 0.0
         wait = self._expected_wait()
         if self.pending >= self._limit or (left is not None and wait > 0 and wait + job > left):
@@ -72,7 +74,7 @@ class PasswordHasher:
         try:
             await self._turns.acquire()
             try:
-                left = time_left()
+                left = scope.time_left()
                 if left is not None and left < (self.seconds_per_job or 0.0):
                     self.skipped += 1
                     log.warn("{what} skipped: it could not end before its deadline", what=what)
@@ -86,23 +88,24 @@ class PasswordHasher:
         finally:
             self.pending -= 1
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, scope: RequestScope) -> str:
         hashed: bytes = await self._run(
             "password hash",
+            scope,
             bcrypt.hashpw,
             password.encode("utf-8"),
             bcrypt.gensalt(rounds=self.cost),
         )
         return hashed.decode("ascii")
 
-    async def verify(self, password: str, hashed: str) -> bool:
+    async def verify(self, password: str, hashed: str, scope: RequestScope) -> bool:
         secret = password.encode("utf-8")
         if len(secret) > 72:
             # bcrypt 5 refuses these; no stored password can be that long. Spend the same time.
-            await self.verify_dummy(password)
+            await self.verify_dummy(password, scope)
             return False
         return bool(
-            await self._run("password check", bcrypt.checkpw, secret, hashed.encode("ascii"))
+            await self._run("password check", scope, bcrypt.checkpw, secret, hashed.encode("ascii"))
         )
 
     async def prepare(self) -> None:
@@ -115,10 +118,14 @@ class PasswordHasher:
             )
             self._measured(time.monotonic() - began)
 
-    async def verify_dummy(self, password: str) -> None:
+    async def verify_dummy(self, password: str, scope: RequestScope) -> None:
         """Spend the time of one check, for an unknown email (no user enumeration by timing)."""
         await self.prepare()
         assert self._dummy_hash is not None
         await self._run(
-            "password check", bcrypt.checkpw, password.encode("utf-8")[:72], self._dummy_hash
+            "password check",
+            scope,
+            bcrypt.checkpw,
+            password.encode("utf-8")[:72],
+            self._dummy_hash,
         )

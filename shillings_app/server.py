@@ -25,11 +25,11 @@ from shillings_app.errors import Unauthenticated
 from shillings_app.handlers import Context
 from shillings_app.metrics import AppMetrics
 from shillings_app.passwords import PasswordHasher
-from shillings_app.storage import Database, DataStore, RequestScope, request_scope
-from shillings_app.storage.tokens import PURGE_BATCH
+from shillings_app.storage import Database, DataStore, RequestScope
+from shillings_app.storage.housekeeping import PURGE_BATCH
 from shillings_app.tls import tls_wrapped
 from shillings_app.tokens import TokenIssuer
-from shillings_proto import MAX_FRAME, pb, responses
+from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ShillingsServerProtocol, error_response
 from shillings_proto.metrics import MetricsListener
 
@@ -126,7 +126,6 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
         self._started()
         start = time.perf_counter()
         scope = RequestScope(deadline_for(request, self.factory.clock.seconds(), time.monotonic()))
-        request_scope.set(scope)
         try:
             response = await dispatch(self.factory.ctx, request, scope)
         finally:
@@ -155,7 +154,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             return self._reject(request, "bad handshake secret")
         self._authorized = True
         self._update_timeout()
-        return responses.hello()
+        return pb.Response(status=pb.Status(code=200, message="OK"), hello=pb.HelloResponse())
 
     def _reject(self, request: pb.Request, why: str) -> pb.Response:
         """Answer 401 and close: the peer did not prove it knows the shared secret."""

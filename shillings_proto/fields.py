@@ -17,6 +17,11 @@ MAX_PASSWORD_BYTES = 72
 MAX_IDEMPOTENCY_KEY = 255
 MAX_AMOUNT = 100_000_000
 """Largest amount of one operation, in cents (1,000,000.00)."""
+AMOUNT_RANGE = "amount must be > 0 and <= 1000000.00"
+"""What a valid amount is, as both layers say it when one is not."""
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+"""Transactions per history page: the default and the most one request may ask for."""
 
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
@@ -110,3 +115,18 @@ def phone(value: str) -> str:
     if not _PHONE_RE.match(normalized):
         raise FieldError("phone must be 7 to 15 digits, optionally starting with +")
     return normalized
+
+
+def new_password(value: str) -> str:
+    """A password to set: at least ``MIN_PASSWORD`` characters, at most
+    ``MAX_PASSWORD_BYTES`` bytes of UTF-8 (all bcrypt reads)."""
+    if len(value) < MIN_PASSWORD:
+        raise FieldError(f"password must be at least {MIN_PASSWORD} characters")
+    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise FieldError(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+def amount_in_range(cents: int) -> bool:
+    """An amount of one operation: more than 0, at most ``MAX_AMOUNT`` cents."""
+    return 0 < cents <= MAX_AMOUNT

@@ -45,7 +45,6 @@ class ShillingsClientProtocol(Int32StringReceiver):
         self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
         self._next_id = 1
         self._pending: dict[int, tuple[defer.Deferred[pb.Response], Any]] = {}
-        self.connected_deferred: defer.Deferred[ShillingsClientProtocol] = defer.Deferred()
         self.lost_deferred: defer.Deferred[None] = defer.Deferred()
         self.retired: defer.Deferred[bool] = defer.Deferred()
         """Fires once the connection takes no new request: True on the server's GoAway
@@ -64,7 +63,6 @@ class ShillingsClientProtocol(Int32StringReceiver):
 
     def connectionMade(self) -> None:
         self.is_connected = True
-        self.connected_deferred.callback(self)
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:
         """Send ``request`` (its request_id is assigned here, and its ``deadline_ms`` unless
@@ -138,10 +136,6 @@ class ShillingsClientProtocol(Int32StringReceiver):
             d.errback(ConnectionLostError("connection to app server lost"))
         if not self.retired.called:
             self.retired.callback(False)
-        if not self.connected_deferred.called:
-            self.connected_deferred.errback(
-                ConnectionLostError("connection lost before it was made")
-            )
         self.lost_deferred.callback(None)
 
 

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fshillings.proto\x12\x0cshillings.v1\"_\n\x06Status\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\tno_effect\x18\x04 \x01(\x08\x12\x13\n\x0bretry_after\x18\x05 \x01(\r\")\n\x04\x41uth\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08token_id\x18\x02 \x01(\t\"\xaa\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x12\n\nfirst_name\x18\x02 \x01(\t\x12\x13\n\x0bmiddle_name\x18\x03 \x01(\t\x12\x11\n\tlast_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x07 \x01(\x03\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nupdated_at\x18\t \x01(\t\"\x9b\x01\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x19\n\x0csender_email\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\x0ereceiver_email\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\tB\x0f\n\r_sender_email\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"f\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.shillings.v1.User\"{\n\rSignupRequest\x12\x12\n\nfirst_name\x18\x01 \x01(\t\x12\x13\n\x0bmiddle_name\x18\x02 \x01(\t\x12\x11\n\tlast_name\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\r\n\x05phone\x18\x05 \x01(\t\x12\x10\n\x08password\x18\x06 \x01(\t\"2\n\x0eSignupResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.shillings.v1.User\"2\n\x0eProfileRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\"3\n\x0fProfileResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.shillings.v1.User\"o\n\nPayRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x16\n\x0ereceiver_email\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"e\n\x0bPayResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\x04\x12\x13\n\x0breceiver_id\x18\x03 \x01(\x04\x12\x16\n\x0esender_balance\x18\x04 \x01(\x03\"Y\n\x0cTopupRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"8\n\rTopupResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\"V\n\x13TransactionsRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\"\\\n\x14TransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.shillings.v1.Transaction\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"E\n\rRevokeRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x12\n\nexpires_at\x18\x02 \x01(\x03\"\x10\n\x0eRevokeResponse\"\x0f\n\rHealthRequest\"%\n\x0eHealthResponse\x12\x13\n\x0b\x64\x61tabase_ok\x18\x01 \x01(\x08\"\x1e\n\x0cHelloRequest\x12\x0e\n\x06secret\x18\x01 \x01(\t\"\x0f\n\rHelloResponse\"\xa3\x04\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x15.shillings.v1.Command\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\x04\x12+\n\x05login\x18\n \x01(\x0b\x32\x1a.shillings.v1.LoginRequestH\x00\x12-\n\x06signup\x18\x0b \x01(\x0b\x32\x1b.shillings.v1.SignupRequestH\x00\x12/\n\x07profile\x18\x0c \x01(\x0b\x32\x1c.shillings.v1.ProfileRequestH\x00\x12\'\n\x03pay\x18\r \x01(\x0b\x32\x18.shillings.v1.PayRequestH\x00\x12+\n\x05topup\x18\x0e \x01(\x0b\x32\x1a.shillings.v1.TopupRequestH\x00\x12\x39\n\x0ctransactions\x18\x0f \x01(\x0b\x32!.shillings.v1.TransactionsRequestH\x00\x12-\n\x06revoke\x18\x10 \x01(\x0b\x32\x1b.shillings.v1.RevokeRequestH\x00\x12-\n\x06health\x18\x11 \x01(\x0b\x32\x1b.shillings.v1.HealthRequestH\x00\x12+\n\x05hello\x18\x12 \x01(\x0b\x32\x1a.shillings.v1.HelloRequestH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x04\x10\x05\"\xce\x04\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x15.shillings.v1.Command\x12$\n\x06status\x18\x03 \x01(\x0b\x32\x14.shillings.v1.Status\x12,\n\x05login\x18\n \x01(\x0b\x32\x1b.shillings.v1.LoginResponseH\x00\x12.\n\x06signup\x18\x0b \x01(\x0b\x32\x1c.shillings.v1.SignupResponseH\x00\x12\x30\n\x07profile\x18\x0c \x01(\x0b\x32\x1d.shillings.v1.ProfileResponseH\x00\x12(\n\x03pay\x18\r \x01(\x0b\x32\x19.shillings.v1.PayResponseH\x00\x12,\n\x05topup\x18\x0e \x01(\x0b\x32\x1b.shillings.v1.TopupResponseH\x00\x12:\n\x0ctransactions\x18\x0f \x01(\x0b\x32\".shillings.v1.TransactionsResponseH\x00\x12.\n\x06revoke\x18\x10 \x01(\x0b\x32\x1c.shillings.v1.RevokeResponseH\x00\x12.\n\x06health\x18\x11 \x01(\x0b\x32\x1c.shillings.v1.HealthResponseH\x00\x12,\n\x05hello\x18\x12 \x01(\x0b\x32\x1b.shillings.v1.HelloResponseH\x00\x12&\n\x06goaway\x18\x13 \x01(\x0b\x32\x14.shillings.v1.GoAwayH\x00\x42\x06\n\x04\x62ody\"!\n\x06GoAway\x12\x17\n\x0flast_request_id\x18\x01 \x01(\x04*Z\n\x07\x43ommand\x12\x07\n\x03LGN\x10\x00\x12\x07\n\x03SGN\x10\x01\x12\x07\n\x03USR\x10\x02\x12\x07\n\x03PAY\x10\x03\x12\x07\n\x03TPU\x10\x04\x12\x07\n\x03TXQ\x10\x05\x12\x07\n\x03RVK\x10\x06\x12\x07\n\x03HLT\x10\x07\x12\x07\n\x03HEL\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fshillings.proto\x12\x0cshillings.v1\"_\n\x06Status\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\tno_effect\x18\x04 \x01(\x08\x12\x13\n\x0bretry_after\x18\x05 \x01(\r\")\n\x04\x41uth\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08token_id\x18\x02 \x01(\t\"\xaa\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x12\n\nfirst_name\x18\x02 \x01(\t\x12\x13\n\x0bmiddle_name\x18\x03 \x01(\t\x12\x11\n\tlast_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x07 \x01(\x03\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nupdated_at\x18\t \x01(\t\"\x9b\x01\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x19\n\x0csender_email\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\x0ereceiver_email\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\tB\x0f\n\r_sender_email\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"f\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\x12 \n\x04user\x18\x04 \x01(\x0b\x32\x12.shillings.v1.User\"{\n\rSignupRequest\x12\x12\n\nfirst_name\x18\x01 \x01(\t\x12\x13\n\x0bmiddle_name\x18\x02 \x01(\t\x12\x11\n\tlast_name\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\r\n\x05phone\x18\x05 \x01(\t\x12\x10\n\x08password\x18\x06 \x01(\t\"2\n\x0eSignupResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.shillings.v1.User\"2\n\x0eProfileRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\"3\n\x0fProfileResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.shillings.v1.User\"o\n\nPayRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x16\n\x0ereceiver_email\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"I\n\x0bPayResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x16\n\x0esender_balance\x18\x04 \x01(\x03J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"Y\n\x0cTopupRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"8\n\rTopupResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\"V\n\x13TransactionsRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\"\\\n\x14TransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.shillings.v1.Transaction\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"E\n\rRevokeRequest\x12 \n\x04\x61uth\x18\x01 \x01(\x0b\x32\x12.shillings.v1.Auth\x12\x12\n\nexpires_at\x18\x02 \x01(\x03\"\x10\n\x0eRevokeResponse\"\x0f\n\rHealthRequest\"%\n\x0eHealthResponse\x12\x13\n\x0b\x64\x61tabase_ok\x18\x01 \x01(\x08\"\x1e\n\x0cHelloRequest\x12\x0e\n\x06secret\x18\x01 \x01(\t\"\x0f\n\rHelloResponse\"\xa3\x04\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x15.shillings.v1.Command\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\x04\x12+\n\x05login\x18\n \x01(\x0b\x32\x1a.shillings.v1.LoginRequestH\x00\x12-\n\x06signup\x18\x0b \x01(\x0b\x32\x1b.shillings.v1.SignupRequestH\x00\x12/\n\x07profile\x18\x0c \x01(\x0b\x32\x1c.shillings.v1.ProfileRequestH\x00\x12\'\n\x03pay\x18\r \x01(\x0b\x32\x18.shillings.v1.PayRequestH\x00\x12+\n\x05topup\x18\x0e \x01(\x0b\x32\x1a.shillings.v1.TopupRequestH\x00\x12\x39\n\x0ctransactions\x18\x0f \x01(\x0b\x32!.shillings.v1.TransactionsRequestH\x00\x12-\n\x06revoke\x18\x10 \x01(\x0b\x32\x1b.shillings.v1.RevokeRequestH\x00\x12-\n\x06health\x18\x11 \x01(\x0b\x32\x1b.shillings.v1.HealthRequestH\x00\x12+\n\x05hello\x18\x12 \x01(\x0b\x32\x1a.shillings.v1.HelloRequestH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x04\x10\x05\"\xce\x04\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x07\x63ommand\x18\x02 \x01(\x0e\x32\x15.shillings.v1.Command\x12$\n\x06status\x18\x03 \x01(\x0b\x32\x14.shillings.v1.Status\x12,\n\x05login\x18\n \x01(\x0b\x32\x1b.shillings.v1.LoginResponseH\x00\x12.\n\x06signup\x18\x0b \x01(\x0b\x32\x1c.shillings.v1.SignupResponseH\x00\x12\x30\n\x07profile\x18\x0c \x01(\x0b\x32\x1d.shillings.v1.ProfileResponseH\x00\x12(\n\x03pay\x18\r \x01(\x0b\x32\x19.shillings.v1.PayResponseH\x00\x12,\n\x05topup\x18\x0e \x01(\x0b\x32\x1b.shillings.v1.TopupResponseH\x00\x12:\n\x0ctransactions\x18\x0f \x01(\x0b\x32\".shillings.v1.TransactionsResponseH\x00\x12.\n\x06revoke\x18\x10 \x01(\x0b\x32\x1c.shillings.v1.RevokeResponseH\x00\x12.\n\x06health\x18\x11 \x01(\x0b\x32\x1c.shillings.v1.HealthResponseH\x00\x12,\n\x05hello\x18\x12 \x01(\x0b\x32\x1b.shillings.v1.HelloResponseH\x00\x12&\n\x06goaway\x18\x13 \x01(\x0b\x32\x14.shillings.v1.GoAwayH\x00\x42\x06\n\x04\x62ody\"!\n\x06GoAway\x12\x17\n\x0flast_request_id\x18\x01 \x01(\x04*Z\n\x07\x43ommand\x12\x07\n\x03LGN\x10\x00\x12\x07\n\x03SGN\x10\x01\x12\x07\n\x03USR\x10\x02\x12\x07\n\x03PAY\x10\x03\x12\x07\n\x03TPU\x10\x04\x12\x07\n\x03TXQ\x10\x05\x12\x07\n\x03RVK\x10\x06\x12\x07\n\x03HLT\x10\x07\x12\x07\n\x03HEL\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shillings_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMAND']._serialized_start=2858
-  _globals['_COMMAND']._serialized_end=2948
+  _globals['_COMMAND']._serialized_start=2830
+  _globals['_COMMAND']._serialized_end=2920
   _globals['_STATUS']._serialized_start=33
   _globals['_STATUS']._serialized_end=128
   _globals['_AUTH']._serialized_start=130
@@ -56,31 +56,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYREQUEST']._serialized_start=939
   _globals['_PAYREQUEST']._serialized_end=1050
   _globals['_PAYRESPONSE']._serialized_start=1052
-  _globals['_PAYRESPONSE']._serialized_end=1153
-  _globals['_TOPUPREQUEST']._serialized_start=1155
-  _globals['_TOPUPREQUEST']._serialized_end=1244
-  _globals['_TOPUPRESPONSE']._serialized_start=1246
-  _globals['_TOPUPRESPONSE']._serialized_end=1302
-  _globals['_TRANSACTIONSREQUEST']._serialized_start=1304
-  _globals['_TRANSACTIONSREQUEST']._serialized_end=1390
-  _globals['_TRANSACTIONSRESPONSE']._serialized_start=1392
-  _globals['_TRANSACTIONSRESPONSE']._serialized_end=1484
-  _globals['_REVOKEREQUEST']._serialized_start=1486
-  _globals['_REVOKEREQUEST']._serialized_end=1555
-  _globals['_REVOKERESPONSE']._serialized_start=1557
-  _globals['_REVOKERESPONSE']._serialized_end=1573
-  _globals['_HEALTHREQUEST']._serialized_start=1575
-  _globals['_HEALTHREQUEST']._serialized_end=1590
-  _globals['_HEALTHRESPONSE']._serialized_start=1592
-  _globals['_HEALTHRESPONSE']._serialized_end=1629
-  _globals['_HELLOREQUEST']._serialized_start=1631
-  _globals['_HELLOREQUEST']._serialized_end=1661
-  _globals['_HELLORESPONSE']._serialized_start=1663
-  _globals['_HELLORESPONSE']._serialized_end=1678
-  _globals['_REQUEST']._serialized_start=1681
-  _globals['_REQUEST']._serialized_end=2228
-  _globals['_RESPONSE']._serialized_start=2231
-  _globals['_RESPONSE']._serialized_end=2821
-  _globals['_GOAWAY']._serialized_start=2823
-  _globals['_GOAWAY']._serialized_end=2856
+  _globals['_PAYRESPONSE']._serialized_end=1125
+  _globals['_TOPUPREQUEST']._serialized_start=1127
+  _globals['_TOPUPREQUEST']._serialized_end=1216
+  _globals['_TOPUPRESPONSE']._serialized_start=1218
+  _globals['_TOPUPRESPONSE']._serialized_end=1274
+  _globals['_TRANSACTIONSREQUEST']._serialized_start=1276
+  _globals['_TRANSACTIONSREQUEST']._serialized_end=1362
+  _globals['_TRANSACTIONSRESPONSE']._serialized_start=1364
+  _globals['_TRANSACTIONSRESPONSE']._serialized_end=1456
+  _globals['_REVOKEREQUEST']._serialized_start=1458
+  _globals['_REVOKEREQUEST']._serialized_end=1527
+  _globals['_REVOKERESPONSE']._serialized_start=1529
+  _globals['_REVOKERESPONSE']._serialized_end=1545
+  _globals['_HEALTHREQUEST']._serialized_start=1547
+  _globals['_HEALTHREQUEST']._serialized_end=1562
+  _globals['_HEALTHRESPONSE']._serialized_start=1564
+  _globals['_HEALTHRESPONSE']._serialized_end=1601
+  _globals['_HELLOREQUEST']._serialized_start=1603
+  _globals['_HELLOREQUEST']._serialized_end=1633
+  _globals['_HELLORESPONSE']._serialized_start=1635
+  _globals['_HELLORESPONSE']._serialized_end=1650
+  _globals['_REQUEST']._serialized_start=1653
+  _globals['_REQUEST']._serialized_end=2200
+  _globals['_RESPONSE']._serialized_start=2203
+  _globals['_RESPONSE']._serialized_end=2793
+  _globals['_GOAWAY']._serialized_start=2795
+  _globals['_GOAWAY']._serialized_end=2828
 # @@protoc_insertion_point(module_scope)

@@ -155,16 +155,12 @@ class PayRequest(_message.Message):
     def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class PayResponse(_message.Message):
-    __slots__ = ("transaction_id", "sender_id", "receiver_id", "sender_balance")
+    __slots__ = ("transaction_id", "sender_balance")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
-    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
-    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_BALANCE_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
-    sender_id: int
-    receiver_id: int
     sender_balance: int
-    def __init__(self, transaction_id: _Optional[str] = ..., sender_id: _Optional[int] = ..., receiver_id: _Optional[int] = ..., sender_balance: _Optional[int] = ...) -> None: ...
+    def __init__(self, transaction_id: _Optional[str] = ..., sender_balance: _Optional[int] = ...) -> None: ...
 
 class TopupRequest(_message.Message):
     __slots__ = ("auth", "amount", "idempotency_key")

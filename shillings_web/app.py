@@ -1,9 +1,10 @@
-"""The REST API (SPEC §2): thin Klein handlers that validate, call the app server, answer.
+"""The REST API (SPEC §2): thin Klein routes that validate, call the app server, answer.
 
-Handlers hold no business logic. Each one validates the request at the edge, sends one
-protocol request through the pool, and maps the protocol status straight to the HTTP
-status and reason. Every answer, including 404/405/413 and unexpected failures, is a
-JSON envelope; a traceback never reaches a client.
+A route builds its protocol body with ``validation`` (``OPERATIONS`` for the plain
+authenticated calls), sends it through the pool and renders the answer by
+``answers.JSON``; a protocol status maps straight to the HTTP status and reason. Every
+error, including 404/405 and unexpected failures, is rendered as a JSON envelope by the
+``handle_errors`` handlers at the end; a traceback never reaches a client.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from klein import Klein
@@ -21,8 +21,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_web import validation
+from shillings_web.answers import JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache, Redis, RedisRefused, RedisUnavailable
 from shillings_web.config import WebConfig
@@ -30,10 +31,8 @@ from shillings_web.errors import (
     REASON_FOR_STATUS,
     ApiError,
     envelope,
-    unavailable,
     unavailable_message,
 )
-from shillings_web.money import format_cents
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import limits, subject_keys
 from shillings_web.site import set_json
@@ -58,7 +57,8 @@ Handler = Callable[[Any, Any], Awaitable[Reply]]
 
 
 def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
-    """Run ``handler`` to completion and render its Reply or error as an envelope.
+    """Run ``handler`` to completion and render its Reply; an error goes on to the Klein
+    error handlers (``handle_errors``), which render it as an envelope.
 
     The work is shielded from Klein cancelling it when the client disconnects, so a pay
     whose client went away still refreshes the cache before the request ends.
@@ -70,44 +70,52 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
         shielded: defer.Deferred[bytes] = defer.Deferred()
 
         def relay(result: Any) -> None:
-            if not shielded.called:
+            if shielded.called:
+                return
+            if isinstance(result, Failure):
+                shielded.errback(result)
+            else:
                 shielded.callback(result)
 
-        work.addCallback(relay)
-        work.addErrback(lambda f: log.failure("rendering {path} failed", f, path=request.path))
+        work.addBoth(relay)
         return shielded
 
     return run
 
 
-def user_json(user: pb.User) -> dict[str, Any]:
-    """The API shape of a user; ``middle_name`` is "" when none was given."""
-    return {
-        "user_id": user.user_id,
-        "first_name": user.first_name,
-        "middle_name": user.middle_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "phone": user.phone,
-        "balance": format_cents(user.balance),
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
+@dataclass(frozen=True)
+class Operation:
+    """An authenticated call that is one command: how the HTTP request becomes the body
+    (without ``auth``), and whose cached profiles it may change (bumped before answering,
+    whatever the outcome). One that changes nothing, or carries an Idempotency-Key, may
+    be sent again to another app server."""
+
+    command: pb.Command
+    field: str
+    body: Callable[[Any], Any]
+    touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
 
 
-def transaction_json(tx: pb.Transaction) -> dict[str, Any]:
-    return {
-        "transaction_id": tx.transaction_id,
-        "sender_email": tx.sender_email if tx.HasField("sender_email") else None,
-        "receiver_email": tx.receiver_email,
-        "amount": format_cents(tx.amount),
-        "created_at": tx.created_at,
-        "kind": tx.kind,
-    }
+def _money(parse: Callable[[bytes], Any]) -> Callable[[Any], Any]:
+    """The body of a pay or top-up: JSON fields and the Idempotency-Key header."""
+
+    def build(request: Any) -> Any:
+        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
+        body = parse(request.body())
+        header = request.requestHeaders.getRawHeaders(b"idempotency-key")
+        body.idempotency_key = validation.idempotency_key(header)
+        return body
+
+    return build
 
 
-def rfc3339(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+OPERATIONS = {
+    "topup": Operation(pb.TPU, "topup", _money(validation.topup), lambda i, b: (i.email,)),
+    "pay": Operation(
+        pb.PAY, "pay", _money(validation.pay), lambda i, b: (i.email, b.receiver_email)
+    ),
+    "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
+}
 
 
 class ShillingsApi:
@@ -132,38 +140,15 @@ class ShillingsApi:
     # -- plumbing ---------------------------------------------------------------------
 
     async def _render(self, handler: Handler, request: Any) -> bytes:
-        try:
-            reply = await handler(self, request)
-        except ApiError as e:
-            return self._error(request, e.code, e.reason, e.message, e.headers)
-        except AppUnavailable as e:
-            error = unavailable(unavailable_message(request, str(e), no_effect=e.no_effect))
-            return self._error(
-                request, error.code, error.reason, error.message, {"Retry-After": "1"}
-            )
-        except Exception:
-            log.failure(
-                "unhandled error in {method} {path} request_id={request_id}",
-                Failure(),
-                method=request.method.decode("latin-1"),
-                path=request.path.decode("latin-1"),
-                request_id=request.request_id,
-            )
-            return self._error(request, 500, "internal_error", "internal error")
+        reply = await handler(self, request)
         request_id = request.request_id if reply.code >= 500 else None
         document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
         return set_json(request, reply.code, document)
 
-    def _error(
-        self,
-        request: Any,
-        code: int,
-        reason: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-    ) -> bytes:
-        request_id = request.request_id if code >= 500 else None
-        return set_json(request, code, envelope(code, message, reason, request_id), headers)
+    def _error(self, request: Any, e: ApiError) -> bytes:
+        request_id = request.request_id if e.code >= 500 else None
+        document = envelope(e.code, e.message, e.reason, request_id)
+        return set_json(request, e.code, document, e.headers)
 
     async def _call(
         self, http_request: Any, request: pb.Request, *, retry_safe: bool = False
@@ -191,6 +176,23 @@ class ShillingsApi:
             retry_after = {"Retry-After": str(response.status.retry_after or 1)}
             raise ApiError(code, reason, message, retry_after)
         raise ApiError(code, reason, message)
+
+    async def _operate(self, request: Any, op: Operation) -> Reply:
+        """Authenticate, build the body, send the command, answer with its JSON."""
+        identity = self._identity(request)
+        body = op.body(request)
+        body.auth.user_id, body.auth.token_id = identity.user_id, identity.token_id
+        touched = op.touches(identity, body) if op.touches is not None else ()
+        try:
+            response = await self._call(
+                request,
+                pb.Request(command=op.command, **{op.field: body}),
+                retry_safe=not touched or bool(body.idempotency_key),
+            )
+        finally:
+            if touched:
+                await self.cache.bump(*touched)
+        return Reply(200, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:
         identity = authenticate(request, self.config.jwt_secret)
@@ -227,33 +229,22 @@ class ShillingsApi:
     @endpoint
     async def signup(self, request: Any) -> Reply:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        data = validation.signup(request.body())
+        body = validation.signup(request.body())
         await self.signups.reserve(subject_keys("signup", self._client_ip(request)))
-        response = await self._call(
-            request,
-            messages.signup(
-                first_name=data.first_name,
-                middle_name=data.middle_name,
-                last_name=data.last_name,
-                email=data.email,
-                phone=data.phone,
-                password=data.password,
-            ),
-        )
-        user = response.signup.user
-        request.user_id = user.user_id
-        return Reply(201, {"user": user_json(user)})
+        response = await self._call(request, pb.Request(command=pb.SGN, signup=body))
+        request.user_id = response.signup.user.user_id
+        return Reply(201, JSON["signup"](response))
 
     @app.route("/v1/login", methods=["POST"])
     @endpoint
     async def login(self, request: Any) -> Reply:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        data = validation.login(request.body())
-        attempt = await self.logins.reserve(request, data.email, self._client_ip(request))
+        body = validation.login(request.body())
+        attempt = await self.logins.reserve(request, body.email, self._client_ip(request))
         outcome = "void"  # no verdict on the password (e.g. 503): the attempt is not counted
         try:
             response = await self._call(
-                request, messages.login(data.email, data.password), retry_safe=True
+                request, pb.Request(command=pb.LGN, login=body), retry_safe=True
             )
             outcome = "ok"
         except ApiError as e:
@@ -266,27 +257,17 @@ class ShillingsApi:
         request.user_id = result.user.user_id
         max_age = max(1, int(result.expires_at - self.clock.seconds()))
         self._cookie(request, result.token, max_age)
-        self.logins.devices.issue(request, data.email)
-        return Reply(
-            200,
-            {
-                "token": result.token,
-                "token_type": "Bearer",
-                "expires_at": rfc3339(result.expires_at),
-                "user": user_json(result.user),
-            },
-        )
+        self.logins.devices.issue(request, body.email)
+        return Reply(200, JSON["login"](response))
 
     @app.route("/v1/logout", methods=["POST"])
     @endpoint
     async def logout(self, request: Any) -> Reply:
         identity = self._identity(request)
+        auth = pb.Auth(user_id=identity.user_id, token_id=identity.token_id)
+        revoke = pb.RevokeRequest(auth=auth, expires_at=identity.expires_at)
         try:
-            await self._call(
-                request,
-                messages.revoke(identity.user_id, identity.token_id, identity.expires_at),
-                retry_safe=True,
-            )
+            await self._call(request, pb.Request(command=pb.RVK, revoke=revoke), retry_safe=True)
         finally:
             await self.cache.forget(identity)
         self._cookie(request, "", 0)
@@ -299,81 +280,30 @@ class ShillingsApi:
         cached = await self.cache.lookup(identity)
         if cached.user is not None:
             return Reply(200, {"user": cached.user})
+        auth = pb.Auth(user_id=identity.user_id, token_id=identity.token_id)
         response = await self._call(
-            request, messages.profile(identity.user_id, identity.token_id), retry_safe=True
+            request,
+            pb.Request(command=pb.USR, profile=pb.ProfileRequest(auth=auth)),
+            retry_safe=True,
         )
-        user = user_json(response.profile.user)
-        await self.cache.fill(identity, cached, user)
-        return Reply(200, {"user": user})
+        answer = JSON["profile"](response)
+        await self.cache.fill(identity, cached, answer["user"])
+        return Reply(200, answer)
 
     @app.route("/v1/topup", methods=["POST"])
     @endpoint
     async def topup(self, request: Any) -> Reply:
-        identity = self._identity(request)
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        amount = validation.topup(request.body())
-        key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
-        try:
-            response = await self._call(
-                request,
-                messages.topup(identity.user_id, identity.token_id, amount, key),
-                retry_safe=bool(key),
-            )
-        finally:
-            # Before answering, whatever the outcome (it may be unknown): no stale balance.
-            await self.cache.bump(identity.email)
-        return Reply(
-            200,
-            {
-                "transaction_id": response.topup.transaction_id,
-                "balance": format_cents(response.topup.balance),
-            },
-        )
+        return await self._operate(request, OPERATIONS["topup"])
 
     @app.route("/v1/pay", methods=["POST"])
     @endpoint
     async def pay(self, request: Any) -> Reply:
-        identity = self._identity(request)
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        data = validation.pay(request.body())
-        key = validation.idempotency_key(request.requestHeaders.getRawHeaders(b"idempotency-key"))
-        try:
-            response = await self._call(
-                request,
-                messages.pay(
-                    identity.user_id, identity.token_id, data.receiver_email, data.amount, key
-                ),
-                retry_safe=bool(key),
-            )
-        finally:
-            # Before answering, whatever the outcome (it may be unknown): no stale balance.
-            await self.cache.bump(identity.email, data.receiver_email)
-        return Reply(
-            200,
-            {
-                "transaction_id": response.pay.transaction_id,
-                "balance": format_cents(response.pay.sender_balance),
-            },
-        )
+        return await self._operate(request, OPERATIONS["pay"])
 
     @app.route("/v1/transactions", methods=["GET"])
     @endpoint
     async def transactions(self, request: Any) -> Reply:
-        identity = self._identity(request)
-        page = validation.page(request.args)
-        response = await self._call(
-            request,
-            messages.transactions(identity.user_id, identity.token_id, page.limit, page.cursor),
-            retry_safe=True,
-        )
-        result = response.transactions
-        return Reply(
-            200,
-            {
-                "transactions": [transaction_json(tx) for tx in result.transactions],
-                "next_cursor": result.next_cursor or None,
-            },
-        )
+        return await self._operate(request, OPERATIONS["transactions"])
 
     @app.route("/healthz", methods=["GET"])
     @endpoint
@@ -405,14 +335,27 @@ class ShillingsApi:
     async def _app_status(self) -> str:
         """ "ok" when any app server reaches MySQL, else "database_down" when one answered,
         else "down"."""
-        answers = await self.pool.ask_each(messages.health)
+        answers = await self.pool.ask_each(
+            lambda: pb.Request(command=pb.HLT, health=pb.HealthRequest())
+        )
         if any(r is not None and r.health.database_ok for r in answers.values()):
             return "ok"
         if any(r is not None for r in answers.values()):
             return "database_down"
         return "down"
 
-    # -- errors outside the handlers --------------------------------------------------
+    # -- errors: each rendered as an envelope, here only ---------------------------------
+
+    @app.handle_errors(ApiError)
+    def api_error(self, request: Any, failure: Failure) -> bytes:
+        return self._error(request, failure.value)
+
+    @app.handle_errors(AppUnavailable)
+    def app_unavailable(self, request: Any, failure: Failure) -> bytes:
+        message = unavailable_message(
+            request, str(failure.value), no_effect=failure.value.no_effect
+        )
+        return self._error(request, ApiError(503, "unavailable", message, {"Retry-After": "1"}))
 
     @app.handle_errors(NotFound)
     def not_found(self, request: Any, failure: Failure) -> bytes:
@@ -441,9 +384,10 @@ class ShillingsApi:
     @app.handle_errors(Exception)
     def unexpected(self, request: Any, failure: Failure) -> bytes:
         log.failure(
-            "unhandled error request_id={request_id}",
+            "unhandled error in {method} {path} request_id={request_id}",
             failure,
+            method=request.method.decode("latin-1"),
+            path=request.path.decode("latin-1"),
             request_id=getattr(request, "request_id", "-"),
         )
-        request_id = getattr(request, "request_id", None)
-        return set_json(request, 500, envelope(500, "internal error", "internal_error", request_id))
+        return self._error(request, ApiError(500, "internal_error", "internal error"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation, localcontext
 
-from shillings_proto.fields import MAX_AMOUNT
+from shillings_proto.fields import AMOUNT_RANGE, MAX_AMOUNT, amount_in_range
 
 _AMOUNT_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
 _CENT = Decimal("0.01")
@@ -35,8 +35,8 @@ def parse_amount(value: object) -> int:
         cents = _decimal_cents(Decimal(value))
     else:
         raise AmountError("amount must be a number or a decimal string")
-    if cents <= 0 or cents > MAX_AMOUNT:
-        raise AmountError("amount must be > 0 and <= 1000000.00")
+    if not amount_in_range(cents):
+        raise AmountError(AMOUNT_RANGE)
     return cents
 
 
@@ -44,7 +44,7 @@ def _decimal_cents(value: Decimal) -> int:
     if not value.is_finite():
         raise AmountError("amount must be a finite number")
     if value <= 0 or value > MAX_AMOUNT // 100:
-        raise AmountError("amount must be > 0 and <= 1000000.00")
+        raise AmountError(AMOUNT_RANGE)
     with localcontext() as ctx:
         ctx.prec = 40
         try:

@@ -23,7 +23,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_proto.framing import (
     ConnectionLostError,
     NotProcessedError,
@@ -179,7 +179,10 @@ class _Slot:
     async def _handshake(self, protocol: ShillingsClientProtocol) -> None:
         assert self._pool.app_secret is not None
         response = await self._wait(
-            protocol.call(messages.hello(self._pool.app_secret), self._pool.timeout)
+            protocol.call(
+                pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=self._pool.app_secret)),
+                self._pool.timeout,
+            )
         )
         if response.status.code != 200:
             raise ConnectionRefusedError(

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from shillings_proto import fields
+from shillings_proto import fields, pb
 from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
     MAX_IDEMPOTENCY_KEY,
     MAX_PASSWORD_BYTES,
-    MIN_PASSWORD,
     FieldError,
 )
 from shillings_web.errors import (
@@ -29,9 +28,6 @@ from shillings_web.errors import (
 )
 from shillings_web.money import AmountError, parse_amount
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
 _CURSOR_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -39,34 +35,6 @@ SIGNUP_FIELDS = frozenset({"first_name", "middle_name", "last_name", "email", "p
 LOGIN_FIELDS = frozenset({"email", "password"})
 PAY_FIELDS = frozenset({"receiver_email", "amount"})
 TOPUP_FIELDS = frozenset({"amount"})
-
-
-@dataclass(frozen=True)
-class Signup:
-    first_name: str
-    middle_name: str
-    last_name: str
-    email: str
-    phone: str
-    password: str
-
-
-@dataclass(frozen=True)
-class Login:
-    email: str
-    password: str
-
-
-@dataclass(frozen=True)
-class Pay:
-    receiver_email: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class Page:
-    limit: int
-    cursor: str
 
 
 def _reject_constant(name: str) -> None:
@@ -162,26 +130,17 @@ def _string(obj: dict[str, Any], field: str, *, required: bool = True) -> str | 
     return value
 
 
+def _checked(rule: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+    """``rule`` of ``shillings_proto.fields`` applied; its ``FieldError`` a 400."""
+    try:
+        return rule(*args, **kwargs)
+    except FieldError as e:
+        raise invalid_request(str(e)) from None
+
+
 def _name(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
-    try:
-        return fields.name(_string(obj, field, required=required) or "", field, required=required)
-    except FieldError as e:
-        raise invalid_request(str(e)) from None
-
-
-def email(value: str, field: str = "email") -> str:
-    """A syntactically valid email address in its canonical form (``fields.email_key``)."""
-    try:
-        return fields.email(value, field)
-    except FieldError as e:
-        raise invalid_request(str(e)) from None
-
-
-def _phone(value: str) -> str:
-    try:
-        return fields.phone(value)
-    except FieldError as e:
-        raise invalid_request(str(e)) from None
+    value = _string(obj, field, required=required) or ""
+    return _checked(fields.name, value, field, required=required)
 
 
 def _password(value: str, field: str = "password") -> str:
@@ -192,29 +151,31 @@ def _password(value: str, field: str = "password") -> str:
     return value
 
 
-def signup(body: bytes) -> Signup:
+def signup(body: bytes) -> pb.SignupRequest:
     obj = json_object(body, SIGNUP_FIELDS)
     first_name = _name(obj, "first_name")
     middle_name = _name(obj, "middle_name", required=False)
     last_name = _name(obj, "last_name")
-    address = email(_string(obj, "email") or "")
-    phone = _phone(_string(obj, "phone") or "")
-    password = _password(_string(obj, "password") or "")
-    if len(password) < MIN_PASSWORD:
-        raise invalid_request(f"password must be at least {MIN_PASSWORD} characters")
-    return Signup(first_name, middle_name, last_name, address, phone, password)
+    address = _checked(fields.email, _string(obj, "email") or "")
+    phone = _checked(fields.phone, _string(obj, "phone") or "")
+    password = _checked(fields.new_password, _password(_string(obj, "password") or ""))
+    return pb.SignupRequest(
+        first_name=first_name,
+        middle_name=middle_name,
+        last_name=last_name,
+        email=address,
+        phone=phone,
+        password=password,
+    )
 
 
-def login(body: bytes) -> Login:
+def login(body: bytes) -> pb.LoginRequest:
     obj = json_object(body, LOGIN_FIELDS)
-    try:
-        address = fields.login_email(_string(obj, "email") or "")
-    except FieldError as e:
-        raise invalid_request(str(e)) from None
+    address = _checked(fields.login_email, _string(obj, "email") or "")
     password = _password(_string(obj, "password") or "")
     if not password:
         raise invalid_request("password is required")
-    return Login(address, password)
+    return pb.LoginRequest(email=address, password=password)
 
 
 def amount(obj: dict[str, Any]) -> int:
@@ -227,30 +188,30 @@ def amount(obj: dict[str, Any]) -> int:
         raise invalid_amount(str(e)) from None
 
 
-def pay(body: bytes) -> Pay:
+def pay(body: bytes) -> pb.PayRequest:
     obj = json_object(body, PAY_FIELDS)
-    receiver = email(_string(obj, "receiver_email") or "", "receiver_email")
-    return Pay(receiver, amount(obj))
+    receiver = _checked(fields.email, _string(obj, "receiver_email") or "", "receiver_email")
+    return pb.PayRequest(receiver_email=receiver, amount=amount(obj))
 
 
-def topup(body: bytes) -> int:
-    return amount(json_object(body, TOPUP_FIELDS))
+def topup(body: bytes) -> pb.TopupRequest:
+    return pb.TopupRequest(amount=amount(json_object(body, TOPUP_FIELDS)))
 
 
-def page(args: dict[bytes, list[bytes]]) -> Page:
+def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
-    limit = DEFAULT_LIMIT
+    limit = fields.DEFAULT_PAGE
     raw_limit = _single(args, b"limit")
     if raw_limit is not None:
         if not raw_limit.isdigit() or len(raw_limit) > 3:
-            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+            raise invalid_request(f"limit must be an integer from 1 to {fields.MAX_PAGE}")
         limit = int(raw_limit)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise invalid_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        if not 1 <= limit <= fields.MAX_PAGE:
+            raise invalid_request(f"limit must be an integer from 1 to {fields.MAX_PAGE}")
     cursor = _single(args, b"cursor") or ""
     if cursor and not _CURSOR_RE.match(cursor):
         raise invalid_request("cursor is not valid")
-    return Page(limit, cursor)
+    return pb.TransactionsRequest(limit=limit, cursor=cursor)
 
 
 def _single(args: dict[bytes, list[bytes]], name: bytes) -> str | None:

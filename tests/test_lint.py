@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["mypy", "shillings_proto", "shillings_app", "shillings_web"],
+        ["mypy", "shillings_proto", "shillings_app", "shillings_web", "shillings_stack"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

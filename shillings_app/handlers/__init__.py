@@ -1,4 +1,5 @@
-"""Business logic per concern; each handler takes the ``Context`` and one Request."""
+"""One module per operation: its rules, its named transaction functions and the one place
+its protobuf response is built. Each exposes ``handle(ctx, request, scope)``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from twisted.internet.interfaces import IReactorTime
 
 from shillings_app.config import AppConfig
 from shillings_app.passwords import PasswordHasher
-from shillings_app.storage import DataStore
+from shillings_app.storage import Database, DataStore
 from shillings_app.tokens import TokenIssuer
+from shillings_proto import pb
 
 
 @dataclass
@@ -21,3 +23,16 @@ class Context:
     passwords: PasswordHasher
     tokens: TokenIssuer
     clock: IReactorTime
+
+    @property
+    def db(self) -> Database:
+        """The database every transaction function runs on (``Database.run``)."""
+        return self.store.db
+
+
+_STATUS_TEXT = {200: "OK", 201: "Created"}
+
+
+def status(code: int = 200) -> pb.Status:
+    """The status of a successful answer."""
+    return pb.Status(code=code, message=_STATUS_TEXT.get(code, ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shillings_app.storage.records import TransactionRecord, UserRecord
-from shillings_proto import pb, responses
+from shillings_proto import pb
 
 
 def rfc3339(value: datetime) -> str:
@@ -14,7 +14,7 @@ def rfc3339(value: datetime) -> str:
 
 
 def user_message(user: UserRecord) -> pb.User:
-    return responses.user(
+    return pb.User(
         user_id=user.user_id,
         first_name=user.first_name,
         middle_name=user.middle_name or "",
@@ -28,7 +28,8 @@ def user_message(user: UserRecord) -> pb.User:
 
 
 def transaction_message(tx: TransactionRecord) -> pb.Transaction:
-    return responses.transaction(
+    """One ledger row; ``sender_email`` stays unset for a top-up."""
+    return pb.Transaction(
         transaction_id=tx.transaction_id,
         sender_email=tx.sender_email,
         receiver_email=tx.receiver_email,

@@ -1,4 +1,6 @@
-"""Re-validation of what the app server must not trust its peer with."""
+"""Re-validation of what the app server must not trust its peer with. The field rules
+themselves are ``shillings_proto.fields`` (called directly; the dispatcher maps their
+``FieldError`` to ``invalid_request``)."""
 
 from __future__ import annotations
 
@@ -6,58 +8,17 @@ import hashlib
 
 from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
-from shillings_proto import fields, pb
+from shillings_proto import pb
 from shillings_proto.fields import (
     IDEMPOTENCY_KEY_RE,
-    MAX_AMOUNT,
     MAX_IDEMPOTENCY_KEY,
-    MAX_PASSWORD_BYTES,
-    MIN_PASSWORD,
-    FieldError,
+    amount_in_range,
 )
-
-
-def name(value: str, field: str, *, required: bool = True) -> str:
-    try:
-        return fields.name(value, field, required=required)
-    except FieldError as e:
-        raise InvalidRequest(str(e)) from None
-
-
-def email(value: str, field: str = "email") -> str:
-    """A syntactically valid email in its canonical form (``fields.email_key``)."""
-    try:
-        return fields.email(value, field)
-    except FieldError as e:
-        raise InvalidRequest(str(e)) from None
-
-
-def login_email(value: str) -> str:
-    """The canonical form of the email a login names (its syntax is not checked)."""
-    try:
-        return fields.login_email(value)
-    except FieldError as e:
-        raise InvalidRequest(str(e)) from None
-
-
-def phone(value: str) -> str:
-    try:
-        return fields.phone(value)
-    except FieldError as e:
-        raise InvalidRequest(str(e)) from None
-
-
-def password(value: str) -> str:
-    if len(value) < MIN_PASSWORD:
-        raise InvalidRequest(f"password must be at least {MIN_PASSWORD} characters")
-    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise InvalidRequest(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
-    return value
 
 
 def amount(value: int) -> int:
     """Cents: > 0 and <= 1,000,000.00."""
-    if value <= 0 or value > MAX_AMOUNT:
+    if not amount_in_range(value):
         raise InvalidAmount()
     return value
 

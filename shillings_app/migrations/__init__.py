@@ -70,22 +70,6 @@ def ensure_database(dsn: str) -> bool:
         conn.close()
 
 
-def applied(dsn: str) -> list[str]:
-    """Versions already applied to the database of ``dsn`` (empty if none or no table)."""
-    conn = _connect(parse_dsn(dsn))
-    try:
-        with conn.cursor() as cur:
-            return _applied(cur)
-    finally:
-        conn.close()
-
-
-def pending(dsn: str) -> list[str]:
-    """Versions not yet applied."""
-    done = set(applied(dsn))
-    return [m.version for m in available() if m.version not in done]
-
-
 def _applied(cur: Any) -> list[str]:
     cur.execute("SHOW TABLES LIKE 'schema_migrations'")
     if not cur.fetchone():

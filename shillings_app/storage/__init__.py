@@ -1,4 +1,5 @@
-"""All SQL of the app server: one ``DataStore`` over an adbapi pool of pymysql connections."""
+"""All SQL of the app server: named transaction functions (``*_txn``) and the statements
+they share, run by ``Database.run`` over an adbapi pool of pymysql connections."""
 
 from __future__ import annotations
 
@@ -7,30 +8,19 @@ from shillings_app.storage.database import (
     DatabaseUnavailable,
     DeadlineExceeded,
     RequestScope,
-    check_deadline,
-    request_scope,
-    time_left,
 )
-from shillings_app.storage.history import HistoryStore
-from shillings_app.storage.money import MoneyStore
-from shillings_app.storage.tokens import TokenStore
-from shillings_app.storage.users import UserStore
+from shillings_app.storage.housekeeping import purge_expired_txn
 
 
-class DataStore(UserStore, MoneyStore, HistoryStore, TokenStore):
-    """The storage API the handlers use."""
+class DataStore:
+    """The database the handlers run their transactions on, and its housekeeping."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def purge_expired(self) -> tuple[int, int]:
+        """Delete a batch of expired revocations and old idempotency keys; the counts."""
+        return await self.db.run("purge_expired", purge_expired_txn)
 
-__all__ = [
-    "DataStore",
-    "Database",
-    "DatabaseUnavailable",
-    "DeadlineExceeded",
-    "RequestScope",
-    "check_deadline",
-    "request_scope",
-    "time_left",
-]
+
+__all__ = ["DataStore", "Database", "DatabaseUnavailable", "DeadlineExceeded", "RequestScope"]

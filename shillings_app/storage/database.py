@@ -6,7 +6,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +27,9 @@ CR_SERVER_GONE_ERROR = 2006
 CR_SERVER_LOST = 2013
 CR_CONNECTION_ERROR = 2002
 CR_CONN_HOST_ERROR = 2003
+
+CONNECT_CODES = frozenset({CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_LOST})
+"""MySQL is not reachable (yet): what a process starting beside it waits out."""
 
 ER_CON_COUNT_ERROR = 1040
 ER_WSREP_NOT_READY = 1047
@@ -64,30 +66,21 @@ class DeadlineExceeded(DatabaseUnavailable):
 
 @dataclass
 class RequestScope:
-    """The request being served: its deadline and whether its work may have taken effect."""
+    """The request being served, passed explicitly from the dispatcher to every step that
+    may wait: its deadline and whether its work may have taken effect."""
 
     deadline: float | None
     """``time.monotonic()`` after which no work of the request may start or commit."""
     reached_commit: bool = False
     """A transaction of the request sent COMMIT (committed, or its outcome is unknown)."""
 
+    def check(self, desc: str) -> None:
+        """Raise ``DeadlineExceeded`` when the request's deadline has passed."""
+        _check_deadline(self.deadline, desc)
 
-request_scope: ContextVar[RequestScope | None] = ContextVar("request_scope", default=None)
-"""Set by the server for each request it serves (each runs in its own context)."""
-
-
-def check_deadline(desc: str) -> None:
-    """Raise ``DeadlineExceeded`` when the current request's deadline has passed."""
-    scope = request_scope.get()
-    _check_deadline(scope.deadline if scope is not None else None, desc)
-
-
-def time_left() -> float | None:
-    """Seconds until the current request's deadline (None outside a request)."""
-    scope = request_scope.get()
-    if scope is None or scope.deadline is None:
-        return None
-    return scope.deadline - time.monotonic()
+    def time_left(self) -> float | None:
+        """Seconds until the request's deadline (None: it has none)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 class RetryTransaction(Exception):
@@ -161,14 +154,16 @@ class Database:
         """Pool threads running a transaction now, and the most the pool runs at once."""
         return len(self._pool.threadpool.working), self._pool.max
 
-    async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+    async def run(
+        self, desc: str, func: Callable[..., T], *args: Any, scope: RequestScope | None = None
+    ) -> T:
         """Run ``func(txn, *args)`` in one DB transaction, retrying: after a lost connection
         (on another connection, up to the pool size; never when the loss came at commit, as
         the outcome is then unknown), and a few times after a deadlock / lock wait timeout
-        or a ``RetryTransaction``."""
+        or a ``RetryTransaction``. ``desc`` names the transaction in logs and errors; no
+        attempt starts or commits after the deadline of ``scope`` (the request's)."""
         reconnects = 0
         conflicts = 0
-        scope = request_scope.get()
         deadline = scope.deadline if scope is not None else None
         while True:
             reached_commit = [False]

@@ -3,56 +3,16 @@
 Every query aggregates or joins in MariaDB and returns only totals and the first offenders
 with their count, so the cost is a few scans of the tables, not a row per transaction
 shipped to Python (pymysql costs microseconds per row).
-
-The transaction id of an idempotency key lives inside its stored response, a serialized
-``pb.Response``. ``transaction_id_of`` (protobuf) is the authority on it;
-``TRANSACTION_ID_SQL`` reads the same id in SQL from a response of exactly the shape the
-app server writes, and yields NULL for any other shape, whose keys are then read here and
-parsed by ``transaction_id_of``. Both go when keys store their transaction id in a column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
-from google.protobuf.message import DecodeError
 
 from shillings_app.config import parse_dsn
-from shillings_proto import pb
-
-KEY_PAGE = 5000
-"""Idempotency keys read per round trip when they must be parsed here."""
-
-
-def transaction_id_of(response: bytes) -> str | None:
-    """The transaction id of a stored idempotency response (a serialized ``pb.Response``
-    of a pay or top-up); None when it names none or cannot be parsed."""
-    try:
-        message = pb.Response.FromString(response)
-    except DecodeError:
-        return None
-    body = message.WhichOneof("body")
-    if body not in ("pay", "topup"):
-        return None
-    return getattr(message, body).transaction_id or None
-
-
-_S = "ASCII(SUBSTRING(response, 2, 1))"
-TRANSACTION_ID_SQL = (
-    "CASE WHEN ASCII(response) = 26"  # field 3 (status), length-delimited, comes first
-    f" AND {_S} < 128"  # its length fits in one byte
-    f" AND ASCII(SUBSTRING(response, 3 + {_S}, 1)) IN (106, 114)"  # then field 13 or 14
-    f" AND LENGTH(response) = 4 + {_S} + ASCII(SUBSTRING(response, 4 + {_S}, 1))"  # to the end
-    f" AND SUBSTRING(response, 5 + {_S}, 2) = X'0A24'"  # whose field 1 is 36 bytes long
-    f" AND LOCATE(X'0A', response, 43 + {_S}) = 0"  # and no byte after it could repeat it
-    f" THEN CAST(SUBSTRING(response, 7 + {_S}, 36) AS CHAR(36) CHARACTER SET ascii) END"
-)
-"""The transaction id of a response shaped ``status, pay|topup{transaction_id (36
-bytes), …}`` and nothing else, as the app server writes it; NULL for any other shape (the
-byte checks reject everything ``transaction_id_of`` could read differently)."""
 
 _REPLAY_MISMATCHES = (
     "SELECT u.user_id, u.balance, COALESCE(m.net, 0), COUNT(*) OVER ()"
@@ -78,14 +38,14 @@ _NEGATIVE = (
 )
 
 _KEY_MISMATCHES = (
-    "SELECT k.user_id, k.idem_key, k.tx, COALESCE(t.sender_id, t.receiver_id), COUNT(*) OVER ()"
-    f" FROM (SELECT user_id, idem_key, {TRANSACTION_ID_SQL} AS tx FROM idempotency_keys) AS k"
-    " LEFT JOIN transactions AS t ON t.transaction_id = k.tx"
-    " WHERE k.tx IS NOT NULL"
-    "  AND (t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id)"
+    "SELECT k.user_id, k.idem_key, k.transaction_id, COALESCE(t.sender_id, t.receiver_id),"
+    " COUNT(*) OVER ()"
+    " FROM idempotency_keys AS k LEFT JOIN transactions AS t"
+    " ON t.transaction_id = k.transaction_id"
+    " WHERE t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id"
     " ORDER BY k.user_id, k.idem_key LIMIT %s"
 )
-"""Keys (read in SQL) whose transaction is missing or was made by another user (the maker
+"""Keys whose transaction is missing or was made by another user (the maker
 is the sender, or for a top-up the receiver); the maker is NULL when it is missing."""
 
 
@@ -95,13 +55,6 @@ class Offenders:
 
     count: int
     rows: list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    user_id: int
-    key: str
-    transaction_id: str | None
 
 
 class LedgerReader:
@@ -156,43 +109,13 @@ class LedgerReader:
         return _offenders(self._all(_NEGATIVE, (limit,)), ints=2)
 
     def key_mismatches(self, limit: int) -> Offenders:
-        """(user_id, key, transaction_id, maker or None) of the keys whose id SQL reads and
-        whose transaction is missing or not the key user's."""
+        """(user_id, key, transaction_id, maker or None) of the keys whose transaction is
+        missing or not the key user's."""
         rows = self._all(_KEY_MISMATCHES, (limit,))
         return Offenders(
             int(rows[0][-1]) if rows else 0,
             [(int(u), k, tx, None if m is None else int(m)) for u, k, tx, m, _ in rows],
         )
-
-    def unread_keys(self, page: int = KEY_PAGE) -> Iterator[list[StoredKey]]:
-        """The keys whose response SQL cannot read, parsed by ``transaction_id_of``, by
-        pages in primary-key order (none while every response has the app server's shape)."""
-        after = (-1, "")
-        while True:
-            rows = self._all(
-                "SELECT user_id, idem_key, response FROM idempotency_keys"
-                " WHERE (user_id > %s OR (user_id = %s AND idem_key > %s))"
-                f" AND ({TRANSACTION_ID_SQL}) IS NULL"
-                " ORDER BY user_id, idem_key LIMIT %s",
-                (after[0], after[0], after[1], page),
-            )
-            if not rows:
-                return
-            yield [StoredKey(int(u), k, transaction_id_of(bytes(r))) for u, k, r in rows]
-            after = (int(rows[-1][0]), rows[-1][1])
-
-    def makers(self, transaction_ids: list[str]) -> dict[str, int]:
-        """transaction_id -> the user who made it (the sender; for a top-up, the receiver),
-        for those of ``transaction_ids`` that exist."""
-        if not transaction_ids:
-            return {}
-        marks = ",".join(["%s"] * len(transaction_ids))
-        rows = self._all(
-            "SELECT transaction_id, COALESCE(sender_id, receiver_id) FROM transactions"
-            f" WHERE transaction_id IN ({marks})",
-            transaction_ids,
-        )
-        return {tx_id: int(user_id) for tx_id, user_id in rows}
 
 
 def _offenders(rows: list[tuple[Any, ...]], ints: int) -> Offenders:

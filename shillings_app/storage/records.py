@@ -54,22 +54,13 @@ class IdempotencyKey:
 
 
 @dataclass(frozen=True)
-class Replay:
-    """The stored response of an earlier request with the same idempotency key."""
+class MoneyResult:
+    """What a payment or top-up did, as its idempotency key stores it for replays: the
+    transaction it made and the caller's balance after it."""
 
-    response: bytes
-
-
-@dataclass(frozen=True)
-class PayResult:
     transaction_id: str
-    sender_id: int
-    receiver_id: int
-    sender_balance: int
-
-
-@dataclass(frozen=True)
-class TopupResult:
-    transaction_id: str
-    user_id: int
     balance: int
+    status: int = 200
+    """The protocol status of the answer (stored, so a replay answers the same)."""
+    replayed: bool = False
+    """Read from the idempotency key of an earlier request, not done now."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pymysql
 
-from shillings_app.config import parse_dsn
-from shillings_proto import messages, pb
+from shillings_app.config import AppConfig, parse_dsn
+from shillings_proto import pb
 from shillings_proto.framing import ShillingsClientProtocol
+from tests import protocol_requests as messages
 
 PASSWORD = "correct horse battery"
 _emails = itertools.count()
@@ -106,3 +107,37 @@ async def new_session(client: ShillingsClientProtocol, prefix: str = "user") -> 
     user = await signup(client, new_email(prefix))
     token = await login(client, user.email)
     return Session(client, user, token)
+
+
+@asynccontextmanager
+async def serving(dsn: str) -> AsyncIterator[ShillingsClientProtocol]:
+    """An app server on the (already migrated) database ``dsn`` and a client connected to
+    it, for tests that prepare the database before any server runs; both stopped after."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString, connectProtocol
+
+    from shillings_app.server import AppServer
+    from tests.conftest import TEST_JWT_SECRET
+
+    server = AppServer(
+        AppConfig(
+            listen="tcp:0:interface=127.0.0.1",
+            mysql_dsn=dsn,
+            jwt_secret=TEST_JWT_SECRET,
+            bcrypt_cost=4,
+            db_pool_min=1,
+            db_pool_max=4,
+        )
+    )
+    await server.start()
+    try:
+        client = await connectProtocol(
+            clientFromString(reactor, server.address), ShillingsClientProtocol()
+        )
+        try:
+            yield client
+        finally:
+            client.transport.loseConnection()
+            await client.lost_deferred
+    finally:
+        await server.stop()

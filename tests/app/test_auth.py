@@ -6,7 +6,7 @@ import jwt
 import pytest
 import pytest_twisted
 
-from shillings_proto import messages
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, login, new_email, new_session, signup, sql
 from tests.conftest import TEST_JWT_SECRET
 

@@ -11,7 +11,8 @@ import sys
 import time
 
 from shillings_app import migrations
-from shillings_proto import messages, pb
+from shillings_proto import pb
+from tests import protocol_requests as messages
 from tests.app.helpers import sql
 
 DB = "cli_test_db"

@@ -8,7 +8,8 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import defer
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, login, new_session, signup, sql
 
 
@@ -38,11 +39,11 @@ class HeldPasswords:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def verify(self, password: str, hashed: str) -> bool:
+    async def verify(self, password: str, hashed: str, scope: Any) -> bool:
         self.waiting += 1
         self._notify()
         await self.release
-        return bool(await self._inner.verify(password, hashed))
+        return bool(await self._inner.verify(password, hashed, scope))
 
 
 @pytest_twisted.ensureDeferred

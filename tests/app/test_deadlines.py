@@ -17,8 +17,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.task import deferLater
 
-from shillings_proto import messages
 from shillings_proto.framing import NotProcessedError, RequestTimeoutError, ShillingsClientProtocol
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, new_session, row_locked, sql
 from tests.conftest import TEST_JWT_SECRET
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import bcrypt
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.endpoints import clientFromString, connectProtocol
 
 from shillings_app import migrations
-from shillings_app.config import AppConfig
-from shillings_app.server import AppServer
-from shillings_proto import messages
-from shillings_proto.framing import ShillingsClientProtocol
-from tests.app.helpers import PASSWORD, Session, login, sql
-from tests.conftest import TEST_JWT_SECRET
+from tests import protocol_requests as messages
+from tests.app.helpers import PASSWORD, Session, login, serving, sql
 
 LEGACY = [  # (email as the old code stored it, first_name, balance)
     ("jos\u00e9@example.com", "Nfc", 100),  # 1: canonical already
@@ -57,7 +51,11 @@ def test_migration_canonicalises_reports_and_never_merges(database, monkeypatch)
     _legacy_database(database, monkeypatch)
     before = sql(database, "SELECT user_id, balance FROM users ORDER BY user_id")
     lines: list[str] = []
-    assert migrations.migrate(database, report=lines.append) == ["0002_canonical_emails"]
+    assert migrations.migrate(database, report=lines.append) == [
+        "0002_canonical_emails",
+        "0003_idempotency_results",
+        "0004_drop_idempotency_response",
+    ]
 
     emails = dict(sql(database, "SELECT user_id, email FROM users"))
     assert emails == {
@@ -98,41 +96,27 @@ def test_migration_canonicalises_reports_and_never_merges(database, monkeypatch)
 async def test_after_the_migration_lookalikes_reach_the_first_account(database, monkeypatch):
     _legacy_database(database, monkeypatch)
     migrations.migrate(database, report=lambda line: None)
-    server = AppServer(
-        AppConfig(
-            listen="tcp:0:interface=127.0.0.1",
-            mysql_dsn=database,
-            jwt_secret=TEST_JWT_SECRET,
-            bcrypt_cost=4,
-            db_pool_min=1,
-            db_pool_max=4,
-        )
-    )
-    await server.start()
-    try:
-        endpoint = clientFromString(reactor, server.address)
-        client = await connectProtocol(endpoint, ShillingsClientProtocol())
-        try:
-            wide = await login(client, "\uff21DA@EXAMPLE.COM")
-            assert wide.user.user_id == 3 and wide.user.email == "ada@example.com"
-            session = Session(client, wide.user, wide)
-            paid = await session.pay("X\u03a3@EXAMPLE.COM", 100)
-            assert paid.status.code == 200 and paid.pay.receiver_id == 6
-            nfd = await login(client, "jose\u0301@example.com")
-            assert nfd.user.user_id == 1  # the canonical owner; user 2 awaits an operator
-            taken = await client.call(
-                messages.signup(
-                    first_name="A",
-                    middle_name="",
-                    last_name="B",
-                    email="FISH@example.com",
-                    phone="+15550000000",
-                    password=PASSWORD,
-                )
+    async with serving(database) as client:
+        wide = await login(client, "\uff21DA@EXAMPLE.COM")
+        assert wide.user.user_id == 3 and wide.user.email == "ada@example.com"
+        session = Session(client, wide.user, wide)
+        paid = await session.pay("X\u03a3@EXAMPLE.COM", 100)
+        assert paid.status.code == 200
+        assert sql(
+            database,
+            "SELECT receiver_id FROM transactions WHERE transaction_id = %s",
+            (paid.pay.transaction_id,),
+        ) == [(6,)]
+        nfd = await login(client, "jose\u0301@example.com")
+        assert nfd.user.user_id == 1  # the canonical owner; user 2 awaits an operator
+        taken = await client.call(
+            messages.signup(
+                first_name="A",
+                middle_name="",
+                last_name="B",
+                email="FISH@example.com",
+                phone="+15550000000",
+                password=PASSWORD,
             )
-            assert taken.status.reason == "email_taken"
-        finally:
-            client.transport.loseConnection()
-            await client.lost_deferred
-    finally:
-        await server.stop()
+        )
+        assert taken.status.reason == "email_taken"

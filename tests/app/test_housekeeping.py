@@ -7,7 +7,7 @@ import pymysql
 import pytest_twisted
 
 from shillings_app.config import parse_dsn
-from shillings_app.storage.tokens import PURGE_BATCH
+from shillings_app.storage.housekeeping import PURGE_BATCH
 from tests.app.helpers import sql
 
 
@@ -17,8 +17,9 @@ def _fill(dsn: str, old_keys: int, old_tokens: int) -> None:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO idempotency_keys"
-                " (user_id, idem_key, command, request_hash, response, created_at)"
-                " VALUES (1, %s, 'PAY', REPEAT('x', 32), '', UTC_TIMESTAMP(6) - INTERVAL %s HOUR)",
+                " (user_id, idem_key, command, request_hash, transaction_id, balance, status,"
+                " created_at) VALUES (1, %s, 'PAY', REPEAT('x', 32), REPEAT('t', 36), 0, 200,"
+                " UTC_TIMESTAMP(6) - INTERVAL %s HOUR)",
                 [(f"old-{i}", 26) for i in range(old_keys)] + [("fresh-1", 23), ("fresh-2", 1)],
             )
             cur.executemany(

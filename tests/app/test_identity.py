@@ -10,7 +10,8 @@ import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shillings_proto import fields, messages
+from shillings_proto import fields
+from tests import protocol_requests as messages
 from tests.app.helpers import PASSWORD, Session, login, signup
 
 LOOKALIKES = [
@@ -54,7 +55,8 @@ async def test_paying_a_case_variant_reaches_the_account(client):
     assert (await session.topup(500)).status.code == 200
     response = await session.pay("X\u03a3@EXAMPLE.COM", 200)
     assert response.status.code == 200, response.status
-    assert response.pay.receiver_id == receiver.user_id
+    receiving = Session(client, receiver, await login(client, "x\u03c3@example.com"))
+    assert await receiving.balance() == 200
     # The final sigma is not a new account either.
     again = await client.call(_signup_request("x\u03c2@example.com"))
     assert again.status.reason == "email_taken"

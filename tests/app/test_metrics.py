@@ -7,8 +7,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.task import deferLater
 
-from shillings_proto import messages
 from shillings_proto.framing import ShillingsClientProtocol
+from tests import protocol_requests as messages
 from tests.app.helpers import new_session, row_locked, sql
 from tests.scrape import scrape
 

@@ -13,8 +13,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 
 from shillings_app import dispatch
-from shillings_proto import MAX_FRAME, messages, pb
+from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ConnectionLostError, NotProcessedError
+from tests import protocol_requests as messages
 from tests.app.helpers import new_session
 
 
@@ -232,7 +233,7 @@ async def test_back_pressure_pauses_reading_and_resumes(client, monkeypatch):
 async def test_handler_crash_is_500_internal_error_and_the_server_keeps_serving(
     client, monkeypatch
 ):
-    async def boom(ctx, request):
+    async def boom(ctx, request, scope):
         raise RuntimeError("bug")
 
     monkeypatch.setitem(dispatch.ROUTES, pb.USR, ("profile", boom))

@@ -15,8 +15,7 @@ import pytest_twisted
 
 from shillings_app.config import parse_dsn
 from shillings_app.reconcile import reconcile
-from shillings_app.storage.reconcile import TRANSACTION_ID_SQL, LedgerReader, transaction_id_of
-from shillings_proto import pb, responses
+from shillings_app.storage.reconcile import LedgerReader
 from tests.app.helpers import Session, new_session, sql
 
 KEYS = "every idempotency key names a transaction of its user"
@@ -90,12 +89,13 @@ def failed(report: Any) -> dict[str, Any]:
     return {check.name: check for check in report.checks if not check.ok}
 
 
-def store_key(dsn: str, user_id: int, key: str, response: pb.Response) -> None:
+def store_key(dsn: str, user_id: int, key: str, transaction_id: str | None) -> None:
     sql(
         dsn,
-        "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash, response,"
-        " created_at) VALUES (%s, %s, 'TPU', %s, %s, UTC_TIMESTAMP(6))",
-        (user_id, key, b"\0" * 32, response.SerializeToString()),
+        "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+        " transaction_id, balance, status, created_at)"
+        " VALUES (%s, %s, 'TPU', %s, %s, 1, 200, UTC_TIMESTAMP(6))",
+        (user_id, key, b"\0" * 32, transaction_id),
     )
 
 
@@ -170,22 +170,20 @@ def test_a_negative_balance_consistent_with_its_transactions(ledger: Ledger) -> 
 
 def test_keys_that_name_no_transaction_of_their_user(ledger: Ledger) -> None:
     alice, bob = ledger.alice.user_id, ledger.bob.user_id
-    # Bob's key answered with Alice's top-up; a key whose transaction never committed; a key
-    # whose stored response is not a money answer at all.
-    store_key(
-        ledger.dsn, bob, "b-stolen", responses.topup(transaction_id=ledger.alice_topup, balance=1)
-    )
+    # Bob's key answered with Alice's top-up; a key whose transaction never committed. A key
+    # naming no transaction at all cannot be stored any more (the column is NOT NULL).
+    store_key(ledger.dsn, bob, "b-stolen", ledger.alice_topup)
     missing = "00000000-0000-4000-8000-0000000000ff"
-    store_key(ledger.dsn, alice, "a-ghost", responses.topup(transaction_id=missing, balance=1))
-    store_key(ledger.dsn, alice, "a-empty", pb.Response(status=pb.Status(code=200)))
+    store_key(ledger.dsn, alice, "a-ghost", missing)
+    with pytest.raises(pymysql.err.IntegrityError):
+        store_key(ledger.dsn, alice, "a-empty", None)
     bad = failed(reconcile(ledger.dsn))
     assert set(bad) == {"every idempotency key names a transaction of its user"}
     keys = bad["every idempotency key names a transaction of its user"]
-    assert keys.count == 3 and keys.user_ids == sorted([alice, bob])
+    assert keys.count == 2 and keys.user_ids == sorted([alice, bob])
     text = "\n".join(keys.details)
     assert f"transaction {ledger.alice_topup} was made by user {alice}" in text
     assert f"transaction {missing} does not exist" in text
-    assert "names no transaction" in text
 
 
 def test_offenders_are_bounded_but_counted(ledger: Ledger) -> None:
@@ -208,62 +206,13 @@ def test_offenders_are_bounded_but_counted(ledger: Ledger) -> None:
     assert "created: 1.75" in report.text()
 
 
-def test_keys_sql_cannot_read_are_parsed_in_pages(ledger: Ledger) -> None:
-    """Responses of another shape than the app server's (here: with a request id) are read
-    by protobuf, a page at a time, and checked as strictly."""
+def test_key_offenders_are_bounded_but_counted(ledger: Ledger) -> None:
     bob = ledger.bob.user_id
-    odd = responses.topup(transaction_id=ledger.alice_topup, balance=1)
-    odd.request_id = 9
     for n in range(4):
-        store_key(ledger.dsn, bob, f"b-odd-{n}", odd)
-    reader = LedgerReader(ledger.dsn)
-    try:
-        pages = list(reader.unread_keys(page=3))
-    finally:
-        reader.close()
-    assert [len(page) for page in pages] == [3, 1]
-    assert {k.transaction_id for page in pages for k in page} == {ledger.alice_topup}
+        store_key(ledger.dsn, bob, f"b-odd-{n}", ledger.alice_topup)
     keys = failed(reconcile(ledger.dsn, limit=3))[KEYS]
     assert keys.count == 4 and keys.user_ids == [bob] and len(keys.details) == 3
     assert f"was made by user {ledger.alice.user_id}" in keys.details[0]
-
-
-def _responses() -> list[pb.Response]:
-    """Responses of every shape: the app server's, and others SQL must leave to protobuf."""
-    tx = "0b6b4bd6-2f1c-4b8e-9a55-6a6f3c1f0e2d"
-    found = [responses.topup(transaction_id=tx, balance=b) for b in (0, 5, 10, 138, 2**40)]
-    found += [
-        responses.pay(transaction_id=tx, sender_id=s, receiver_id=10, sender_balance=b)
-        for s, b in ((1, 0), (10, 10), (2**33, 1_000_000_000_000_000))
-    ]
-    with_id = responses.topup(transaction_id=tx, balance=1)
-    with_id.request_id = 7
-    long_status = responses.topup(transaction_id=tx, balance=1)
-    long_status.status.message = "x" * 200
-    short_id = responses.topup(transaction_id="t-1", balance=1)
-    found += [with_id, long_status, short_id, responses.topup(transaction_id="", balance=1)]
-    found += [pb.Response(status=pb.Status(code=200)), pb.Response()]
-    return found
-
-
-def test_sql_reads_the_transaction_id_as_protobuf_does_or_not_at_all(ledger: Ledger) -> None:
-    blobs = [r.SerializeToString() for r in _responses()]
-    tx = "0b6b4bd6-2f1c-4b8e-9a55-6a6f3c1f0e2d"
-    # field 1 of the body twice: protobuf keeps the last one
-    twice = responses.topup(transaction_id=tx, balance=1).SerializeToString()
-    blobs += [twice[:-2] + b"\x0a\x03abc" + twice[-2:], b"\x1a\x00r\x26\x0a\x24" + b"z" * 36]
-    blobs[-2] = blobs[-2][:8] + bytes([blobs[-2][8] + 5]) + blobs[-2][9:]  # its body length
-    read = [
-        sql(ledger.dsn, f"SELECT {TRANSACTION_ID_SQL} FROM (SELECT %s AS response) AS r", (b,))
-        for b in blobs
-    ]
-    for blob, [(by_sql,)] in zip(blobs, read, strict=True):
-        assert by_sql is None or by_sql == transaction_id_of(blob), blob
-    canonical = len(_responses()) - 6  # the app server's shape: read by SQL unless a byte
-    for blob, [(by_sql,)] in zip(blobs[:canonical], read, strict=False):  # after the id is 0x0a
-        assert by_sql == (None if b"\n" in blob[blob.index(tx.encode()) + 36 :] else tx)
-    assert all(row[0][0] is None for row in read[canonical:-1])
-    assert transaction_id_of(b"\xff\xff") is None
 
 
 @pytest_twisted.ensureDeferred
@@ -278,16 +227,6 @@ async def test_one_consistent_snapshot(ledger: Ledger) -> None:
     finally:
         reader.close()
     assert reconcile(ledger.dsn).transactions == 5
-
-
-def test_transaction_id_is_read_from_the_stored_response() -> None:
-    assert (
-        transaction_id_of(responses.topup(transaction_id="t-1", balance=5).SerializeToString())
-        == "t-1"
-    )
-    pay = responses.pay(transaction_id="t-2", sender_id=1, receiver_id=2, sender_balance=0)
-    assert transaction_id_of(pay.SerializeToString()) == "t-2"
-    assert transaction_id_of(pb.Response().SerializeToString()) is None
 
 
 @pytest.mark.parametrize(

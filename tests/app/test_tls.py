@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 
 from shillings_app.config import AppConfig, ConfigError, TlsFiles
-from shillings_proto import messages
+from shillings_proto import pb
 from shillings_proto.framing import ConnectionLostError, ShillingsClientProtocol
 from tests.stack.helpers import ROOT
 
@@ -49,7 +49,9 @@ def _client(port: int, ca: Path, cert: Path | None, hostname: str = "app-0") -> 
 async def _health(address: str) -> int:
     proto = await connectProtocol(clientFromString(reactor, address), ShillingsClientProtocol())
     try:
-        response = await proto.call(messages.health(), timeout=5.0)
+        response = await proto.call(
+            pb.Request(command=pb.HLT, health=pb.HealthRequest()), timeout=5.0
+        )
         return int(response.status.code)
     finally:
         if proto.is_connected:

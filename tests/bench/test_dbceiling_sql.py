@@ -1,13 +1,13 @@
-"""Baseline (c) sends the SQL MoneyStore.pay sends, statement for statement (no database:
-both run against a cursor that records what it is asked)."""
+"""Baseline (c) is the app server's pay transaction (``handlers.pay.pay_txn``): 4
+statements, both rows locked by one ascending-id ``FOR UPDATE`` (no database: it runs
+against a cursor that records what it is asked)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench import dbceiling
-from shillings_app.storage.money import MoneyStore
+from shillings_app.handlers.pay import pay_txn
 
 SENDER, RECEIVER = (7, "s@example.com"), (3, "r@example.com")
 
@@ -25,7 +25,7 @@ class RecordingCursor:
 
     def fetchone(self) -> tuple[Any, ...] | None:
         if "idempotency_keys" in self._last:
-            return (0, RECEIVER[0], None, None)
+            return (0, RECEIVER[0], None, None, None, None)
         if self._last.startswith("SELECT 1 FROM revoked_tokens"):
             return None
         if self._last.startswith("SELECT user_id FROM users WHERE email"):
@@ -37,38 +37,10 @@ class RecordingCursor:
         return [(RECEIVER[0], 1000, RECEIVER[1]), (SENDER[0], 1000, SENDER[1])]
 
 
-class RecordingDatabase:
-    def __init__(self, cursor: RecordingCursor) -> None:
-        self.cursor = cursor
-
-    async def run(self, desc: str, func: Callable[[Any], Any]) -> Any:
-        return func(self.cursor)
-
-
-def _drive(coro: Awaitable[Any]) -> Any:
-    """Run a coroutine that never suspends (its database answers at once)."""
-    try:
-        coro.__await__().send(None)
-    except StopIteration as done:
-        return done.value
-    raise AssertionError("the coroutine suspended")
-
-
 def _app_statements(amount: int) -> list[tuple[str, tuple[Any, ...]]]:
     cursor = RecordingCursor()
-    store = MoneyStore()
-    store.db = RecordingDatabase(cursor)  # type: ignore[assignment]
-    result = _drive(
-        store.pay(
-            sender_id=SENDER[0],
-            token_id="jti-of-the-token",
-            receiver_email=RECEIVER[1],
-            amount=amount,
-            idempotency=None,
-            encode=lambda r: b"",
-        )
-    )
-    assert result.sender_balance == 1000 - amount
+    result = pay_txn(cursor, SENDER[0], "jti-of-the-token", RECEIVER[1], amount, None)
+    assert result.balance == 1000 - amount
     return cursor.sent
 
 
@@ -84,11 +56,13 @@ def _shape(sent: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any
     return out
 
 
-def test_ceiling_sends_the_statements_of_money_store_pay():
+def test_ceiling_sends_the_statements_of_the_app_servers_pay():
     cursor = RecordingCursor()
     dbceiling._pay(cursor, SENDER, RECEIVER[1])
     assert len(cursor.sent) == 4
     assert _shape(cursor.sent) == _shape(_app_statements(amount=1))
+    locked = [p for sql, p in cursor.sent if sql.endswith("FOR UPDATE")]
+    assert locked == [(SENDER[0], RECEIVER[0])]  # one statement, ORDER BY user_id
 
 
 def test_old_sql_ceiling_is_not_the_apps_sql_any_more():

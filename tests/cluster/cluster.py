@@ -16,6 +16,7 @@ from typing import Any
 
 import pymysql
 
+from shillings_stack.health import web_healthz
 from tests.stack.helpers import ROOT, SUPERVISORCTL, clean_env
 
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -150,9 +151,6 @@ class Cluster:
 
     def wait_web_healthy(self, timeout: float = 60.0) -> float:
         """Until every web process answers /healthz 200 on its socket; the seconds it took."""
-        from tests.stack.helpers import load_stack_module
-
-        web_healthz = load_stack_module().web_healthz
         began = time.monotonic()
         socks = sorted((self.var / "run").glob("web_*.sock"))
         while not all(web_healthz(sock, timeout=2.0) == 200 for sock in socks):

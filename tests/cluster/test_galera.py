@@ -12,12 +12,12 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from shillings_app.migrations import available
 from shillings_app.storage.database import (
     MAX_CONFLICT_RETRIES,
     Database,
     DatabaseUnavailable,
     RequestScope,
-    request_scope,
 )
 from tests.cluster.cluster import Cluster
 from tests.reliability.api import make_user
@@ -55,12 +55,10 @@ def _conflicting(cluster: Cluster, attempts_to_spoil: int) -> tuple[Any, list[in
 async def test_certification_failure_at_commit_is_retried(counter: Cluster) -> None:
     db = Database(counter.dsn(2), pool_min=1, pool_max=1, sync_wait=1)
     scope = RequestScope(deadline=None)
-    token = request_scope.set(scope)
     try:
         interaction, attempts = _conflicting(counter, 1)
-        await db.run("conflict once", interaction)
+        await db.run("conflict once", interaction, scope=scope)
     finally:
-        request_scope.reset(token)
         db.close()
     assert len(attempts) == 2
     assert db.retries["certification"] == 1
@@ -75,13 +73,11 @@ async def test_certification_failures_leave_a_known_no_effect(counter: Cluster) 
     changed nothing (not "outcome unknown" although each attempt sent COMMIT)."""
     db = Database(counter.dsn(2), pool_min=1, pool_max=1, sync_wait=1)
     scope = RequestScope(deadline=None)
-    token = request_scope.set(scope)
     try:
         interaction, attempts = _conflicting(counter, 100)
         with pytest.raises(DatabaseUnavailable):
-            await db.run("always conflicts", interaction)
+            await db.run("always conflicts", interaction, scope=scope)
     finally:
-        request_scope.reset(token)
         db.close()
     assert len(attempts) == MAX_CONFLICT_RETRIES + 1
     assert db.retries["certification"] == MAX_CONFLICT_RETRIES
@@ -144,7 +140,7 @@ def test_migrations_ran_once_and_replicated(cluster: Cluster) -> None:
     assert "applied migrations" not in logs  # run once, before the app servers started
     for node in (1, 2, 3):
         versions = cluster.query("SELECT version FROM schema_migrations", node=node)
-        assert [v for (v,) in versions] == ["0001_initial", "0002_canonical_emails"]
+        assert [v for (v,) in versions] == [m.version for m in available()]
 
 
 @pytest_twisted.ensureDeferred

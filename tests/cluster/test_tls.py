@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from shillings_proto import messages
+from shillings_proto import pb
 from tests.cluster.cluster import Cluster
 from tests.stack.helpers import Client
 
@@ -22,7 +22,7 @@ def test_web_processes_reach_the_app_servers_over_tls(cluster: Cluster) -> None:
 
 
 def test_a_plain_tcp_client_gets_no_answer(cluster: Cluster) -> None:
-    frame = messages.health().SerializeToString()
+    frame = pb.Request(command=pb.HLT, health=pb.HealthRequest()).SerializeToString()
     for n in (0, 1):
         with socket.create_connection(("127.0.0.1", cluster.port_base + 50 + n), 5) as s:
             s.sendall(struct.pack(">I", len(frame)) + frame)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shillings_app.reconcile import reconcile
-from shillings_app.storage.reconcile import transaction_id_of
 from tests.reliability.stack import Stack
 
 REFUSAL_SLACK_S = 0.002
@@ -108,11 +107,11 @@ def load_rows(stack: Stack) -> list[Row]:
 
 
 def stored_keys(stack: Stack) -> dict[tuple[int, str], str | None]:
-    """(user_id, Idempotency-Key) -> transaction_id of the response stored with it."""
+    """(user_id, Idempotency-Key) -> the transaction_id stored with it."""
     return {
-        (int(user_id), key): transaction_id_of(bytes(response))
-        for user_id, key, response in stack.query(
-            "SELECT user_id, idem_key, response FROM idempotency_keys"
+        (int(user_id), key): transaction_id
+        for user_id, key, transaction_id in stack.query(
+            "SELECT user_id, idem_key, transaction_id FROM idempotency_keys"
         )
     }
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pymysql
 
-from tests.stack.helpers import Client, MadeStack, free_port, load_stack_module, stack_env
+from shillings_stack.health import web_healthz
+from tests.stack.helpers import Client, MadeStack, free_port, stack_env
 
 
 @dataclass
@@ -59,7 +60,6 @@ class Stack(MadeStack):
 
     def web_health(self) -> dict[str, int]:
         """/healthz status of each web process, asked on its own unix socket (0: no answer)."""
-        web_healthz = load_stack_module().web_healthz
         return {
             sock.stem: web_healthz(sock, timeout=5.0)
             for sock in sorted((self.var / "run").glob("web_*.sock"))

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.stack.helpers import load_stack_module
+from shillings_stack.config import StackConfig
+from shillings_stack.processes import stack_processes
+from shillings_stack.supervisor import supervisord_pid
 
 
 def _state(pid: int) -> str:
@@ -24,10 +26,9 @@ def kill_everything(var: Path, env: dict[str, str], timeout: float = 30.0) -> se
     """SIGKILL supervisord and every process of the stack in ``var`` at once: all are
     stopped first (SIGSTOP), so none of them sees another die and reacts (supervisord
     restarting a program, nginx's master forking new workers). The pids killed."""
-    stack = load_stack_module()
-    cfg = stack.StackConfig.from_env(env)
-    pids = set(stack.stack_processes(cfg))
-    supervisord = stack.supervisord_pid(cfg)
+    cfg = StackConfig.from_env(env)
+    pids = set(stack_processes(cfg))
+    supervisord = supervisord_pid(cfg)
     assert supervisord is not None, "supervisord is not running"
     pids.add(supervisord)
     for pid in pids:

@@ -1,4 +1,4 @@
-"""Shared by the stack tests: the repository root, scripts/stack.py as a module, HTTP calls."""
+"""Shared by the stack tests: the repository root, stack environments, HTTP calls."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.stackctl import ROOT, free_port, free_port_base
-from bench.stackctl import stack_module as load_stack_module
 
 SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
 
@@ -25,7 +24,6 @@ __all__ = [
     "clean_env",
     "free_port",
     "free_port_base",
-    "load_stack_module",
     "raw_exchange",
     "stack_env",
 ]

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
+from shillings_stack.config import StackConfig, StackError
+from shillings_stack.render import render, render_programs
 from tests.app.helpers import sql
-from tests.stack.helpers import ROOT, clean_env, free_port, load_stack_module
+from tests.stack.helpers import ROOT, clean_env, free_port
 
 pytestmark = pytest.mark.stack
 
-stack = load_stack_module()
 LOGPREFIX = str(ROOT / "scripts" / "logprefix.py")
 HEALTHCHECK = str(ROOT / "scripts" / "healthcheck.py")
 
@@ -37,14 +38,12 @@ def var() -> Iterator[Path]:
 
 
 def test_log_stdout_sends_every_program_to_stdout_with_its_name(var: Path) -> None:
-    cfg = stack.StackConfig.from_env(
+    cfg = StackConfig.from_env(
         clean_env(SHILLINGS_VAR=str(var), SHILLINGS_LOG_STDOUT="1", WEB_PROCS="2")
     )
-    plain = stack.render_programs(
-        stack.StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), WEB_PROCS="2"))
-    )
+    plain = render_programs(StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), WEB_PROCS="2")))
     options = ServerOptions()
-    options.realize(args=["-c", str(stack.render(cfg))])
+    options.realize(args=["-c", str(render(cfg))])
     assert options.parse_warnings == []
     processes = [p for g in options.process_group_configs for p in g.process_configs]
     assert sorted(p.name for p in processes) == [
@@ -58,8 +57,8 @@ def test_log_stdout_sends_every_program_to_stdout_with_its_name(var: Path) -> No
         assert process.command.startswith(wrapper)
         # The program itself is the one the plain rendering runs.
         assert f"command = {process.command.removeprefix(wrapper)}\n" in plain
-    with pytest.raises(stack.StackError):
-        stack.StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), SHILLINGS_LOG_STDOUT="yes"))
+    with pytest.raises(StackError):
+        StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), SHILLINGS_LOG_STDOUT="yes"))
 
 
 def test_logprefix_names_every_line_of_stdout_and_stderr() -> None:

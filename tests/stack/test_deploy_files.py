@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.stack.helpers import ROOT, clean_env, load_stack_module
+from shillings_stack.config import StackConfig
+from shillings_stack.render import render_nginx
+from tests.stack.helpers import ROOT, clean_env
 
 pytestmark = pytest.mark.stack
 
-stack = load_stack_module()
 OUR_SERVICES = ("app", "web", "nginx")
 
 
@@ -156,7 +157,7 @@ def test_compose_env_vars_are_ones_the_code_reads() -> None:
     sources = [
         ROOT / "shillings_app" / "config.py",
         ROOT / "shillings_web" / "config.py",
-        ROOT / "scripts" / "stack.py",
+        *sorted((ROOT / "shillings_stack").glob("*.py")),
     ]
     code = "\n".join(path.read_text() for path in sources if path.exists())
     for name in OUR_SERVICES:
@@ -166,10 +167,10 @@ def test_compose_env_vars_are_ones_the_code_reads() -> None:
 
 def test_compose_nginx_config_renders(tmp_path: Path) -> None:
     nginx_env = _compose()["services"]["nginx"]["environment"]
-    cfg = stack.StackConfig.from_env(
+    cfg = StackConfig.from_env(
         clean_env(SHILLINGS_VAR=str(tmp_path), **{k: str(v) for k, v in nginx_env.items()})
     )
-    text = stack.render_nginx(cfg)
+    text = render_nginx(cfg)
     assert "server web:8081 max_fails=0;" in text
     assert "listen 0.0.0.0:8080;" in text
 

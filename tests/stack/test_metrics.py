@@ -17,19 +17,18 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ServerOptions
 
+from shillings_stack.config import StackConfig, StackError
+from shillings_stack.render import render
 from tests.stack.helpers import (
     ROOT,
     Client,
     MadeStack,
     clean_env,
     free_port,
-    load_stack_module,
     stack_env,
 )
 
 pytestmark = pytest.mark.stack
-
-stack = load_stack_module()
 
 
 def _samples(target: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -54,9 +53,9 @@ def _targets(var: Path) -> dict[str, str]:
 
 def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
     env = clean_env(SHILLINGS_VAR=str(tmp_path), WEB_PROCS="3", APP_PROCS="2")
-    cfg = stack.StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": "12300"})
+    cfg = StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": "12300"})
     options = ServerOptions()
-    options.realize(args=["-c", str(stack.render(cfg))])
+    options.realize(args=["-c", str(render(cfg))])
     listens = {
         process.name: process.environment["SHILLINGS_METRICS_LISTEN"]
         for group in options.process_group_configs
@@ -74,7 +73,7 @@ def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
         name: "127.0.0.1:" + listen.split(":")[1] for name, listen in listens.items()
     }
 
-    off = stack.render(replace(cfg, metrics_port_base=0))
+    off = render(replace(cfg, metrics_port_base=0))
     options = ServerOptions()
     options.realize(args=["-c", str(off)])
     for group in options.process_group_configs:
@@ -82,8 +81,8 @@ def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
             assert "SHILLINGS_METRICS_LISTEN" not in (process.environment or {})
     assert _targets(tmp_path) == {}
     for bad in ("9250", "500", "70000"):
-        with pytest.raises(stack.StackError, match="SHILLINGS_METRICS_PORT_BASE"):
-            stack.StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": bad})
+        with pytest.raises(StackError, match="SHILLINGS_METRICS_PORT_BASE"):
+            StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": bad})
 
 
 @pytest.fixture

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from shillings_stack.config import StackConfig
+from shillings_stack.render import render_programs
+from shillings_stack.supervisor import rpc, running_config
 from tests.stack.helpers import (
     Client,
     MadeStack,
     clean_env,
     free_port,
-    load_stack_module,
     stack_env,
 )
 
@@ -104,12 +106,11 @@ def test_restart_and_an_interrupted_scale_work_on_the_running_stack(stack: MadeS
 
     # A scale interrupted half-way (groups grown in place, web processes still on the old
     # app server list, nginx not told) is completed by running it again.
-    stack_script = load_stack_module()
-    cfg = stack_script.running_config(stack_script.StackConfig.from_env(stack.env))
+    cfg = running_config(StackConfig.from_env(stack.env))
     target = replace(cfg, web_procs=3, app_procs=3)
-    (stack.var / "etc" / "programs.conf").write_text(stack_script.render_programs(target))
+    (stack.var / "etc" / "programs.conf").write_text(render_programs(target))
     for group in ("app", "web"):
-        added = stack_script.rpc(cfg, "shillings").updateGroup(group)
+        added = rpc(cfg, "shillings").updateGroup(group)
         assert added == {"added": [f"{group}_02"], "removed": []}
     apps = [f"unix:{stack.var}/run/app_0{n}.sock" for n in range(3)]
     old_list = f"SHILLINGS_APP_SERVERS={apps[0]},{apps[1]}".encode()

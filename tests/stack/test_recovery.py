@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 
+from shillings_stack.config import StackConfig, StackError, find_binary
+from shillings_stack.lifecycle import prepare
+from shillings_stack.processes import recover, stack_processes, stop_leftovers
+from shillings_stack.render import render
+from shillings_stack.supervisor import supervisord_pid
 from tests.stack.crash import start_decoy
-from tests.stack.helpers import clean_env, load_stack_module
+from tests.stack.helpers import clean_env
 
 pytestmark = pytest.mark.stack
-
-stack = load_stack_module()
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def var() -> Iterator[Path]:
 
 
 def _config(var: Path) -> Any:
-    return stack.StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var)))
+    return StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var)))
 
 
 def _dead_socket(path: Path) -> None:
@@ -68,7 +71,7 @@ def test_leftovers_of_an_unclean_stop_are_removed(var: Path) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text("data")
 
-    removed = stack.recover(_config(var))
+    removed = recover(_config(var))
 
     assert sorted(os.listdir(run)) == ["notes.txt"]
     assert "run/app_00.sock.lock" in removed and "run/supervisord.pid" in removed
@@ -79,7 +82,7 @@ def test_leftovers_of_an_unclean_stop_are_removed(var: Path) -> None:
 
 def test_a_complete_secret_file_is_kept(var: Path) -> None:
     (var / "jwt_secret").write_text("a" * 64 + "\n")
-    assert stack.recover(_config(var)) == []
+    assert recover(_config(var)) == []
     assert (var / "jwt_secret").read_text() == "a" * 64 + "\n"
 
 
@@ -91,8 +94,8 @@ def test_a_socket_still_served_is_never_removed(var: Path) -> None:
         live.bind(str(run / "web_00.sock"))
         live.listen(1)
         os.symlink(str(os.getpid()), run / "web_00.sock.lock")
-        with pytest.raises(stack.StackError, match=r"web_00\.sock is served"):
-            stack.recover(_config(var))
+        with pytest.raises(StackError, match=r"web_00\.sock is served"):
+            recover(_config(var))
     # Nothing was removed: not even the stale files next to the live socket.
     assert sorted(os.listdir(run)) == [
         "app_00.sock",
@@ -104,7 +107,7 @@ def test_a_socket_still_served_is_never_removed(var: Path) -> None:
 
 def test_a_reused_pid_is_not_taken_for_our_supervisord(var: Path) -> None:
     cfg = _config(var)
-    stack.render(cfg)
+    render(cfg)
     decoy = start_decoy(var)
     ours = var / "bin" / "supervisord"  # a process with our supervisord's command line
     ours.parent.mkdir()
@@ -113,11 +116,11 @@ def test_a_reused_pid_is_not_taken_for_our_supervisord(var: Path) -> None:
     lookalike = subprocess.Popen([str(ours), "-c", str(cfg.conf)])
     try:
         cfg.pidfile.write_text(f"{decoy.pid}\n")  # another stack's supervisord
-        assert stack.supervisord_pid(cfg) is None
+        assert supervisord_pid(cfg) is None
         cfg.pidfile.write_text(f"{os.getpid()}\n")  # not a supervisord at all
-        assert stack.supervisord_pid(cfg) is None
+        assert supervisord_pid(cfg) is None
         cfg.pidfile.write_text(f"{lookalike.pid}\n")
-        assert stack.supervisord_pid(cfg) == lookalike.pid
+        assert supervisord_pid(cfg) == lookalike.pid
     finally:
         for process in (decoy, lookalike):
             process.kill()
@@ -136,8 +139,8 @@ def test_start_never_takes_a_live_stack_for_leftovers(var: Path) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
             live.bind(str(cfg.supervisor_socket))
             live.listen(1)
-            with pytest.raises(stack.StackError, match="does not name it"):
-                stack.prepare(cfg)
+            with pytest.raises(StackError, match="does not name it"):
+                prepare(cfg)
         assert program.poll() is None, "a program of the live stack was stopped"
         assert cfg.supervisor_socket.exists()
     finally:
@@ -150,7 +153,7 @@ def test_orphans_are_found_by_their_working_directory(var: Path) -> None:
     ("nginx: worker process") names no path: they are the stack's by their cwd in var/."""
     cfg = _config(var)
     (var / "nginx").mkdir()
-    redis = stack.find_binary("redis-server")
+    redis = find_binary("redis-server")
     daemon = subprocess.Popen(
         [redis, "--port", "0", "--unixsocket", "r.sock", "--save", ""],
         cwd=var / "nginx",
@@ -162,8 +165,8 @@ def test_orphans_are_found_by_their_working_directory(var: Path) -> None:
         while os.readlink(f"/proc/{daemon.pid}/exe") != os.path.realpath(redis):
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.01)
-        assert daemon.pid in stack.stack_processes(cfg)
-        stack.stop_leftovers(cfg)
+        assert daemon.pid in stack_processes(cfg)
+        stop_leftovers(cfg)
         assert daemon.wait(timeout=20) is not None
     finally:
         daemon.kill()

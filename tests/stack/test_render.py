@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from supervisor.options import ClientOptions, ServerOptions
 
-from tests.stack.helpers import ROOT, clean_env, load_stack_module
+from shillings_stack.config import StackConfig, StackError, find_binary
+from shillings_stack.render import render
+from tests.stack.helpers import ROOT, clean_env
 
 pytestmark = pytest.mark.stack
-
-stack = load_stack_module()
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def var() -> Iterator[Path]:
 
 
 def _config(var: Path, **env: str) -> Any:
-    return stack.StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), **env))
+    return StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), **env))
 
 
 def _programs(conf: Path) -> dict[str, list[Any]]:
@@ -41,7 +41,7 @@ def _programs(conf: Path) -> dict[str, list[Any]]:
 
 def test_programs_follow_process_counts(var: Path) -> None:
     cfg = _config(var, WEB_PROCS="3", APP_PROCS="2")
-    conf = stack.render(cfg)
+    conf = render(cfg)
     assert conf == var / "etc" / "supervisord.conf"
     groups = _programs(conf)
     assert set(groups) == {"mariadb", "redis", "app", "web", "nginx"}
@@ -80,9 +80,9 @@ def test_programs_follow_process_counts(var: Path) -> None:
 
 def test_nginx_config_passes_nginx_own_check(var: Path) -> None:
     cfg = _config(var, SHILLINGS_HTTP_PORT="18181")
-    stack.render(cfg)
+    render(cfg)
     nginx_conf = var / "etc" / "nginx.conf"
-    nginx = stack.find_binary("nginx")
+    nginx = find_binary("nginx")
     checked = subprocess.run(
         [nginx, "-t", "-p", f"{var}/nginx", "-c", str(nginx_conf), "-e", "stderr"],
         capture_output=True,
@@ -106,7 +106,7 @@ def test_nginx_config_passes_nginx_own_check(var: Path) -> None:
 
 def test_repository_config_is_the_default_var_one() -> None:
     """The committed supervisord.conf is what operators point supervisorctl at."""
-    cfg = stack.StackConfig.from_env(clean_env())
+    cfg = StackConfig.from_env(clean_env())
     assert cfg.var == ROOT / "var"
     assert cfg.conf == ROOT / "supervisord.conf"
     options = ClientOptions()
@@ -119,7 +119,7 @@ def test_repository_config_is_the_default_var_one() -> None:
 
 def test_rendered_copy_only_moves_var(var: Path) -> None:
     cfg = _config(var)
-    stack.render(cfg)
+    render(cfg)
     options = ClientOptions()
     options.realize(args=["-c", str(cfg.conf)])
     assert options.serverurl == f"unix://{var}/run/supervisor.sock"
@@ -137,7 +137,7 @@ def test_external_services_replace_the_embedded_ones(var: Path) -> None:
         SHILLINGS_REDIS_URL="redis://cache.internal:6379/0",
         SHILLINGS_APP_SERVERS="tcp:app1.internal:7070,tcp:app2.internal:7070",
     )
-    groups = _programs(stack.render(cfg))
+    groups = _programs(render(cfg))
     assert set(groups) == {"web", "nginx"}
     assert groups["web"][0].environment["SHILLINGS_APP_SERVERS"] == (
         "tcp:app1.internal:7070,tcp:app2.internal:7070"
@@ -155,11 +155,11 @@ def test_external_services_replace_the_embedded_ones(var: Path) -> None:
     ],
 )
 def test_bad_settings_are_refused(var: Path, env: dict[str, str], message: str) -> None:
-    with pytest.raises(stack.StackError, match=message):
+    with pytest.raises(StackError, match=message):
         _config(var, **env)
 
 
 def test_socket_paths_must_fit(var: Path) -> None:
     deep = var / ("d" * 90)
-    with pytest.raises(stack.StackError, match="socket path too long"):
-        stack.render(_config(deep))
+    with pytest.raises(StackError, match="socket path too long"):
+        render(_config(deep))

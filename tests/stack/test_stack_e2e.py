@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.helpers import Client, MadeStack, free_port, load_stack_module, stack_env
+from shillings_stack.health import web_healthz
+from tests.stack.helpers import Client, MadeStack, free_port, stack_env
 
 pytestmark = pytest.mark.stack
 
@@ -134,9 +135,8 @@ def test_stack_serves_restarts_and_stops_cleanly(stack: Stack) -> None:
     assert started.returncode == 0, started.stdout + started.stderr
     assert f"ready on http://127.0.0.1:{stack.port}" in started.stdout
     # "ready" means every web process is ready, not only the one nginx happened to ask.
-    stack_script = load_stack_module()
     for n in range(2):
-        assert stack_script.web_healthz(stack.var / "run" / f"web_{n:02d}.sock") == 200
+        assert web_healthz(stack.var / "run" / f"web_{n:02d}.sock") == 200
 
     anon = Client(stack.port)
     status, body, _ = anon.call("GET", "/healthz")

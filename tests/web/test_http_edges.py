@@ -280,7 +280,7 @@ async def test_pay_whose_client_went_away_still_invalidates_both_caches(edge_web
         answer.callback(
             pb.Response(
                 status=pb.Status(code=200),
-                pay=pb.PayResponse(transaction_id="t1", sender_id=5, receiver_id=9),
+                pay=pb.PayResponse(transaction_id="t1", sender_balance=0),
             )
         )
         redis = edge_web.server.redis

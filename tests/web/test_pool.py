@@ -9,9 +9,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
-from shillings_proto import messages, pb
+from shillings_proto import pb
 from shillings_web.pool import AppPool, AppUnavailable, retry_delay
 from shillings_web.server import poll_until
+from tests import protocol_requests as messages
 from tests.web.fakeapp import FakeApp
 
 

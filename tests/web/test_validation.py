@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from shillings_proto import pb
 from shillings_web import validation
 from shillings_web.errors import ApiError
 
@@ -110,8 +111,10 @@ def test_topup_missing_amount():
 
 
 def test_page():
-    assert validation.page({}) == validation.Page(20, "")
-    assert validation.page({b"limit": [b"100"], b"cursor": [b"abc"]}) == validation.Page(100, "abc")
+    assert validation.page({}) == pb.TransactionsRequest(limit=20, cursor="")
+    assert validation.page({b"limit": [b"100"], b"cursor": [b"abc"]}) == pb.TransactionsRequest(
+        limit=100, cursor="abc"
+    )
     for args in (
         {b"limit": [b"0"]},
         {b"limit": [b"101"]},

@@ -1,4 +1,5 @@
-"""Builders for the Request messages of each command, so callers never assemble frames by hand."""
+"""Test helpers: one protocol Request per command, from plain arguments (production code
+builds its ``pb`` bodies directly: ``shillings_web.validation``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transaction history, newest first, with an opaque keyset cursor."""
+"""TXQ: the caller's transactions, newest first, with an opaque keyset cursor."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import base64
 import binascii
 
 from shillings_app.errors import InvalidRequest
-from shillings_app.handlers import Context, validation
+from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import transaction_message
-from shillings_proto import pb, responses
+from shillings_app.storage import RequestScope
+from shillings_app.storage.history import transactions_txn
+from shillings_proto import pb
+from shillings_proto.fields import DEFAULT_PAGE, MAX_PAGE
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 _CURSOR_PREFIX = "t1:"
 
 
@@ -33,16 +34,21 @@ def decode_cursor(cursor: str) -> int:
     return value
 
 
-async def transactions(ctx: Context, request: pb.Request) -> pb.Response:
+async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.transactions
     user_id, token_id = validation.auth(body.auth)
-    limit = body.limit or DEFAULT_LIMIT
-    if limit > MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    limit = body.limit or DEFAULT_PAGE
+    if limit > MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
     before_id = decode_cursor(body.cursor) if body.cursor else None
-    rows = await ctx.store.transactions(
-        user_id=user_id, token_id=token_id, limit=limit + 1, before_id=before_id
+    rows = await ctx.db.run(
+        "transactions", transactions_txn, user_id, token_id, limit + 1, before_id, scope=scope
     )
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else ""
-    return responses.transactions((transaction_message(tx) for tx in page), next_cursor)
+    return pb.Response(
+        status=status(),
+        transactions=pb.TransactionsResponse(
+            transactions=[transaction_message(tx) for tx in page],
+            next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
+        ),
+    )

@@ -1,0 +1,62 @@
+"""Idempotency keys: the outcome of a payment or top-up stored as result columns
+(transaction id, resulting balance, status) in the transaction that made it, and read back
+by a retry of the same request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+from shillings_app.errors import IdempotencyKeyReused
+from shillings_app.storage.database import ER_DUP_ENTRY, RetryTransaction, error_code
+from shillings_app.storage.records import IdempotencyKey, MoneyResult
+
+STORED = "k.request_hash, k.transaction_id, k.balance, k.status"
+"""The SELECT list of a key's earlier use (all NULL when unused), from ``JOINED``."""
+JOINED = (
+    " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k ON k.user_id = %s AND k.idem_key = %s"
+)
+"""A FROM clause yielding one row: the key of (user id, key) if it was used, else NULLs."""
+
+
+def key_of(idem: IdempotencyKey | None) -> str:
+    """The parameter for ``JOINED``'s key (no key: one no row can have)."""
+    return idem.key if idem is not None else ""
+
+
+def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult | None:
+    """The stored outcome (the four ``STORED`` columns) of an earlier use of ``idem``; None
+    when it is unused; ``IdempotencyKeyReused`` if that use was another request."""
+    request_hash, transaction_id, balance, status = stored
+    if idem is None or request_hash is None:
+        return None
+    if bytes(request_hash) != idem.request_hash:
+        raise IdempotencyKeyReused()
+    return MoneyResult(transaction_id, int(balance), int(status), replayed=True)
+
+
+def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyResult) -> None:
+    """Store ``result`` under ``idem``; a concurrent duplicate that committed first makes
+    this attempt roll back and retry, and the retry replays the winner's outcome."""
+    if idem is None:
+        return
+    try:
+        txn.execute(
+            "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+            " transaction_id, balance, status, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+            (
+                user_id,
+                idem.key,
+                idem.command,
+                idem.request_hash,
+                result.transaction_id,
+                result.balance,
+                result.status,
+            ),
+        )
+    except pymysql.err.IntegrityError as e:
+        if error_code(e) == ER_DUP_ENTRY:
+            raise RetryTransaction() from None
+        raise
