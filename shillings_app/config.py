@@ -16,6 +16,29 @@ DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Mutual TLS on the listening endpoint: this server's certificate and key, and the CA
+    whose client certificates it accepts (no other client gets past the handshake)."""
+
+    cert: str
+    key: str
+    client_ca: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TlsFiles | None:
+        names = ("SHILLINGS_APP_TLS_CERT", "SHILLINGS_APP_TLS_KEY", "SHILLINGS_APP_TLS_CA")
+        values = [env.get(name) or "" for name in names]
+        if not any(values):
+            return None
+        if not all(values):
+            raise ConfigError(f"TLS needs all of {', '.join(names)}")
+        for name, path in zip(names, values, strict=True):
+            if not os.path.isfile(path):
+                raise ConfigError(f"{name}: no such file {path!r}")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """Everything the app server needs to run; see the README for the variables."""
 
@@ -29,6 +52,8 @@ class AppConfig:
     app_secret: str | None = None
     db_pool_min: int = 3
     db_pool_max: int = 10
+    db_sync_wait: int = 0
+    tls: TlsFiles | None = None
     idle_timeout: float = 60.0
     log_level: str = "info"
     metrics_listen: str | None = None
@@ -57,14 +82,21 @@ class AppConfig:
             app_secret=env.get("SHILLINGS_APP_SECRET") or None,
             db_pool_min=pool_min,
             db_pool_max=pool_max,
+            db_sync_wait=env_int(env, "SHILLINGS_DB_SYNC_WAIT", 0, 0, 15),
+            tls=TlsFiles.from_env(env),
             idle_timeout=float(env_int(env, "SHILLINGS_APP_IDLE_TIMEOUT", 60, 1)),
             log_level=env_choice(env, "SHILLINGS_LOG_LEVEL", "info", LOG_LEVELS),
             metrics_listen=env.get("SHILLINGS_METRICS_LISTEN") or None,
         )
-        if config.app_secret is None and not is_private_endpoint(config.listen):
+        if (
+            config.app_secret is None
+            and config.tls is None
+            and not is_private_endpoint(config.listen)
+        ):
             raise ConfigError(
                 f"SHILLINGS_APP_LISTEN={config.listen!r} is reachable beyond this machine:"
-                " set SHILLINGS_APP_SECRET, so that only web processes that know it are served"
+                " set SHILLINGS_APP_TLS_CERT, _KEY and _CA (mutual TLS) or SHILLINGS_APP_SECRET,"
+                " so that only web processes that prove who they are are served"
             )
         return config
 

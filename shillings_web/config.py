@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shillings_proto.envconfig import ConfigError, env_bool, env_int, env_seconds, jwt_secret
@@ -22,8 +22,14 @@ class RedisAddress:
     port: int = 6379
     db: int = 0
     password: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    """When set, the primary of ``master_name`` is found (and followed) through these."""
+    master_name: str = "shillings"
 
     def describe(self) -> str:
+        if self.sentinels:
+            where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"primary {self.master_name!r} via sentinels {where}/{self.db}"
         where = f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
         return f"{where}/{self.db}"
 
@@ -71,7 +77,7 @@ class WebConfig:
         return cls(
             listen=env.get("SHILLINGS_WEB_LISTEN") or DEFAULT_LISTEN,
             app_servers=servers,
-            redis=parse_redis_url(redis_url),
+            redis=with_sentinels(parse_redis_url(redis_url), env),
             jwt_secret=secret,
             app_connections=env_int(env, "SHILLINGS_APP_CONNECTIONS", 2, 1, 64),
             cookie_secure=env_bool(env, "SHILLINGS_COOKIE_SECURE", False),
@@ -112,6 +118,22 @@ def parse_redis_url(url: str) -> RedisAddress:
             password=unquote(parts.password) if parts.password else None,
         )
     raise ConfigError(f"Redis URL must start with unix:// or redis://, got {url!r}")
+
+
+def with_sentinels(address: RedisAddress, env: Mapping[str, str]) -> RedisAddress:
+    """``address`` found through ``SHILLINGS_REDIS_SENTINELS`` (``host:port,...``) for
+    ``SHILLINGS_REDIS_MASTER_NAME`` when set (the URL then gives only db and password)."""
+    raw = env.get("SHILLINGS_REDIS_SENTINELS") or ""
+    sentinels = []
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"SHILLINGS_REDIS_SENTINELS: expected host:port, got {item!r}")
+        sentinels.append((host.strip("[]"), int(port)))
+    if not sentinels:
+        return address
+    name = env.get("SHILLINGS_REDIS_MASTER_NAME") or "shillings"
+    return replace(address, sentinels=tuple(sentinels), master_name=name)
 
 
 def _db(text: str, url: str) -> int:
