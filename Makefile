@@ -1,4 +1,4 @@
-.PHONY: setup test lint format proto config-docs run start stop status restart scale bench bench-reconcile reliability docker-test
+.PHONY: setup test lint format proto config-docs run start stop status restart scale bench bench-reconcile reliability docker-test cluster-start cluster-stop cluster-status test-cluster
 
 PY := .venv/bin/python
 # The stack's parameters (WEB_PROCS, APP_PROCS, SHILLINGS_HTTP_HOST, SHILLINGS_HTTP_PORT,
@@ -10,7 +10,7 @@ setup:
 	./scripts/setup.sh
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/cluster
 
 lint: setup
 	.venv/bin/ruff check .
@@ -71,3 +71,19 @@ reliability: setup
 # needed; builds stand-in base images when Docker Hub's are absent (scripts/standin_images.sh).
 docker-test:
 	./scripts/docker_test.sh
+
+# The cluster shape on this machine (scripts/cluster.py): 3 MariaDB Galera nodes, Redis,
+# 2 app servers on different nodes, web processes, nginx on http://127.0.0.1:8090.
+# State in var-cluster/ (SHILLINGS_VAR); ports from SHILLINGS_CLUSTER_PORT_BASE (13300).
+cluster-start: setup
+	$(PY) scripts/cluster.py start
+
+cluster-stop:
+	@if [ -x $(PY) ]; then $(PY) scripts/cluster.py stop; else echo "no .venv: nothing to stop"; fi
+
+cluster-status:
+	@$(PY) scripts/cluster.py status
+
+# The cluster tests (a few minutes: they start their own cluster, kill nodes during a storm).
+test-cluster: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/cluster

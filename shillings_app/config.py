@@ -48,6 +48,29 @@ def _seconds_int(env: Mapping[str, str], name: str, default: Any) -> float:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Mutual TLS on the listening endpoint: this server's certificate and key, and the CA
+    whose client certificates it accepts (no other client gets past the handshake)."""
+
+    cert: str
+    key: str
+    client_ca: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TlsFiles | None:
+        names = ("SHILLINGS_APP_TLS_CERT", "SHILLINGS_APP_TLS_KEY", "SHILLINGS_APP_TLS_CA")
+        values = [env.get(name) or "" for name in names]
+        if not any(values):
+            return None
+        if not all(values):
+            raise ConfigError(f"TLS needs all of {', '.join(names)}")
+        for name, path in zip(names, values, strict=True):
+            if not os.path.isfile(path):
+                raise ConfigError(f"{name}: no such file {path!r}")
+        return cls(*values)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """Everything the app server needs to run, each field read from its variable."""
 
@@ -102,6 +125,21 @@ class AppConfig:
     db_pool_max: int = setting(
         "SHILLINGS_DB_POOL_MAX", 10, "adbapi connection pool (at least the minimum)", ints(1)
     )
+    db_sync_wait: int = setting(
+        "SHILLINGS_DB_SYNC_WAIT",
+        0,
+        "Galera's `wsrep_sync_wait` for every session; `1` (causal reads) on a Galera cluster"
+        ' (docs/ARCHITECTURE.md, "Galera")',
+        ints(0, 15),
+    )
+    tls: TlsFiles | None = setting(
+        "SHILLINGS_APP_TLS_CERT",
+        None,
+        "with `SHILLINGS_APP_TLS_KEY` and `SHILLINGS_APP_TLS_CA` (all three, or none): mutual"
+        " TLS on `SHILLINGS_APP_LISTEN`, this server's certificate and key and the CA whose"
+        " client certificates are served; replaces `SHILLINGS_APP_SECRET` there",
+        lambda env, _name, _default: TlsFiles.from_env(env),
+    )
     idle_timeout: float = setting(
         "SHILLINGS_APP_IDLE_TIMEOUT",
         60.0,
@@ -127,10 +165,15 @@ class AppConfig:
         config = cls(**read_settings(cls, os.environ if environ is None else environ))
         if config.db_pool_max < config.db_pool_min:
             raise ConfigError("SHILLINGS_DB_POOL_MAX must be >= SHILLINGS_DB_POOL_MIN")
-        if config.app_secret is None and not is_private_endpoint(config.listen):
+        if (
+            config.app_secret is None
+            and config.tls is None
+            and not is_private_endpoint(config.listen)
+        ):
             raise ConfigError(
                 f"SHILLINGS_APP_LISTEN={config.listen!r} is reachable beyond this machine:"
-                " set SHILLINGS_APP_SECRET, so that only web processes that know it are served"
+                " set SHILLINGS_APP_TLS_CERT, _KEY and _CA (mutual TLS) or SHILLINGS_APP_SECRET,"
+                " so that only web processes that prove who they are are served"
             )
         return config
 

@@ -40,7 +40,7 @@ class AppMetrics:
         )
         self._payments = Counter(
             "shillings_app_payments",
-            "PAY requests answered 200 (a replayed idempotency key counts again)",
+            "Payments made (PAY answered 200, replays of an idempotency key not counted)",
             registry=self.registry,
         )
         self._payment_cents = Counter(
@@ -50,7 +50,7 @@ class AppMetrics:
         )
         self._topups = Counter(
             "shillings_app_topups",
-            "TPU requests answered 200 (a replayed idempotency key counts again)",
+            "Top-ups made (TPU answered 200, replays of an idempotency key not counted)",
             registry=self.registry,
         )
         self._topup_cents = Counter(
@@ -60,8 +60,12 @@ class AppMetrics:
         )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
-    def observe(self, command: str, request: pb.Request, status: int, seconds: float) -> None:
-        """Count one answered request (``command``: its name, from ``dispatch``)."""
+    def observe(
+        self, command: str, request: pb.Request, response: pb.Response, seconds: float
+    ) -> None:
+        """Count one answered request (``command``: its name, from ``dispatch``); a replay
+        of an idempotency key moved no money and is not counted as a payment or top-up."""
+        status = response.status.code
         key = (command if command in COMMANDS else "other", status)
         children = self._children.get(key)
         if children is None:
@@ -72,7 +76,7 @@ class AppMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-        if status != 200:
+        if status != 200 or response.status.replayed:
             return
         if request.command == pb.PAY:
             self._payments.inc()

@@ -27,6 +27,7 @@ from shillings_app.metrics import AppMetrics
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore, RequestScope
 from shillings_app.storage.housekeeping import PURGE_BATCH
+from shillings_app.tls import tls_wrapped
 from shillings_app.tokens import TokenIssuer
 from shillings_proto import MAX_FRAME, pb
 from shillings_proto.framing import ShillingsServerProtocol, error_response
@@ -131,7 +132,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
             self._finished()
         seconds = time.perf_counter() - start
         command = command_name(request.command)
-        self.factory.metrics.observe(command, request, response.status.code, seconds)
+        self.factory.metrics.observe(command, request, response, seconds)
         request_log.info(
             REQUEST_LOG_FORMAT,
             command=command,
@@ -306,6 +307,7 @@ class AppServer:
             pool_max=self.config.db_pool_max,
             clock=self._reactor,
             retries=self.db_retries,
+            sync_wait=self.config.db_sync_wait,
         )
         ctx = Context(
             config=self.config,
@@ -324,7 +326,8 @@ class AppServer:
             await ctx.passwords.prepare()
             if metrics is not None:
                 await metrics.start()
-            port = await serverFromString(self._reactor, self._listen).listen(factory)
+            endpoint = serverFromString(self._reactor, self._listen)
+            port = await endpoint.listen(tls_wrapped(self.config.tls, factory))
         except BaseException:
             if metrics is not None:
                 await metrics.stop()

@@ -29,18 +29,20 @@ HLT: Command
 HEL: Command
 
 class Status(_message.Message):
-    __slots__ = ("code", "reason", "message", "no_effect", "retry_after")
+    __slots__ = ("code", "reason", "message", "no_effect", "retry_after", "replayed")
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NO_EFFECT_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     code: int
     reason: str
     message: str
     no_effect: bool
     retry_after: int
-    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., no_effect: _Optional[bool] = ..., retry_after: _Optional[int] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., no_effect: _Optional[bool] = ..., retry_after: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Auth(_message.Message):
     __slots__ = ("user_id", "token_id")

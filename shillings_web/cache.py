@@ -57,6 +57,37 @@ class _Factory(txredisapi.RedisFactory):
     maxDelay = 2.0
 
 
+class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+    # Follow a failover quickly: the next attempt asks the sentinels again.
+    initialDelay = 0.1
+    maxDelay = 1.0
+
+
+class _Sentinel(txredisapi.Sentinel):
+    """txredisapi's Sentinel client, remembering the primary it last found."""
+
+    discovery_timeout = 1
+
+    def __init__(self, addresses: list[tuple[str, int]]) -> None:
+        super().__init__(addresses)
+        self.primary: tuple[str, int] | None = None
+
+    def discover_master(self, service_name: str) -> Any:
+        def found(address: tuple[str, int]) -> tuple[str, int]:
+            self.primary = address
+            return address
+
+        return super().discover_master(service_name).addCallback(found)
+
+
+_REPLACE_EPOCH = (
+    "#!lua\n"
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2])"
+    " return 1 end return 0"
+)
+"""Replace the epoch only if it is still the one read (one new epoch per new primary)."""
+
+
 class Redis:
     """A txredisapi connection pool whose every command fails fast instead of waiting."""
 
@@ -70,10 +101,32 @@ class Redis:
         self._factory: _Factory | None = None
         self._was_up = True
         self._refused_logged_at = float("-inf")
+        self._sentinel: _Sentinel | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """Through Sentinel: the primary in use, as ``host/port`` (None before one was found,
+        and without Sentinel)."""
+        found = self._sentinel.primary if self._sentinel is not None else None
+        return None if found is None else f"{found[0]}/{found[1]}".replace(":", "_")
 
     def start(self) -> None:
         """Begin connecting (and reconnecting with back-off) in the background."""
         address = self._address
+        if address.sentinels:
+            self._sentinel = _Sentinel(list(address.sentinels))
+            handler = self._sentinel.master_for(
+                address.master_name,
+                factory_class=_SentinelFactory,
+                dbid=address.db or None,
+                poolsize=self._poolsize,
+                isLazy=True,
+                password=address.password,
+                replyTimeout=self._timeout,
+                convertNumbers=False,
+            )
+            self._factory = handler._factory
+            return
         factory = _Factory(
             address.describe(),
             address.db or None,
@@ -99,6 +152,8 @@ class Redis:
         if self._factory is not None:
             factory, self._factory = self._factory, None
             await factory.disconnect()
+        if self._sentinel is not None:
+            await self._sentinel.disconnect()
 
     @property
     def connected(self) -> bool:
@@ -201,8 +256,11 @@ class ProfileCache:
             )
         except RedisUnavailable:
             return Lookup(None, None)
-        if epoch is None:
-            epoch = await self._start_epoch()
+        primary = self._redis.primary
+        if epoch is None or (primary is not None and f"@{primary}:" not in str(epoch)):
+            # Redis started empty, or this primary was promoted (Sentinel) and may lack the
+            # last writes of the one before: a new epoch, then the grace period.
+            epoch = await self._start_epoch(primary, epoch)
         if not self._epoch_settled(epoch):
             return Lookup(None, None)
         if gen is None:
@@ -243,17 +301,26 @@ class ProfileCache:
             return False
         return self._clock.seconds() - started >= self._epoch_grace
 
-    async def _start_epoch(self) -> str | None:
-        """Mark an empty Redis with a new epoch and return it; None when another web
-        process was first (or Redis failed)."""
-        epoch = f"{secrets.token_hex(4)}:{self._clock.seconds()!r}"
+    async def _start_epoch(self, primary: str | None, old: Any) -> str | None:
+        """Mark an empty Redis, or a new primary, with a new epoch (naming the primary when
+        it is known) and return it; None when another web process was first (or Redis
+        failed)."""
+        tag = f"@{primary}" if primary is not None else ""
+        epoch = f"{secrets.token_hex(4)}{tag}:{self._clock.seconds()!r}"
         try:
-            if await self._redis.execute("set", EPOCH_KEY, epoch, None, None, True) is None:
+            if old is None:
+                started = await self._redis.execute("set", EPOCH_KEY, epoch, None, None, True)
+            else:
+                started = await self._redis.execute(
+                    "eval", _REPLACE_EPOCH, [EPOCH_KEY], [old, epoch]
+                )
+            if started in (None, 0, "0"):
                 return None
         except RedisUnavailable:
             return None
         log.info(
-            "Redis holds no cache epoch (started or flushed): no cache reads for {grace}s",
+            "Redis holds no cache epoch of this primary ({primary}): no cache reads for {grace}s",
+            primary=primary or "started or flushed",
             grace=self._epoch_grace,
         )
         return epoch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -13,6 +13,7 @@ from shillings_proto.envconfig import (
     REDIS_SOCKET,
     SHARED,
     ConfigError,
+    Setting,
     choice,
     env_bool,
     env_seconds,
@@ -39,8 +40,14 @@ class RedisAddress:
     port: int = 6379
     db: int = 0
     password: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    """When set, the primary of ``master_name`` is found (and followed) through these."""
+    master_name: str = "shillings"
 
     def describe(self) -> str:
+        if self.sentinels:
+            where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"primary {self.master_name!r} via sentinels {where}/{self.db}"
         where = f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
         return f"{where}/{self.db}"
 
@@ -53,7 +60,8 @@ def _servers(env: Mapping[str, str], name: str, default: Any) -> tuple[str, ...]
 
 
 def _redis(env: Mapping[str, str], name: str, _default: Any) -> RedisAddress:
-    return parse_redis_url(env.get(name) or f"unix://{run_path(env, REDIS_SOCKET)}")
+    url = env.get(name) or f"unix://{run_path(env, REDIS_SOCKET)}"
+    return with_sentinels(parse_redis_url(url), env)
 
 
 def _metrics(env: Mapping[str, str], name: str, _default: Any) -> str | None:
@@ -74,7 +82,8 @@ class WebConfig:
     app_servers: tuple[str, ...] = setting(
         "SHILLINGS_APP_SERVERS",
         (DEFAULT_APP_SERVER,),
-        "comma-separated client endpoints of the app servers",
+        "comma-separated client endpoints of the app servers; mutual TLS:"
+        " `ssl:host=H:port=P:caCertsDir=DIR:certKey=web.pem:privateKey=web.key:hostname=app-1`",
         _servers,
         required=True,
     )
@@ -181,7 +190,7 @@ class WebConfig:
     @classmethod
     def table(cls) -> str:
         """The README's table of a web process's variables."""
-        return settings_table(cls, SHARED)
+        return settings_table(cls, (*SHARED, *SENTINELS))
 
 
 def parse_redis_url(url: str) -> RedisAddress:
@@ -208,6 +217,40 @@ def parse_redis_url(url: str) -> RedisAddress:
             password=unquote(parts.password) if parts.password else None,
         )
     raise ConfigError(f"Redis URL must start with unix:// or redis://, got {url!r}")
+
+
+SENTINELS = (
+    Setting(
+        "SHILLINGS_REDIS_SENTINELS",
+        None,
+        "`host:port,…` of Redis Sentinels: the primary is found and followed through them (the"
+        " URL then gives only db and password)",
+        lambda env, name, _default: env.get(name),
+    ),
+    Setting(
+        "SHILLINGS_REDIS_MASTER_NAME",
+        "shillings",
+        "the primary's name at the Sentinels",
+        lambda env, name, default: env.get(name) or default,
+    ),
+)
+"""Read by ``with_sentinels`` (part of ``SHILLINGS_REDIS_URL``'s setting)."""
+
+
+def with_sentinels(address: RedisAddress, env: Mapping[str, str]) -> RedisAddress:
+    """``address`` found through ``SHILLINGS_REDIS_SENTINELS`` (``host:port,...``) for
+    ``SHILLINGS_REDIS_MASTER_NAME`` when set (the URL then gives only db and password)."""
+    raw = env.get("SHILLINGS_REDIS_SENTINELS") or ""
+    sentinels = []
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"SHILLINGS_REDIS_SENTINELS: expected host:port, got {item!r}")
+        sentinels.append((host.strip("[]"), int(port)))
+    if not sentinels:
+        return address
+    name = env.get("SHILLINGS_REDIS_MASTER_NAME") or "shillings"
+    return replace(address, sentinels=tuple(sentinels), master_name=name)
 
 
 def _db(text: str, url: str) -> int:

@@ -33,6 +33,6 @@ class Context:
 _STATUS_TEXT = {200: "OK", 201: "Created"}
 
 
-def status(code: int = 200) -> pb.Status:
-    """The status of a successful answer."""
-    return pb.Status(code=code, message=_STATUS_TEXT.get(code, ""))
+def status(code: int = 200, *, replayed: bool = False) -> pb.Status:
+    """The status of a successful answer (``replayed``: read from an idempotency key)."""
+    return pb.Status(code=code, message=_STATUS_TEXT.get(code, ""), replayed=replayed)

@@ -31,7 +31,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
         "pay", pay_txn, sender_id, token_id, receiver_email, amount, idem, scope=scope
     )
     return pb.Response(
-        status=status(result.status),
+        status=status(result.status, replayed=result.replayed),
         pay=pb.PayResponse(transaction_id=result.transaction_id, sender_balance=result.balance),
     )
 

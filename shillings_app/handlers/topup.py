@@ -19,7 +19,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     idem = validation.idempotency_key(body.idempotency_key, "TPU", amount)
     result = await ctx.db.run("topup", topup_txn, user_id, token_id, amount, idem, scope=scope)
     return pb.Response(
-        status=status(result.status),
+        status=status(result.status, replayed=result.replayed),
         topup=pb.TopupResponse(transaction_id=result.transaction_id, balance=result.balance),
     )
 

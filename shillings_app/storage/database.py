@@ -32,6 +32,9 @@ CONNECT_CODES = frozenset({CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_LO
 """MySQL is not reachable (yet): what a process starting beside it waits out."""
 
 ER_CON_COUNT_ERROR = 1040
+ER_WSREP_NOT_READY = 1047
+"""Galera: "WSREP has not yet prepared node for application use" (outside the primary
+component, or still joining): unavailable, like a server that is down."""
 ER_SERVER_SHUTDOWN = 1053
 ER_CONNECTION_KILLED = 1927
 
@@ -40,7 +43,16 @@ RECONNECT_CODES = frozenset(
 )
 """The connection is gone (0 is pymysql's InterfaceError on a connection it closed)."""
 CONFLICT_CODES = frozenset({ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT})
-MAX_CONFLICT_RETRIES = 5
+MAX_CONFLICT_RETRIES = 8
+"""Conflicts retried per interaction. On Galera two nodes racing for the same rows can lose
+certification to each other several times in a row; the growing, jittered pause between
+attempts (``conflict_pause``) lets one of them through."""
+
+
+def conflict_pause(conflicts: int) -> float:
+    """Seconds to wait before retry number ``conflicts``: random, up to 10 ms doubling
+    each time, at most 100 ms."""
+    return random.uniform(0, min(0.1, 0.005 * 2**conflicts))
 
 
 class DatabaseUnavailable(Exception):
@@ -89,6 +101,17 @@ def _check_deadline(deadline: float | None, desc: str) -> None:
         raise DeadlineExceeded(f"{desc}: the request's deadline has passed")
 
 
+def init_command(sync_wait: int) -> str:
+    """The session settings of every connection. ``sync_wait`` > 0 is Galera's
+    ``wsrep_sync_wait`` (1: causal reads: a read waits until this node has applied every
+    write the cluster committed before it, so a balance read on one node sees a payment
+    answered by another)."""
+    command = "SET time_zone = '+00:00', innodb_lock_wait_timeout = 3"
+    if sync_wait:
+        command += f", wsrep_sync_wait = {int(sync_wait)}"
+    return command
+
+
 class Database:
     """An adbapi ConnectionPool of pymysql connections with bounded retries."""
 
@@ -102,6 +125,7 @@ class Database:
         pool_max: int = 10,
         clock: IReactorTime | None = None,
         retries: Counter[str] | None = None,
+        sync_wait: int = 0,
     ) -> None:
         self._clock: IReactorTime = clock if clock is not None else _reactor  # type: ignore[assignment]
         kwargs = parse_dsn(dsn)
@@ -111,7 +135,7 @@ class Database:
             cp_max=pool_max,
             cp_reconnect=True,
             cp_noisy=False,
-            init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 3",
+            init_command=init_command(sync_wait),
             connect_timeout=5,
             **kwargs,
         )
@@ -119,7 +143,8 @@ class Database:
         # failed attempt, so allow as many reconnects as there are connections.
         self._max_reconnects = pool_max
         self.retries: Counter[str] = Counter() if retries is None else retries
-        """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``retry_transaction``
+        """Retries so far by cause: ``reconnect``, ``lock_conflict``, ``certification``
+        (Galera: a conflicting write committed first on another node), ``retry_transaction``
         (``retries`` when given: a count kept across pools, e.g. an app server's restarts)."""
 
     def close(self) -> None:
@@ -170,23 +195,31 @@ class Database:
                         "{desc}: MySQL connection lost ({code}); retrying", desc=desc, code=code
                     )
                     continue
+                if code in CONFLICT_CODES:
+                    # A deadlock, a lock wait timeout, or (Galera) a write set that failed
+                    # certification at COMMIT because a conflicting one committed first on
+                    # another node: each rolled everything back, so even at COMMIT the
+                    # outcome is known (nothing committed) and the retry is safe.
+                    at_commit, reached_commit[0] = reached_commit[0], False
                 if code in CONFLICT_CODES and conflicts < MAX_CONFLICT_RETRIES:
                     conflicts += 1
-                    self.retries["lock_conflict"] += 1
+                    cause = "certification" if at_commit else "lock_conflict"
+                    self.retries[cause] += 1
                     self.log.info(
-                        "{desc}: lock conflict ({code}); retry {n}",
+                        "{desc}: {what} ({code}); retry {n}",
                         desc=desc,
+                        what="certification conflict at commit" if at_commit else "lock conflict",
                         code=code,
                         n=conflicts,
                     )
-                    await deferLater(self._clock, random.uniform(0, 0.005 * conflicts))
+                    await deferLater(self._clock, conflict_pause(conflicts))
                     continue
                 if (
                     code is None
                     or 2000 <= code < 3000
                     or code in RECONNECT_CODES
                     or code in CONFLICT_CODES
-                    or code == ER_CON_COUNT_ERROR
+                    or code in (ER_CON_COUNT_ERROR, ER_WSREP_NOT_READY)
                 ):
                     raise DatabaseUnavailable(f"{desc}: {e}") from e
                 raise

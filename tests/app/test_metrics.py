@@ -35,9 +35,14 @@ async def test_requests_payments_and_cents_are_counted(make_server):
         assert (await payer.topup(10_000)).status.code == 200
         for amount in (100, 250, 1234):
             assert (await payer.pay(payee.email, amount)).status.code == 200
+        first = await payer.pay(payee.email, 7, "metrics-key")
+        again = await payer.pay(payee.email, 7, "metrics-key")
+        assert (first.status.code, first.status.replayed) == (200, False)
+        assert (again.status.code, again.status.replayed) == (200, True)
+        assert again.pay.transaction_id == first.pay.transaction_id
         refused = await payer.pay(payee.email, 1_000_000)
         assert (refused.status.code, refused.status.reason) == (422, "insufficient_funds")
-        assert await payee.balance() == 1584
+        assert await payee.balance() == 1591
         m = await scrape(server.metrics_port)
         assert m("shillings_app_connections") == 1
     finally:
@@ -47,13 +52,14 @@ async def test_requests_payments_and_cents_are_counted(make_server):
     assert m(requests, command="SGN", status="201") == 2
     assert m(requests, command="LGN", status="200") == 2
     assert m(requests, command="TPU", status="200") == 1
-    assert m(requests, command="PAY", status="200") == 3
+    assert m(requests, command="PAY", status="200") == 5
     assert m(requests, command="PAY", status="422") == 1
     assert m(requests, command="USR", status="200") == 1
-    assert m("shillings_app_request_duration_seconds_count", command="PAY") == 4
-    assert m("shillings_app_request_duration_seconds_bucket", command="PAY", le="+Inf") == 4
-    assert m("shillings_app_payments_total") == 3
-    assert m("shillings_app_payment_cents_total") == 1584
+    assert m("shillings_app_request_duration_seconds_count", command="PAY") == 6
+    assert m("shillings_app_request_duration_seconds_bucket", command="PAY", le="+Inf") == 6
+    # The replayed pay moved nothing: 4 payments, not 5.
+    assert m("shillings_app_payments_total") == 4
+    assert m("shillings_app_payment_cents_total") == 1591
     assert m("shillings_app_topups_total") == 1
     assert m("shillings_app_topup_cents_total") == 10_000
     assert m("shillings_app_in_flight") == 0
@@ -66,8 +72,8 @@ async def test_requests_payments_and_cents_are_counted(make_server):
 @pytest_twisted.ensureDeferred
 async def test_in_flight_pool_use_and_retries_are_read_when_scraped(make_server):
     """Four duplicate payments wait on a locked row (four requests in flight, four pool
-    threads busy); released, three of them roll back and retry (the stored answer is
-    replayed: each counts as a payment answered 200). The counts outlive a restart."""
+    threads busy); released, three of them roll back and retry and replay the stored answer:
+    four PAY answered 200, one payment made. The counts outlive a restart."""
     server = await make_server(metrics_listen=METRICS)
     client = await _connect(server)
     try:
@@ -98,8 +104,8 @@ async def test_in_flight_pool_use_and_retries_are_read_when_scraped(make_server)
     after = await scrape(server.metrics_port)
     assert after("shillings_app_in_flight") == 0
     assert after("shillings_app_db_retries_total", cause="retry_transaction") == 3
-    assert after("shillings_app_payments_total") == 4
-    assert after("shillings_app_payment_cents_total") == 1200
+    assert after("shillings_app_payments_total") == 1
+    assert after("shillings_app_payment_cents_total") == 300
 
     await server.stop()
     await server.start()
