@@ -138,3 +138,28 @@ def money(
         delay = min(delay * 2, 0.5)
     ledger.add(rec)
     return rec
+
+
+class Progress:
+    """The records of money requests that client threads made, shared between them; the
+    test waits on it for more requests answered 200 (e.g. after a kill)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: list[Record] = []
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def answered(self) -> int:
+        with self._lock:
+            return sum(1 for r in self.records if r.status == 200)
+
+    def wait(self, n: int, timeout: float = 60.0) -> None:
+        """Until ``n`` more requests are answered 200 (AssertionError after ``timeout``)."""
+        target = self.answered() + n
+        deadline = time.monotonic() + timeout
+        while self.answered() < target:
+            assert time.monotonic() < deadline, f"no progress ({self.answered()} answered)"
+            time.sleep(0.05)

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.reliability.api import Stats, make_user, money
-from tests.reliability.ledger import Ledger, Record, check_invariants, summary_text
+from tests.reliability.api import Progress, Stats, make_user, money
+from tests.reliability.ledger import Ledger, check_invariants, summary_text
 from tests.reliability.report import COLLECTOR
 from tests.reliability.stack import Stack, start_stack, stop_stack
 from tests.stack.helpers import Client
@@ -49,8 +49,8 @@ def test_kill9_under_load_loses_nothing(stack: Stack) -> None:
     seed.close()
 
     stop = threading.Event()
-    records: list[Record] = []
-    lock = threading.Lock()
+    progress = Progress()
+    records = progress.records
 
     def client_loop(n: int) -> None:
         local = random.Random(n)
@@ -65,21 +65,9 @@ def test_kill9_under_load_loses_nothing(stack: Stack) -> None:
                 else:
                     amount = local.randint(1, 3000)
                     rec = money(client, ledger, stats, payer, amount, receiver, retry_for=120)
-                with lock:
-                    records.append(rec)
+                progress.add(rec)
         finally:
             client.close()
-
-    def answered() -> int:
-        with lock:
-            return sum(1 for r in records if r.status == 200)
-
-    def wait_progress(n: int, timeout: float = 60.0) -> None:
-        target = answered() + n
-        deadline = time.monotonic() + timeout
-        while answered() < target:
-            assert time.monotonic() < deadline, f"no progress after a kill ({answered()})"
-            time.sleep(0.05)
 
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(CLIENTS)]
     began = time.monotonic()
@@ -87,16 +75,16 @@ def test_kill9_under_load_loses_nothing(stack: Stack) -> None:
         thread.start()
     downtime = {}
     try:
-        wait_progress(200)
+        progress.wait(200)
         for victim in VICTIMS:
-            before = answered()
+            before = progress.answered()
             killed_at = time.monotonic()
             old, new = stack.kill9(victim)
             stack.wait_healthy(90)
             downtime[victim] = round(time.monotonic() - killed_at, 1)
             assert new != old
-            wait_progress(100)
-            assert answered() > before
+            progress.wait(100)
+            assert progress.answered() > before
     finally:
         stop.set()
         for thread in threads:

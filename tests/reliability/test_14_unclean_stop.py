@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.api import Stats, make_user, money
-from tests.reliability.ledger import Ledger, Record, check_invariants, summary_text
+from tests.reliability.api import Progress, Stats, make_user, money
+from tests.reliability.ledger import Ledger, check_invariants, summary_text
 from tests.reliability.report import COLLECTOR
 from tests.reliability.stack import Stack, start_stack, stop_stack
 from tests.stack.crash import kill_everything, reuse_pids, start_decoy
@@ -49,8 +49,8 @@ def test_start_recovers_after_sigkill_of_everything(stack: Stack) -> None:
     seed.close()
 
     stop = threading.Event()
-    records: list[Record] = []
-    lock = threading.Lock()
+    progress = Progress()
+    records = progress.records
 
     def client_loop(n: int) -> None:
         rng = random.Random(n)
@@ -60,21 +60,9 @@ def test_start_recovers_after_sigkill_of_everything(stack: Stack) -> None:
                 payer, receiver = rng.sample(users, 2)
                 to = receiver if rng.random() < 0.8 else None
                 rec = money(client, ledger, stats, payer, rng.randint(1, 500), to, retry_for=180)
-                with lock:
-                    records.append(rec)
+                progress.add(rec)
         finally:
             client.close()
-
-    def answered() -> int:
-        with lock:
-            return sum(1 for r in records if r.status == 200)
-
-    def wait_progress(n: int, timeout: float = 60.0) -> None:
-        target = answered() + n
-        deadline = time.monotonic() + timeout
-        while answered() < target:
-            assert time.monotonic() < deadline, f"no progress ({answered()} answered)"
-            time.sleep(0.05)
 
     decoy = start_decoy(stack.var)
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(CLIENTS)]
@@ -84,7 +72,7 @@ def test_start_recovers_after_sigkill_of_everything(stack: Stack) -> None:
     processes_killed = 0
     try:
         for cycle in range(CYCLES):
-            wait_progress(30)
+            progress.wait(30)
             processes_killed += len(kill_everything(stack.var, stack.env))
             # pid 1 (init) and this test's own pid: both live, neither is ours any more.
             changed = reuse_pids(stack.var, 1 if cycle % 2 else os.getpid(), decoy.pid)
@@ -95,7 +83,7 @@ def test_start_recovers_after_sigkill_of_everything(stack: Stack) -> None:
             assert started.returncode == 0, started.stdout + started.stderr
             assert "removed leftovers of an unclean stop" in started.stdout
             stack.wait_all_web_ready(30)
-        wait_progress(30)
+        progress.wait(30)
     finally:
         stop.set()
         for thread in threads:
