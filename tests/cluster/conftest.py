@@ -31,9 +31,17 @@ def stats() -> Stats:
     return Stats()
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.cluster import figures
+
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        figures.OUTCOMES[report.nodeid.split("::", 1)[-1]] = report.outcome
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.cluster import figures
+    from tests.reliability.report import commit
 
     if figures.FIGURES:
         terminalreporter.write_sep("=", "cluster figures")
-        terminalreporter.write_line(figures.write())
+        terminalreporter.write_line(figures.write(commit()))
