@@ -32,7 +32,7 @@ def section(path: Path = FIGURES_FILE) -> list[str]:
         "",
         "Three MariaDB Galera nodes, Redis with Sentinel, TLS between the tiers, on this one",
         "machine (issue 16); nodes are killed while clients pay. Figures of the last",
-        f"`make test-cluster` run (kept in `{path.relative_to(ROOT)}`).",
+        f"`make test-cluster` run (kept in `{_shown(path)}`).",
         "",
         f"- Date: {run.get('date', 'unknown')}",
         f"- Commit: {run.get('commit') or 'unknown'}",
@@ -50,13 +50,17 @@ def section(path: Path = FIGURES_FILE) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def splice(report: str, lines: list[str]) -> str:
     """``report`` with its cluster section replaced by ``lines`` (put before its test list)."""
     text = "\n".join(lines)
     start = report.find(HEADING + "\n")
     if start >= 0:
         end = report.find("\n## ", start + len(HEADING))
-        return report[:start] + text + (report[end + 1 :] if end >= 0 else "")
+        return report[:start] + text + ("\n" + report[end + 1 :] if end >= 0 else "")
     at = report.find("## Tests\n")
     if at < 0:
         return report.rstrip("\n") + "\n\n" + text
