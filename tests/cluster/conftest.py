@@ -31,6 +31,13 @@ def stats() -> Stats:
     return Stats()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.cluster import figures
+    from tests.reliability.report import commit
+
+    figures.RUN["commit"] = commit()  # the code that runs, whatever is committed meanwhile
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     from tests.cluster import figures
 
@@ -40,8 +47,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.cluster import figures
-    from tests.reliability.report import commit
 
     if figures.FIGURES:
         terminalreporter.write_sep("=", "cluster figures")
-        terminalreporter.write_line(figures.write(commit()))
+        terminalreporter.write_line(figures.write())

@@ -12,20 +12,22 @@ from typing import Any
 
 FIGURES: dict[str, dict[str, Any]] = {}
 OUTCOMES: dict[str, str] = {}
+RUN: dict[str, str] = {}
+"""The run's commit (set when the session starts)."""
 
 
 def add(scenario: str, **figures: Any) -> None:
     FIGURES.setdefault(scenario, {}).update(figures)
 
 
-def write(commit: str = "") -> str:
+def write() -> str:
     """The figures as JSON (also written to SHILLINGS_CLUSTER_REPORT when set)."""
     text = json.dumps(FIGURES, indent=2, sort_keys=True)
     path = os.environ.get("SHILLINGS_CLUSTER_REPORT")
     if path and FIGURES:
         run = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit,
+            "commit": RUN.get("commit", ""),
             "tests": dict(sorted(OUTCOMES.items())),
             "figures": FIGURES,
         }
