@@ -85,7 +85,7 @@ cluster-status:
 	@$(PY) scripts/cluster.py status
 
 # The cluster tests (a few minutes: they start their own cluster, kill nodes during a storm);
-# their figures go to docs/cluster-figures.json and the cluster section of docs/RELIABILITY.md.
+# their figures (failures too) go to docs/cluster-figures.json and docs/RELIABILITY.md.
 test-cluster: setup
-	SHILLINGS_CLUSTER_REPORT=docs/cluster-figures.json $(PY) -m pytest -q -p no:cacheprovider tests/cluster
-	$(PY) -m tests.reliability.cluster_report docs/RELIABILITY.md
+	SHILLINGS_CLUSTER_REPORT=docs/cluster-figures.json $(PY) -m pytest -q -p no:cacheprovider \
+		tests/cluster; status=$$?; $(PY) -m tests.reliability.cluster_report; exit $$status
