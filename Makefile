@@ -84,6 +84,8 @@ cluster-stop:
 cluster-status:
 	@$(PY) scripts/cluster.py status
 
-# The cluster tests (a few minutes: they start their own cluster, kill nodes during a storm).
+# The cluster tests (a few minutes: they start their own cluster, kill nodes during a storm);
+# their figures (failures too) go to docs/cluster-figures.json and docs/RELIABILITY.md.
 test-cluster: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/cluster
+	SHILLINGS_CLUSTER_REPORT=docs/cluster-figures.json $(PY) -m pytest -q -p no:cacheprovider \
+		tests/cluster; status=$$?; $(PY) -m tests.reliability.cluster_report; exit $$status

@@ -4,8 +4,9 @@ Order: baselines (a) nginx ``return 200`` and (b) bare Klein behind nginx; then 
 stack (WEB_PROCS x APP_PROCS), seeded in SQL, with every endpoint at each connection count,
 baseline (c) (raw pymysql pay transactions against the same MariaDB) and (c''), the pay SQL
 before the fewer-round-trips fix, a py-spy profile of one web and one app process under the
-pay load, and peak RSS; then one stack per scaling shape for pay and account. Every stack
-is private (own var dir, free port) and stopped before the next one starts.
+pay load, and peak RSS; then one stack per scaling shape for pay and account; then pay
+through the cluster shape (bench/cluster.py). Every stack is private (own var dir, free
+port) and stopped before the next one starts.
 """
 
 from __future__ import annotations
@@ -21,18 +22,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 
-from bench import dbceiling, micro, profile, report
+from bench import cluster, dbceiling, micro, profile, report
 from bench.baselines import Baselines
 from bench.seed import PASSWORD, Seeded, seed
 from bench.stackctl import ROOT, Stack
-from bench.wrk import Point, run_wrk
+from bench.wrk import Point, best_of, run_wrk
 
 HISTORY_PAGE = 10
 """limit= of the history requests: both users' pages then hold 10 rows, so the two differ
@@ -66,6 +66,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--scaling", default="1x1,2x1,4x1,1x2,2x2,4x2", help="WEBxAPP shapes for pay/account"
     )
     p.add_argument("--scaling-connections", type=int, default=64)
+    p.add_argument(
+        "--cluster-connections",
+        default="16,64",
+        help="connection counts of pay through the cluster shape (scripts/cluster.py), '': none",
+    )
     p.add_argument("--users", type=int, default=2000, help="seeded users")
     p.add_argument("--history-rows", type=int, default=100_000)
     p.add_argument("--bcrypt-cost", type=int, default=10, help="SHILLINGS_BCRYPT_COST of stacks")
@@ -288,18 +293,6 @@ BASELINES = ("nginx_static", "klein_const")
 CEILINGS = ("db_pay_ceiling", dbceiling.OLD_SQL_CEILING)
 
 
-def best_of(
-    repeats: int, measure: Callable[[], tuple[Point, dict[str, float] | None]]
-) -> tuple[dict[str, Any], dict[str, float] | None]:
-    """Run ``measure`` ``repeats`` times; keep the fastest run (other load on the machine
-    only ever slows a run down) and the req/s of every run."""
-    runs = [measure() for _ in range(max(1, repeats))]
-    point, cpu = max(runs, key=lambda run: run[0].rps)
-    figures = point.as_dict()
-    figures["rps_runs"] = [run[0].rps for run in runs]
-    return figures, cpu
-
-
 def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str, Any]) -> None:
     """Baselines and endpoints interleaved, connection count by connection count, so that
     each ratio compares figures measured within seconds of each other."""
@@ -430,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     shapes = _parse_shapes(args.scaling)
     if shapes:
         run_scaling(args, results, shapes)
+    cluster_conns = [int(c) for c in args.cluster_connections.split(",") if c.strip()]
+    if cluster_conns:
+        results["cluster"] = cluster.run(args, cluster_conns, log)
     results["elapsed_s"] = round(time.monotonic() - began, 1)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     before = None

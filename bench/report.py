@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import cluster
 from bench.dbceiling import OLD_SQL_CEILING
 
 HERE = Path(__file__).resolve().parent
@@ -202,6 +203,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
         out += _table(
             ["conns", "req/s", "p50 ms", "p99 ms", "errors", "÷(a)", "÷(b)", "÷(c)"], rows
         )
+        if name == "pay" and results.get("cluster"):
+            out += cluster.render_pay(results["cluster"], points)
     eps = results.get("endpoints", {})
     if eps.get("transactions_10") and eps.get("transactions_100k"):
         pairs = zip(eps["transactions_10"], eps["transactions_100k"], strict=False)

@@ -31,6 +31,20 @@ def stats() -> Stats:
     return Stats()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.cluster import figures
+    from tests.reliability.report import commit
+
+    figures.RUN["commit"] = commit()  # the code that runs, whatever is committed meanwhile
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.cluster import figures
+
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        figures.OUTCOMES[report.nodeid.split("::", 1)[-1]] = report.outcome
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.cluster import figures
 

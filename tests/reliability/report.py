@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.reliability.cluster_report import section as cluster_section
 from tests.stack.helpers import ROOT
 
 REPORT_ENV = "SHILLINGS_RELIABILITY_REPORT"
@@ -76,7 +77,7 @@ class Collector:
             f"- Date: {now}",
             f"- Machine: {_machine()}",
             f"- Software: {_software(self.facts)}",
-            f"- Commit: {_commit()}",
+            f"- Commit: {commit()}",
             f"- Tests: {passed} of {len(self.outcomes)} passed"
             + (f", {known} marked as known bugs (xfail)" if known else "")
             + f", in {time.monotonic() - self.started:.0f} s",
@@ -100,6 +101,7 @@ class Collector:
                 shown = f"{value:,}" if isinstance(value, int) else str(value)
                 lines.append(f"| {name.replace('_', ' ')} | {shown} |")
             lines.append("")
+        lines += cluster_section()
         lines += ["## Tests", "", "| test | outcome | seconds |", "|---|---|---:|"]
         for nodeid, (outcome, seconds) in self.outcomes.items():
             lines.append(f"| `{nodeid.split('::', 1)[-1]}` | {outcome} | {seconds:.1f} |")
@@ -163,7 +165,7 @@ def _software(facts: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(facts.items())) or "-"
 
 
-def _commit() -> str:
+def commit() -> str:
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
