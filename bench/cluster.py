@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.seed import seed
-from bench.stackctl import ROOT, free_port, free_port_base, short_tempdir
+from bench.stackctl import ROOT, caller_env, free_port, free_port_base, short_tempdir
 from bench.wrk import Point, best_of, run_wrk
 
 CLUSTER_PY = ROOT / "scripts" / "cluster.py"
@@ -50,10 +49,7 @@ class ClusterStack:
         return self.var / "jwt_secret"
 
     def env(self) -> dict[str, str]:
-        drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
-        env = {
-            k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")
-        }
+        env = caller_env()
         env.update(
             SHILLINGS_VAR=str(self.var),
             SHILLINGS_CLUSTER_PORT_BASE=str(self.port_base),

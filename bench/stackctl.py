@@ -43,6 +43,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def caller_env() -> dict[str, str]:
+    """This process's environment without make's variables and the stack's settings, so a
+    private stack gets only what its caller sets."""
+    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")}
+
+
 def short_tempdir(prefix: str) -> Path:
     """A temp dir with a short path: the stack's unix sockets live under it."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -84,10 +91,7 @@ class Stack:
         return self.var / "jwt_secret"
 
     def env(self) -> dict[str, str]:
-        drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
-        env = {
-            k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")
-        }
+        env = caller_env()
         env.update(
             SHILLINGS_VAR=str(self.var),
             SHILLINGS_HTTP_HOST="127.0.0.1",
