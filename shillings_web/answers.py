@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shillings_proto import pb
-from shillings_web.money import format_cents
+from shillings_proto.shapes import format_cents, transaction_json
 
 
 def user_json(user: pb.User) -> dict[str, Any]:
@@ -22,17 +22,6 @@ def user_json(user: pb.User) -> dict[str, Any]:
         "balance": format_cents(user.balance),
         "created_at": user.created_at,
         "updated_at": user.updated_at,
-    }
-
-
-def transaction_json(tx: pb.Transaction) -> dict[str, Any]:
-    return {
-        "transaction_id": tx.transaction_id,
-        "sender_email": tx.sender_email if tx.HasField("sender_email") else None,
-        "receiver_email": tx.receiver_email,
-        "amount": format_cents(tx.amount),
-        "created_at": tx.created_at,
-        "kind": tx.kind,
     }
 
 

@@ -6,6 +6,9 @@ import re
 from decimal import Decimal, InvalidOperation, localcontext
 
 from shillings_proto.fields import AMOUNT_RANGE, MAX_AMOUNT, amount_in_range
+from shillings_proto.shapes import format_cents
+
+__all__ = ["AmountError", "format_cents", "parse_amount"]
 
 _AMOUNT_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
 _CENT = Decimal("0.01")
@@ -54,10 +57,3 @@ def _decimal_cents(value: Decimal) -> int:
         if rounded != value:
             raise AmountError("amount must have at most two decimal places")
         return int(rounded.scaleb(2))
-
-
-def format_cents(cents: int) -> str:
-    """12345 -> "123.45"; exactly two decimal places."""
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{frac:02d}"

@@ -37,3 +37,29 @@ def transaction_message(tx: TransactionRecord) -> pb.Transaction:
         created_at=rfc3339(tx.created_at),
         kind=tx.kind,
     )
+
+
+def ledger_message(
+    transaction_id: str,
+    kind: str,
+    sender_email: str | None,
+    receiver_email: str,
+    amount: int,
+    at: datetime,
+    *,
+    hold_id: str | None = None,
+    refund_of: str | None = None,
+    refunded_amount: int = 0,
+) -> pb.Transaction:
+    """A ledger row as just written (for event data, ``shapes.transaction_json``)."""
+    return pb.Transaction(
+        transaction_id=transaction_id,
+        sender_email=sender_email,
+        receiver_email=receiver_email,
+        amount=amount,
+        created_at=rfc3339(at),
+        kind=kind,
+        hold_id=hold_id,
+        refund_of=refund_of,
+        refunded_amount=refunded_amount if kind in ("payment", "capture") else None,
+    )

@@ -13,10 +13,12 @@ from shillings_app.errors import (
     Unauthenticated,
 )
 from shillings_app.handlers import Context, status, validation
-from shillings_app.storage import RequestScope, idempotency, money
+from shillings_app.handlers.convert import ledger_message
+from shillings_app.storage import RequestScope, events, idempotency, money
 from shillings_app.storage.auth import authenticated
+from shillings_app.storage.events import NewEvent
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
-from shillings_proto import fields, pb
+from shillings_proto import fields, pb, shapes
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -44,8 +46,9 @@ def pay_txn(
     amount: int,
     idem: IdempotencyKey | None,
 ) -> MoneyResult:
-    """4 statements: the lookup (token, receiver, key), both rows locked in ascending id
-    order, one UPDATE of both balances, the ledger row (and the key); then COMMIT."""
+    """5 statements: the lookup (token, receiver, key), both rows locked in ascending id
+    order with their holds summed, one UPDATE of both balances, the ledger row, its two
+    events (and the key); then COMMIT. The sender spends ``available``, never ``balance``."""
     txn.execute(money.PAY_LOOKUP, (token_id, receiver_email, sender_id, idempotency.key_of(idem)))
     revoked, found_receiver, *stored = txn.fetchone()
     authenticated(True, revoked)
@@ -62,20 +65,32 @@ def pay_txn(
         raise Unauthenticated()
     if receiver_id not in locked:
         raise ReceiverNotFound()
-    sender_balance, sender_email = locked[sender_id]
-    receiver_balance, email = locked[receiver_id]
-    if sender_balance < amount:
+    sender, receiver = locked[sender_id], locked[receiver_id]
+    if sender.available < amount:
         raise InsufficientFunds()
-    if receiver_balance + amount > MAX_BALANCE:
+    if receiver.balance + amount > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
     money.move(txn, sender_id, receiver_id, amount)
+    at = money.now()
     transaction_id = money.insert_transaction(
         txn,
         kind="payment",
-        sender=(sender_id, sender_email),
-        receiver=(receiver_id, email),
+        sender=(sender_id, sender.email),
+        receiver=(receiver_id, receiver.email),
         amount=amount,
+        at=at,
     )
-    result = MoneyResult(transaction_id, sender_balance - amount)
+    data = shapes.transaction_json(
+        ledger_message(transaction_id, "payment", sender.email, receiver.email, amount, at)
+    )
+    events.emit(
+        txn,
+        [
+            NewEvent(sender_id, "payment.sent", data),
+            NewEvent(receiver_id, "payment.received", data),
+        ],
+        at,
+    )
+    result = MoneyResult(transaction_id, sender.balance - amount)
     idempotency.remember(txn, sender_id, idem, result)
     return result

@@ -6,10 +6,12 @@ from typing import Any
 
 from shillings_app.errors import BalanceLimit, Unauthenticated
 from shillings_app.handlers import Context, status, validation
-from shillings_app.storage import RequestScope, idempotency, money
+from shillings_app.handlers.convert import ledger_message
+from shillings_app.storage import RequestScope, events, idempotency, money
 from shillings_app.storage.auth import authenticated
+from shillings_app.storage.events import NewEvent
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
-from shillings_proto import pb
+from shillings_proto import pb, shapes
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -27,8 +29,8 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
 def topup_txn(
     txn: Any, user_id: int, token_id: str, amount: int, idem: IdempotencyKey | None
 ) -> MoneyResult:
-    """The lookup (token, key), the row locked, the balance updated, the ledger row (and
-    the key); then COMMIT."""
+    """The lookup (token, key), the row locked, the balance updated, the ledger row, its
+    event (and the key); then COMMIT."""
     txn.execute(money.TOPUP_LOOKUP, (token_id, user_id, idempotency.key_of(idem)))
     revoked, *stored = txn.fetchone()
     authenticated(True, revoked)
@@ -38,13 +40,18 @@ def topup_txn(
     locked = money.lock_users(txn, user_id)
     if user_id not in locked:
         raise Unauthenticated()
-    balance, email = locked[user_id]
-    if balance + amount > MAX_BALANCE:
+    user = locked[user_id]
+    if user.balance + amount > MAX_BALANCE:
         raise BalanceLimit()
     money.credit(txn, user_id, amount)
+    at = money.now()
     transaction_id = money.insert_transaction(
-        txn, kind="topup", sender=None, receiver=(user_id, email), amount=amount
+        txn, kind="topup", sender=None, receiver=(user_id, user.email), amount=amount, at=at
     )
-    result = MoneyResult(transaction_id, balance + amount)
+    data = shapes.transaction_json(
+        ledger_message(transaction_id, "topup", None, user.email, amount, at)
+    )
+    events.emit(txn, [NewEvent(user_id, "topup.succeeded", data)], at)
+    result = MoneyResult(transaction_id, user.balance + amount)
     idempotency.remember(txn, user_id, idem, result)
     return result

@@ -4,6 +4,8 @@ in the operations' transaction functions (``handlers/pay.py``, ``handlers/topup.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from shillings_app.storage.auth import REVOKED
@@ -19,17 +21,40 @@ TOPUP_LOOKUP = f"SELECT {REVOKED}, {STORED}{JOINED}"
 user id, key."""
 
 
-def lock_users(txn: Any, *user_ids: int) -> dict[int, tuple[int, str]]:
-    """Lock the users' rows in one statement and return user id -> (balance, email) for
-    those that exist. InnoDB walks the primary key upwards, so the rows are locked in
-    ascending user id order and opposite payments cannot deadlock."""
+ACTIVE_HELD = (
+    "(SELECT COALESCE(SUM(h.amount), 0) FROM holds AS h WHERE h.payer_id = {user}"
+    " AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6))"
+)
+"""SQL of a user's ``held`` (SPEC §6): their holds as payer in state 'held' whose expiry is
+still ahead, so an expired hold stops counting at ``expires_at`` before the sweep marks it.
+``{user}`` is the SQL expression of the user id."""
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A user's row as locked: balance, email and what their active holds reserve."""
+
+    balance: int
+    email: str
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
+    """Lock the users' rows in one statement and return user id -> ``Locked`` for those
+    that exist. InnoDB walks the primary key upwards, so the rows are locked in ascending
+    user id order and opposite payments cannot deadlock. Holds are only created and
+    released under their payer's row lock, so ``held`` cannot change until COMMIT."""
     marks = ", ".join(["%s"] * len(user_ids))
     txn.execute(
-        f"SELECT user_id, balance, email FROM users WHERE user_id IN ({marks})"
-        " ORDER BY user_id FOR UPDATE",
+        f"SELECT user_id, balance, email, {ACTIVE_HELD.format(user='users.user_id')}"
+        f" FROM users WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
         user_ids,
     )
-    return {int(row[0]): (int(row[1]), row[2]) for row in txn.fetchall()}
+    return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in txn.fetchall()}
 
 
 def move(txn: Any, sender_id: int, receiver_id: int, amount: int) -> None:
@@ -56,13 +81,17 @@ def insert_transaction(
     sender: tuple[int, str] | None,
     receiver: tuple[int, str],
     amount: int,
+    at: datetime,
+    hold_id: str | None = None,
+    refund_of: str | None = None,
 ) -> str:
-    """Record a ledger row (``sender`` None for a top-up); return its new transaction id."""
+    """Record a ledger row (``sender`` None for a top-up) made at ``at``; return its new
+    transaction id."""
     transaction_id = str(uuid.uuid4())
     txn.execute(
         "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
-        " receiver_id, receiver_email, amount, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        " receiver_id, receiver_email, amount, created_at, hold_id, refund_of)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             transaction_id,
             kind,
@@ -71,6 +100,15 @@ def insert_transaction(
             receiver[0],
             receiver[1],
             amount,
+            at,
+            hold_id,
+            refund_of,
         ),
     )
     return transaction_id
+
+
+def now() -> datetime:
+    """The time a change is made, naive UTC with microseconds as the DATETIME(6) columns
+    hold it: the ledger row and its events carry the same instant."""
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -55,6 +55,7 @@ def test_migration_canonicalises_reports_and_never_merges(database, monkeypatch)
         "0002_canonical_emails",
         "0003_idempotency_results",
         "0004_drop_idempotency_response",
+        "0005_holds_refunds_events",
     ]
 
     emails = dict(sql(database, "SELECT user_id, email FROM users"))

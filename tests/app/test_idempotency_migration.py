@@ -108,6 +108,7 @@ async def test_stored_keys_become_columns_and_still_replay(database, monkeypatch
     assert migrations.migrate(database, report=lines.append) == [
         "0003_idempotency_results",
         "0004_drop_idempotency_response",
+        "0005_holds_refunds_events",
     ]
     assert lines == ["3 idempotency key(s) now store their result as columns"]
     assert sql(
@@ -152,6 +153,7 @@ def test_a_response_naming_no_transaction_stops_the_migration(database, monkeypa
     assert migrations.migrate(database, report=lambda line: None) == [
         "0003_idempotency_results",
         "0004_drop_idempotency_response",
+        "0005_holds_refunds_events",
     ]
     assert sql(database, "SELECT transaction_id FROM idempotency_keys") == [(TX[0],)]
     with pytest.raises(pymysql.err.OperationalError):

@@ -1,0 +1,54 @@
+"""The event outbox (SPEC §7): event rows written in the transaction of the change they
+describe, so an event exists if and only if its change committed. Webhook workers fan them
+out to endpoints later (``dispatched``)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TYPES = (
+    "topup.succeeded",
+    "payment.sent",
+    "payment.received",
+    "hold.created",
+    "hold.captured",
+    "hold.voided",
+    "hold.expired",
+    "refund.sent",
+    "refund.received",
+)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event for one user: its type and its data (the API's JSON shape of the
+    transaction or hold, ``shillings_proto.shapes``)."""
+
+    user_id: int
+    type: str
+    data: dict[str, Any]
+
+
+def new_event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def emit(txn: Any, events: Sequence[NewEvent], at: datetime) -> None:
+    """Insert ``events`` in one statement, in the caller's transaction."""
+    if not events:
+        return
+    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(events))
+    args: list[Any] = []
+    for event in events:
+        if event.type not in TYPES:
+            raise ValueError(f"unknown event type {event.type!r}")
+        data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+        args += [new_event_id(), event.user_id, event.type, data, at]
+    txn.execute(
+        f"INSERT INTO events (event_id, user_id, type, data, created_at) VALUES {marks}", args
+    )
