@@ -109,6 +109,7 @@ async def test_stored_keys_become_columns_and_still_replay(database, monkeypatch
         "0003_idempotency_results",
         "0004_drop_idempotency_response",
         "0005_holds_refunds_events",
+        "0006_webhooks",
     ]
     assert lines == ["3 idempotency key(s) now store their result as columns"]
     assert sql(
@@ -154,6 +155,7 @@ def test_a_response_naming_no_transaction_stops_the_migration(database, monkeypa
         "0003_idempotency_results",
         "0004_drop_idempotency_response",
         "0005_holds_refunds_events",
+        "0006_webhooks",
     ]
     assert sql(database, "SELECT transaction_id FROM idempotency_keys") == [(TX[0],)]
     with pytest.raises(pymysql.err.OperationalError):
