@@ -1,6 +1,7 @@
-"""Baseline (c): the pay transaction of shillings_app/storage/money.py, the same SQL in the
-same order, run by N pymysql threads straight against MariaDB: no Twisted, no HTTP. Beside
-it (c''): the pay SQL as it was before the fewer-round-trips fix, for that fix's before/after."""
+"""Baseline (c): the pay transaction of shillings_app/handlers/pay.py, one payment per
+transaction (no group commit), the same SQL in the same order, run by N pymysql threads
+straight against MariaDB: no Twisted, no HTTP. Beside it (c''): the pay SQL as it was before
+the fewer-round-trips fix, for that fix's before/after."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pymysql
 
 from bench.wrk import Point
-from shillings_app.handlers.pay import pay_txn
+from shillings_app.handlers.pay import Payment, pay_batch_txn
 
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -42,8 +43,9 @@ def _insert_payment(
 
 def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
     """One payment of one cent without an Idempotency-Key, by the app server's own
-    transaction function (``handlers.pay.pay_txn``): 4 statements; the caller commits."""
-    pay_txn(cur, sender[0], uuid.uuid4().hex, receiver_email, 1, None)
+    transaction function as a batch of one (``handlers.pay.pay_batch_txn``): 5 statements;
+    the caller commits."""
+    pay_batch_txn(cur, [Payment(sender[0], uuid.uuid4().hex, receiver_email, 1, None)])
 
 
 def _pay_7stmt(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:

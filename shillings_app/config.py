@@ -125,6 +125,20 @@ class AppConfig:
     db_pool_max: int = setting(
         "SHILLINGS_DB_POOL_MAX", 10, "adbapi connection pool (at least the minimum)", ints(1)
     )
+    batch_in_flight: int = setting(
+        "SHILLINGS_BATCH_IN_FLIGHT",
+        4,
+        "group commit: transactions of one operation (pay, top-up) running at once; a request"
+        " arriving while that many run waits and joins the next one"
+        ' (docs/ARCHITECTURE.md, "Group commit")',
+        ints(1, 256),
+    )
+    batch_max: int = setting(
+        "SHILLINGS_BATCH_MAX",
+        64,
+        "group commit: requests applied in one transaction at most (`1`: one per transaction)",
+        ints(1, 1000),
+    )
     db_sync_wait: int = setting(
         "SHILLINGS_DB_SYNC_WAIT",
         0,

@@ -3,10 +3,12 @@ its protobuf response is built. Each exposes ``handle(ctx, request, scope)``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
+from shillings_app.batching import Batcher, BatchTxn
 from shillings_app.config import AppConfig
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore
@@ -23,11 +25,26 @@ class Context:
     passwords: PasswordHasher
     tokens: TokenIssuer
     clock: IReactorTime
+    batchers: dict[str, Batcher[Any]] = field(default_factory=dict)
+    """The group-commit batcher of each operation that has one, by name."""
 
     @property
     def db(self) -> Database:
         """The database every transaction function runs on (``Database.run``)."""
         return self.store.db
+
+    def batcher(self, name: str, txn: BatchTxn[Any]) -> Batcher[Any]:
+        """The batcher of operation ``name`` (running ``txn``), made on first use."""
+        batcher = self.batchers.get(name)
+        if batcher is None:
+            batcher = self.batchers[name] = Batcher(
+                self.db,
+                name,
+                txn,
+                in_flight=self.config.batch_in_flight,
+                max_size=self.config.batch_max,
+            )
+        return batcher
 
 
 _STATUS_TEXT = {200: "OK", 201: "Created"}

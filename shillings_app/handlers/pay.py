@@ -1,7 +1,10 @@
-"""PAY: move money from the caller to another user, at most once per idempotency key."""
+"""PAY: move money from the caller to another user, at most once per idempotency key.
+Concurrent payments are applied in one transaction (group commit, ``shillings_app.batching``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shillings_app.errors import (
@@ -10,15 +13,27 @@ from shillings_app.errors import (
     InvalidRequest,
     ReceiverNotFound,
     SelfPayment,
-    Unauthenticated,
 )
 from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import ledger_message
-from shillings_app.storage import RequestScope, events, idempotency, money
+from shillings_app.storage import RequestScope, idempotency, money
 from shillings_app.storage.auth import authenticated
+from shillings_app.storage.batch import MoneyBatch, Outcome
 from shillings_app.storage.events import NewEvent
+from shillings_app.storage.money import LedgerRow
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
 from shillings_proto import fields, pb, shapes
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One PAY request, checked for its fields."""
+
+    sender_id: int
+    token_id: str
+    receiver_email: str
+    amount: int
+    idem: IdempotencyKey | None
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -29,30 +44,42 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     receiver_email = fields.email(body.receiver_email, "receiver_email")
     amount = validation.amount(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "PAY", receiver_email, amount)
-    result = await ctx.db.run(
-        "pay", pay_txn, sender_id, token_id, receiver_email, amount, idem, scope=scope
-    )
+    payment = Payment(sender_id, token_id, receiver_email, amount, idem)
+    result = await ctx.batcher("pay", pay_batch_txn).submit(payment, scope)
     return pb.Response(
         status=status(result.status, replayed=result.replayed),
         pay=pb.PayResponse(transaction_id=result.transaction_id, sender_balance=result.balance),
     )
 
 
-def pay_txn(
-    txn: Any,
-    sender_id: int,
-    token_id: str,
-    receiver_email: str,
-    amount: int,
-    idem: IdempotencyKey | None,
-) -> MoneyResult:
-    """5 statements: the lookup (token, receiver, key), both rows locked in ascending id
-    order with their holds summed, one UPDATE of both balances, the ledger row, its two
-    events (and the key); then COMMIT. The sender spends ``available``, never ``balance``."""
-    txn.execute(money.PAY_LOOKUP, (token_id, receiver_email, sender_id, idempotency.key_of(idem)))
-    revoked, found_receiver, *stored = txn.fetchone()
+def pay_batch_txn(txn: Any, payments: Sequence[Payment]) -> list[Outcome]:
+    """5 statements for the whole batch: the lookup (each one's token, receiver, key), the
+    rows of every sender and receiver locked in ascending id order with their holds summed,
+    one UPDATE of all balances, the ledger rows, their events (and the keys); then COMMIT.
+    Each payment is applied in turn, spending ``available``, never ``balance``."""
+    looked = money.lookup(
+        txn,
+        money.PAY_CHECKS,
+        [(p.token_id, p.receiver_email, p.sender_id, idempotency.key_of(p.idem)) for p in payments],
+    )
+    users = set()
+    for payment, (revoked, receiver, stored_hash, *_) in zip(payments, looked, strict=True):
+        if not revoked and stored_hash is None:
+            users.add(payment.sender_id)
+            if receiver is not None:
+                users.add(int(receiver))
+    batch = MoneyBatch(txn, users)
+    outcomes = [batch.each(_pay, p, row) for p, row in zip(payments, looked, strict=True)]
+    batch.write()
+    return outcomes
+
+
+def _pay(batch: MoneyBatch, payment: Payment, looked: tuple[Any, ...]) -> MoneyResult:
+    """The rules of one payment, in the order a lone payment checks them."""
+    revoked, found_receiver, *stored = looked
     authenticated(True, revoked)
-    replayed = idempotency.replay(idem, tuple(stored))
+    sender_id, amount = payment.sender_id, payment.amount
+    replayed = batch.replay(sender_id, payment.idem, stored)
     if replayed is not None:
         return replayed
     if found_receiver is None:
@@ -60,37 +87,26 @@ def pay_txn(
     receiver_id = int(found_receiver)
     if receiver_id == sender_id:
         raise SelfPayment()
-    locked = money.lock_users(txn, sender_id, receiver_id)
-    if sender_id not in locked:
-        raise Unauthenticated()
-    if receiver_id not in locked:
-        raise ReceiverNotFound()
-    sender, receiver = locked[sender_id], locked[receiver_id]
-    if sender.available < amount:
+    sender_email = batch.user(sender_id)
+    receiver_email = batch.user(receiver_id, ReceiverNotFound)
+    if batch.available(sender_id) < amount:
         raise InsufficientFunds()
-    if receiver.balance + amount > MAX_BALANCE:
+    if batch.balance(receiver_id) + amount > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
-    money.move(txn, sender_id, receiver_id, amount)
-    at = money.now()
-    transaction_id = money.insert_transaction(
-        txn,
-        kind="payment",
-        sender=(sender_id, sender.email),
-        receiver=(receiver_id, receiver.email),
-        amount=amount,
-        at=at,
+    row = LedgerRow(
+        "payment", (sender_id, sender_email), (receiver_id, receiver_email), amount, batch.at
     )
     data = shapes.transaction_json(
-        ledger_message(transaction_id, "payment", sender.email, receiver.email, amount, at)
+        ledger_message(row.transaction_id, "payment", sender_email, receiver_email, amount, row.at)
     )
-    events.emit(
-        txn,
+    return batch.record(
+        row,
+        {sender_id: -amount, receiver_id: amount},
         [
             NewEvent(sender_id, "payment.sent", data),
             NewEvent(receiver_id, "payment.received", data),
         ],
-        at,
+        sender_id,
+        payment.idem,
+        MoneyResult(row.transaction_id, batch.balance(sender_id) - amount),
     )
-    result = MoneyResult(transaction_id, sender.balance - amount)
-    idempotency.remember(txn, sender_id, idem, result)
-    return result

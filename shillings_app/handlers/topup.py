@@ -1,17 +1,32 @@
-"""TPU: add money to the caller's own balance, at most once per idempotency key."""
+"""TPU: add money to the caller's own balance, at most once per idempotency key.
+Concurrent top-ups are applied in one transaction (group commit, ``shillings_app.batching``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from shillings_app.errors import BalanceLimit, Unauthenticated
+from shillings_app.errors import BalanceLimit
 from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import ledger_message
-from shillings_app.storage import RequestScope, events, idempotency, money
+from shillings_app.storage import RequestScope, idempotency, money
 from shillings_app.storage.auth import authenticated
+from shillings_app.storage.batch import MoneyBatch, Outcome
 from shillings_app.storage.events import NewEvent
+from shillings_app.storage.money import LedgerRow
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
 from shillings_proto import pb, shapes
+
+
+@dataclass(frozen=True)
+class Topup:
+    """One TPU request, checked for its fields."""
+
+    user_id: int
+    token_id: str
+    amount: int
+    idem: IdempotencyKey | None
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -19,39 +34,53 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     user_id, token_id = validation.auth(body.auth)
     amount = validation.amount(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "TPU", amount)
-    result = await ctx.db.run("topup", topup_txn, user_id, token_id, amount, idem, scope=scope)
+    topup = Topup(user_id, token_id, amount, idem)
+    result = await ctx.batcher("topup", topup_batch_txn).submit(topup, scope)
     return pb.Response(
         status=status(result.status, replayed=result.replayed),
         topup=pb.TopupResponse(transaction_id=result.transaction_id, balance=result.balance),
     )
 
 
-def topup_txn(
-    txn: Any, user_id: int, token_id: str, amount: int, idem: IdempotencyKey | None
-) -> MoneyResult:
-    """The lookup (token, key), the row locked, the balance updated, the ledger row, its
-    event (and the key); then COMMIT."""
-    txn.execute(money.TOPUP_LOOKUP, (token_id, user_id, idempotency.key_of(idem)))
-    revoked, *stored = txn.fetchone()
+def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
+    """For the whole batch: the lookup (each one's token, key), the rows locked, one UPDATE
+    of all balances, the ledger rows, their events (and the keys); then COMMIT."""
+    looked = money.lookup(
+        txn,
+        money.TOPUP_CHECKS,
+        [(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
+    )
+    users = {
+        t.user_id
+        for t, (revoked, stored_hash, *_) in zip(topups, looked, strict=True)
+        if not revoked and stored_hash is None
+    }
+    batch = MoneyBatch(txn, users)
+    outcomes = [batch.each(_topup, t, row) for t, row in zip(topups, looked, strict=True)]
+    batch.write()
+    return outcomes
+
+
+def _topup(batch: MoneyBatch, topup: Topup, looked: tuple[Any, ...]) -> MoneyResult:
+    """The rules of one top-up, in the order a lone top-up checks them."""
+    revoked, *stored = looked
     authenticated(True, revoked)
-    replayed = idempotency.replay(idem, tuple(stored))
+    user_id, amount = topup.user_id, topup.amount
+    replayed = batch.replay(user_id, topup.idem, stored)
     if replayed is not None:
         return replayed
-    locked = money.lock_users(txn, user_id)
-    if user_id not in locked:
-        raise Unauthenticated()
-    user = locked[user_id]
-    if user.balance + amount > MAX_BALANCE:
+    email = batch.user(user_id)
+    if batch.balance(user_id) + amount > MAX_BALANCE:
         raise BalanceLimit()
-    money.credit(txn, user_id, amount)
-    at = money.now()
-    transaction_id = money.insert_transaction(
-        txn, kind="topup", sender=None, receiver=(user_id, user.email), amount=amount, at=at
-    )
+    row = LedgerRow("topup", None, (user_id, email), amount, batch.at)
     data = shapes.transaction_json(
-        ledger_message(transaction_id, "topup", None, user.email, amount, at)
+        ledger_message(row.transaction_id, "topup", None, email, amount, row.at)
     )
-    events.emit(txn, [NewEvent(user_id, "topup.succeeded", data)], at)
-    result = MoneyResult(transaction_id, user.balance + amount)
-    idempotency.remember(txn, user_id, idem, result)
-    return result
+    return batch.record(
+        row,
+        {user_id: amount},
+        [NewEvent(user_id, "topup.succeeded", data)],
+        user_id,
+        topup.idem,
+        MoneyResult(row.transaction_id, batch.balance(user_id) + amount),
+    )

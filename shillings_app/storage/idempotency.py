@@ -4,6 +4,7 @@ by a retry of the same request."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pymysql
@@ -37,24 +38,34 @@ def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult 
 
 
 def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyResult) -> None:
-    """Store ``result`` under ``idem``; a concurrent duplicate that committed first makes
-    this attempt roll back and retry, and the retry replays the winner's outcome."""
-    if idem is None:
+    """Store ``result`` under ``idem`` (``remember_all`` of one)."""
+    if idem is not None:
+        remember_all(txn, [(user_id, idem, result)])
+
+
+def remember_all(txn: Any, entries: Sequence[tuple[int, IdempotencyKey, MoneyResult]]) -> None:
+    """Store each (user id, key, result) in one statement; a concurrent duplicate that
+    committed first makes this attempt roll back and retry, and the retry replays the
+    winner's outcome."""
+    if not entries:
         return
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))"] * len(entries))
+    args: list[Any] = []
+    for user_id, idem, result in entries:
+        args += [
+            user_id,
+            idem.key,
+            idem.command,
+            idem.request_hash,
+            result.transaction_id,
+            result.balance,
+            result.status,
+        ]
     try:
         txn.execute(
             "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
-            " transaction_id, balance, status, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
-            (
-                user_id,
-                idem.key,
-                idem.command,
-                idem.request_hash,
-                result.transaction_id,
-                result.balance,
-                result.status,
-            ),
+            f" transaction_id, balance, status, created_at) VALUES {marks}",
+            args,
         )
     except pymysql.err.IntegrityError as e:
         if error_code(e) == ER_DUP_ENTRY:

@@ -4,21 +4,30 @@ in the operations' transaction functions (``handlers/pay.py``, ``handlers/topup.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from shillings_app.storage.auth import REVOKED
 from shillings_app.storage.idempotency import JOINED, STORED
 
-PAY_LOOKUP = f"SELECT {REVOKED}, (SELECT user_id FROM users WHERE email = %s), {STORED}{JOINED}"
-"""One round trip for what a payment checks before locking: is the token revoked, who is
-the receiver, and the idempotency key's earlier use (``idempotency.STORED``, or NULLs).
+PAY_CHECKS = f"{REVOKED}, (SELECT user_id FROM users WHERE email = %s), {STORED}{JOINED}"
+"""What a payment checks before locking (``lookup``): is the token revoked, who is the
+receiver, and the idempotency key's earlier use (``idempotency.STORED``, or NULLs).
 Parameters: token id, receiver email, sender id, key."""
 
-TOPUP_LOOKUP = f"SELECT {REVOKED}, {STORED}{JOINED}"
+TOPUP_CHECKS = f"{REVOKED}, {STORED}{JOINED}"
 """The same for a top-up: revoked token and the key's earlier use. Parameters: token id,
 user id, key."""
+
+
+def lookup(txn: Any, checks: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """One statement for a whole batch: the row of ``checks`` (``PAY_CHECKS``,
+    ``TOPUP_CHECKS``) for each request's ``params``, in the order given."""
+    parts = " UNION ALL ".join([f"SELECT %s AS member, {checks}"] * len(params))
+    txn.execute(parts, [value for n, each in enumerate(params) for value in (n, *each)])
+    return [tuple(row[1:]) for row in sorted(txn.fetchall(), key=lambda row: int(row[0]))]
 
 
 ACTIVE_HELD = (
@@ -57,20 +66,67 @@ def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
     return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in txn.fetchall()}
 
 
+def change_balances(txn: Any, deltas: Mapping[int, int]) -> None:
+    """Add each user's delta (cents, signed) to their balance, all in one UPDATE."""
+    if not deltas:
+        return
+    cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
+    marks = ", ".join(["%s"] * len(deltas))
+    txn.execute(
+        f"UPDATE users SET balance = balance + CASE user_id {cases} END,"
+        f" updated_at = UTC_TIMESTAMP(6) WHERE user_id IN ({marks})",
+        [*(value for pair in deltas.items() for value in pair), *deltas],
+    )
+
+
 def move(txn: Any, sender_id: int, receiver_id: int, amount: int) -> None:
     """Take ``amount`` cents from the sender and give them to the receiver, in one UPDATE."""
-    txn.execute(
-        "UPDATE users SET balance = balance + IF(user_id = %s, -%s, %s),"
-        " updated_at = UTC_TIMESTAMP(6) WHERE user_id IN (%s, %s)",
-        (sender_id, amount, amount, sender_id, receiver_id),
-    )
+    change_balances(txn, {sender_id: -amount, receiver_id: amount})
 
 
 def credit(txn: Any, user_id: int, amount: int) -> None:
     """Add ``amount`` cents to the user's balance."""
+    change_balances(txn, {user_id: amount})
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """A ledger row to insert (``sender`` None for a top-up), made at ``at``."""
+
+    kind: str
+    sender: tuple[int, str] | None
+    receiver: tuple[int, str]
+    amount: int
+    at: datetime
+    hold_id: str | None = None
+    refund_of: str | None = None
+    transaction_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def insert_ledger(txn: Any, rows: Sequence[LedgerRow]) -> None:
+    """Insert ledger rows in one statement, in the order given (their ids follow it)."""
+    if not rows:
+        return
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    args: list[Any] = []
+    for row in rows:
+        sender = row.sender
+        args += [
+            row.transaction_id,
+            row.kind,
+            sender[0] if sender else None,
+            sender[1] if sender else None,
+            row.receiver[0],
+            row.receiver[1],
+            row.amount,
+            row.at,
+            row.hold_id,
+            row.refund_of,
+        ]
     txn.execute(
-        "UPDATE users SET balance = balance + %s, updated_at = UTC_TIMESTAMP(6) WHERE user_id = %s",
-        (amount, user_id),
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
+        f" receiver_id, receiver_email, amount, created_at, hold_id, refund_of) VALUES {marks}",
+        args,
     )
 
 
@@ -87,25 +143,9 @@ def insert_transaction(
 ) -> str:
     """Record a ledger row (``sender`` None for a top-up) made at ``at``; return its new
     transaction id."""
-    transaction_id = str(uuid.uuid4())
-    txn.execute(
-        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
-        " receiver_id, receiver_email, amount, created_at, hold_id, refund_of)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            transaction_id,
-            kind,
-            sender[0] if sender else None,
-            sender[1] if sender else None,
-            receiver[0],
-            receiver[1],
-            amount,
-            at,
-            hold_id,
-            refund_of,
-        ),
-    )
-    return transaction_id
+    row = LedgerRow(kind, sender, receiver, amount, at, hold_id, refund_of)
+    insert_ledger(txn, [row])
+    return row.transaction_id
 
 
 def now() -> datetime:
