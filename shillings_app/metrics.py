@@ -11,13 +11,31 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import Metric
+from prometheus_client.core import HistogramMetricFamily, Metric
 
 from shillings_proto import pb
 from shillings_proto.metrics import LATENCY_BUCKETS, StateCollector, counts, gauge
 
 COMMANDS = frozenset(pb.Command.keys())
 RETRY_CAUSES = ("reconnect", "lock_conflict", "retry_transaction")
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+"""Upper bounds of the group-commit batch size histogram (requests per transaction)."""
+
+
+def batch_sizes(batchers: dict[str, Any]) -> HistogramMetricFamily:
+    """``shillings_app_batch_size``: group-commit transactions by requests in them, per
+    operation, from each ``Batcher``'s counts (``sizes``)."""
+    family = HistogramMetricFamily(
+        "shillings_app_batch_size",
+        "Requests applied per group-commit transaction, by operation",
+        labels=["operation"],
+    )
+    for name, batcher in sorted(batchers.items()):
+        sizes = batcher.sizes
+        buckets = [(f"{b}.0", sum(n for s, n in sizes.items() if s <= b)) for b in BATCH_BUCKETS]
+        buckets.append(("+Inf", sum(sizes.values())))
+        family.add_metric([name], buckets, sum(s * n for s, n in sizes.items()))
+    return family
 
 
 class AppMetrics:
@@ -113,5 +131,6 @@ class AppMetrics:
                 ["cause"],
                 (([cause], server.db_retries[cause]) for cause in RETRY_CAUSES),
             )
+            yield batch_sizes(factory.ctx.batchers if factory is not None else {})
 
         self.registry.register(StateCollector(read))

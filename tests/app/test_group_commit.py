@@ -1,0 +1,381 @@
+"""Group commit (docs/ARCHITECTURE.md, "Group commit"): payments and top-ups that arrive
+while a batch is in flight are applied together in one transaction, and each keeps every
+rule of a lone request. Batches are formed deterministically: with one batch in flight at
+a time, a first request waits on a row lock the test holds, the requests sent after it
+wait in the batcher, and releasing the lock runs them as the next batch."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.task import deferLater
+
+from shillings_proto import pb
+from shillings_proto.framing import ShillingsClientProtocol
+from tests import protocol_requests as messages
+from tests.app.helpers import Session, new_session, row_locked, sql
+from tests.scrape import scrape
+
+
+def _status(response: pb.Response) -> tuple[int, str]:
+    return response.status.code, response.status.reason
+
+
+async def _until(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (polling the reactor) until ``predicate()`` holds; fail after ``within`` s."""
+    for _ in range(int(within / 0.01)):
+        if predicate():
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+    assert predicate()
+
+
+def _waiting_for_lock(dsn: str) -> int:
+    """Statements of this database now waiting in ``lock_users``' FOR UPDATE."""
+    return int(
+        sql(
+            dsn,
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Query'"
+            " AND info LIKE 'SELECT user_id, balance%%FOR UPDATE'",
+        )[0][0]
+    )
+
+
+@asynccontextmanager
+async def _server(make_server: Any, **config: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """An app server with one batch in flight at a time (unless ``config`` says otherwise)
+    and a client connected to it."""
+    server = await make_server(**{"batch_in_flight": 1, **config})
+    endpoint = clientFromString(reactor, server.address)
+    client = await connectProtocol(endpoint, ShillingsClientProtocol())
+    try:
+        yield server, client
+    finally:
+        client.transport.loseConnection()
+        await client.lost_deferred
+
+
+def _batcher(server: Any, name: str) -> Any:
+    return server.factory.ctx.batchers[name]
+
+
+async def _one_batch(
+    server: Any, blocker: Session, command: str, send: Callable[[], list[defer.Deferred]]
+) -> tuple[pb.Response, list[pb.Response]]:
+    """``blocker`` (who has money) starts a batch of one (a 1-cent payment to itself is
+    refused before locking, so: a top-up, or a payment to a fresh user) while the test holds
+    its row; the requests of ``send()`` then wait in the batcher and, the lock released, run
+    as one batch. Returns the blocker's answer and theirs."""
+    with row_locked(server.dsn, blocker.user_id):
+        if command == "pay":
+            sink = await new_session(blocker.client, "sink")
+            first = blocker.pay(sink.email, 1)
+        else:
+            first = blocker.topup(1)
+        first_answer = defer.ensureDeferred(first)
+        await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+        calls = send()
+        await _until(lambda: _batcher(server, command).waiting == len(calls))
+        assert _batcher(server, command).running == 1
+    answers = await defer.gatherResults(calls)
+    return await first_answer, answers
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_on_an_idle_server_starts_its_batch_at_once(make_server):
+    """Nothing else in flight: the payment reaches the database alone, without waiting for
+    company (it is seen waiting on the row lock the test holds, in a batch of one)."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(1_000)
+        with row_locked(server.dsn, payer.user_id):
+            paying = defer.ensureDeferred(payer.pay(payee.email, 300))
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+            batcher = _batcher(server, "pay")
+            assert (batcher.running, batcher.waiting, batcher.sizes) == (1, 0, Counter({1: 1}))
+            assert not paying.called
+        assert _status(await paying) == (200, "")
+        assert await payee.balance() == 300
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_payment_of_a_batch_succeeds_or_fails_on_its_own(make_server):
+    """One batch: a payment without the funds, a good one, one to nobody, one to oneself, a
+    revoked token, and a payment made possible by money received earlier in the same batch
+    (arrival order). Each gets the answer it would get alone; one transaction ran them."""
+    async with _server(make_server, metrics_listen="tcp:0:interface=127.0.0.1") as (
+        server,
+        client,
+    ):
+        rich, poor, broke, payee, revoked = [
+            await new_session(client, name) for name in ("rich", "poor", "broke", "payee", "rv")
+        ]
+        await rich.topup(10_000)
+        await poor.topup(100)
+        await revoked.topup(500)
+        answer = await client.call(messages.revoke(revoked.user_id, revoked.token_id, 2**40))
+        assert answer.status.code == 200
+
+        def send() -> list[defer.Deferred]:
+            return [
+                defer.ensureDeferred(poor.pay(payee.email, 500)),  # 100 available
+                defer.ensureDeferred(rich.pay(payee.email, 2_000)),
+                defer.ensureDeferred(rich.pay("nobody@example.com", 1)),
+                defer.ensureDeferred(rich.pay(rich.email, 1)),
+                defer.ensureDeferred(revoked.pay(payee.email, 100)),
+                defer.ensureDeferred(rich.pay(broke.email, 700)),
+                defer.ensureDeferred(broke.pay(payee.email, 600)),  # had 0 before the batch
+            ]
+
+        first, answers = await _one_batch(server, rich, "pay", send)
+        assert _status(first) == (200, "")
+        assert [_status(a) for a in answers] == [
+            (422, "insufficient_funds"),
+            (200, ""),
+            (404, "receiver_not_found"),
+            (422, "self_payment"),
+            (401, "unauthenticated"),
+            (200, ""),
+            (200, ""),
+        ]
+        assert answers[1].pay.sender_balance == 10_000 - 1 - 2_000
+        assert answers[5].pay.sender_balance == 10_000 - 1 - 2_000 - 700
+        assert answers[6].pay.sender_balance == 100
+        assert _batcher(server, "pay").sizes == Counter({1: 1, 7: 1})
+        assert await poor.balance() == 100
+        assert await payee.balance() == 2_600
+        assert await broke.balance() == 100
+        ledger = sql(
+            server.dsn,
+            "SELECT sender_id, amount FROM transactions WHERE kind = 'payment' ORDER BY id",
+        )
+        assert ledger == [
+            (rich.user_id, 1),
+            (rich.user_id, 2_000),
+            (rich.user_id, 700),
+            (broke.user_id, 600),
+        ]
+        events = sql(
+            server.dsn,
+            "SELECT user_id, type FROM events WHERE type LIKE 'payment.%%' ORDER BY id",
+        )
+        assert len(events) == 8
+        assert (broke.user_id, "payment.sent") in events
+        m = await scrape(server.metrics_port)
+    assert m("shillings_app_batch_size_count", operation="pay") == 2
+    assert m("shillings_app_batch_size_sum", operation="pay") == 8
+    assert m("shillings_app_batch_size_bucket", operation="pay", le="4.0") == 1
+    assert m("shillings_app_batch_size_bucket", operation="pay", le="8.0") == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
+    """Within a batch the later use of a key replays the earlier one's result (same body)
+    or is refused (another body); a key whose first use failed is free for the next one."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(1_000)
+
+        def send() -> list[defer.Deferred]:
+            return [
+                defer.ensureDeferred(payer.pay(payee.email, 5_000, "k-free")),  # no funds
+                defer.ensureDeferred(payer.pay(payee.email, 300, "k")),
+                defer.ensureDeferred(payer.pay(payee.email, 300, "k")),
+                defer.ensureDeferred(payer.pay(payee.email, 301, "k")),
+                defer.ensureDeferred(payer.pay(payee.email, 200, "k-free")),
+            ]
+
+        _, answers = await _one_batch(server, payer, "pay", send)
+        assert [_status(a) for a in answers] == [
+            (422, "insufficient_funds"),
+            (200, ""),
+            (200, ""),
+            (422, "idempotency_key_reused"),
+            (200, ""),
+        ]
+        first, again = answers[1], answers[2]
+        assert (first.status.replayed, again.status.replayed) == (False, True)
+        assert again.pay.transaction_id == first.pay.transaction_id
+        assert again.pay.sender_balance == first.pay.sender_balance == 1_000 - 1 - 300
+        assert answers[4].pay.sender_balance == 1_000 - 1 - 300 - 200
+        assert await payee.balance() == 500
+        keys = sql(server.dsn, "SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
+        assert keys == [("k",), ("k-free",)]
+        # Across batches too: the stored key replays.
+        later = await payer.pay(payee.email, 300, "k")
+        assert (later.status.replayed, later.pay.transaction_id) == (True, first.pay.transaction_id)
+
+
+@pytest_twisted.ensureDeferred
+async def test_topups_in_one_batch(make_server):
+    """A top-up over the balance limit fails alone; a duplicate key replays; each balance
+    counts the top-ups before it in the batch."""
+    async with _server(make_server) as (server, client):
+        user = await new_session(client, "user")
+        other = await new_session(client, "other")
+        sql(
+            server.dsn,
+            "UPDATE users SET balance = %s WHERE user_id = %s",
+            (10**15 - 50, other.user_id),
+        )
+
+        def send() -> list[defer.Deferred]:
+            return [
+                defer.ensureDeferred(user.topup(100, "t")),
+                defer.ensureDeferred(other.topup(51)),
+                defer.ensureDeferred(user.topup(100, "t")),
+                defer.ensureDeferred(user.topup(250)),
+                defer.ensureDeferred(other.topup(50)),
+            ]
+
+        first, answers = await _one_batch(server, user, "topup", send)
+        assert (_status(first), first.topup.balance) == ((200, ""), 1)
+        assert [_status(a) for a in answers] == [(200, ""), (422, "balance_limit")] + [
+            (200, "")
+        ] * 3
+        assert [a.topup.balance for a in answers if a.status.code == 200] == [
+            101,
+            101,
+            351,
+            10**15,
+        ]
+        assert answers[2].status.replayed
+        assert answers[2].topup.transaction_id == answers[0].topup.transaction_id
+        assert _batcher(server, "topup").sizes == Counter({1: 1, 5: 1})
+        assert await user.balance() == 351
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_past_its_deadline_before_its_batch_starts_is_refused(make_server):
+    """A payment whose deadline passes while it waits for its batch is answered 503 "no
+    effect" and never enters a transaction; its batch-mate is applied."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(1_000)
+        late_request = messages.pay(payer.user_id, payer.token_id, payee.email, 100, "late")
+        with row_locked(server.dsn, payer.user_id):
+            sink = await new_session(client, "sink")
+            blocked = defer.ensureDeferred(payer.pay(sink.email, 1))
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+            late_request.deadline_ms = int((time.time() + 0.6) * 1000)
+            calls = [
+                client.call(late_request, timeout=10),
+                defer.ensureDeferred(payer.pay(payee.email, 200)),
+            ]
+            batcher = _batcher(server, "pay")
+            await _until(lambda: batcher.waiting == 2)
+            # The server's deadline is the client's less a margin: past the client's, both.
+            await _until(lambda: time.time() * 1000 > late_request.deadline_ms, within=5)
+        late, on_time = await defer.gatherResults(calls)
+        assert _status(await blocked) == (200, "")
+        assert (_status(late), late.status.no_effect) == ((503, "unavailable"), True)
+        assert late.status.message == "could not be completed in time"
+        assert _status(on_time) == (200, "")
+        assert batcher.sizes == Counter({1: 2})
+        assert await payee.balance() == 200
+        assert sql(server.dsn, "SELECT COUNT(*) FROM idempotency_keys")[0][0] == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deadline_passing_before_commit_rolls_back_and_reruns_the_others(make_server):
+    """The batch [late, on time] waits in its lock statement (the test holds the late
+    payment's receiver) until the late one's deadline has passed: it rolls back, the late
+    one is answered 503 "no effect", and the other is applied by a batch of its own."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        held = await new_session(client, "held")
+        await payer.topup(1_000)
+        late_request = messages.pay(payer.user_id, payer.token_id, held.email, 100, "late")
+        batcher_calls: list[defer.Deferred] = []
+        with row_locked(server.dsn, held.user_id):
+            with row_locked(server.dsn, payer.user_id):
+                sink = await new_session(client, "sink")
+                blocked = defer.ensureDeferred(payer.pay(sink.email, 1))
+                await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+                late_request.deadline_ms = int((time.time() + 2.0) * 1000)
+                batcher_calls = [
+                    client.call(late_request, timeout=10),
+                    defer.ensureDeferred(payer.pay(payee.email, 200)),
+                ]
+                batcher = _batcher(server, "pay")
+                await _until(lambda: batcher.waiting == 2)
+            assert _status(await blocked) == (200, "")
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)  # the batch of two
+            assert batcher.sizes == Counter({1: 1, 2: 1})
+            await _until(lambda: time.time() * 1000 > late_request.deadline_ms, within=5)
+        late, on_time = await defer.gatherResults(batcher_calls)
+        assert (_status(late), late.status.no_effect) == ((503, "unavailable"), True)
+        assert _status(on_time) == (200, "")
+        assert batcher.sizes == Counter({1: 2, 2: 1})
+        assert await held.balance() == 0
+        assert await payee.balance() == 200
+        assert await payer.balance() == 1_000 - 1 - 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_opposite_payments_in_one_batch_and_across_batches_never_deadlock(make_server):
+    """Opposite payments inside one batch, then a storm of them from several connections
+    through two concurrent batches of at most four: no deadlock, money conserved."""
+    async with _server(make_server) as (server, client):
+        a = await new_session(client, "a")
+        b = await new_session(client, "b")
+        await a.topup(1_000)
+        await b.topup(1_000)
+
+        def send() -> list[defer.Deferred]:
+            return [
+                defer.ensureDeferred(a.pay(b.email, 300)),
+                defer.ensureDeferred(b.pay(a.email, 500)),
+            ]
+
+        _, answers = await _one_batch(server, a, "pay", send)
+        assert [r.pay.sender_balance for r in answers] == [1_000 - 1 - 300, 1_000 + 300 - 500]
+
+    async with _server(make_server, batch_in_flight=2, batch_max=4) as (server, _client):
+        clients = [
+            await connectProtocol(
+                clientFromString(reactor, server.address), ShillingsClientProtocol()
+            )
+            for _ in range(4)
+        ]
+        try:
+            users = [await new_session(clients[n], f"u{n}_") for n in range(4)]
+            for user in users:
+                await user.topup(10_000)
+            calls = [
+                clients[n % 4].call(
+                    messages.pay(
+                        users[n % 4].user_id,
+                        users[n % 4].token_id,
+                        users[(n + 1 + n // 4 % 3) % 4].email,
+                        1 + n % 50,
+                    ),
+                    timeout=30,
+                )
+                for n in range(120)
+            ]
+            answers = await defer.gatherResults(calls)
+        finally:
+            for c in clients:
+                c.transport.loseConnection()
+                await c.lost_deferred
+        assert {_status(r) for r in answers} == {(200, "")}
+        sizes = _batcher(server, "pay").sizes
+        assert sum(s * n for s, n in sizes.items()) == 120
+        assert max(sizes) > 1
+        assert server.db.retries["lock_conflict"] == 0
+        [(total, lowest)] = sql(server.dsn, "SELECT SUM(balance), MIN(balance) FROM users")
+        assert (total, lowest >= 0) == (2 * 1_000 + 4 * 10_000, True)
+        [(payments,)] = sql(server.dsn, "SELECT COUNT(*) FROM transactions WHERE kind = 'payment'")
+        assert payments == 1 + 2 + 120
