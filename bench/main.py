@@ -28,7 +28,7 @@ from typing import Any
 
 import bcrypt
 
-from bench import cluster, dbceiling, micro, profile, report
+from bench import batches, cluster, dbceiling, micro, profile, report
 from bench.baselines import Baselines
 from bench.seed import PASSWORD, Seeded, seed
 from bench.stackctl import ROOT, Stack
@@ -60,6 +60,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=2, help="runs per point; the best is kept")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per target, 0: none")
     p.add_argument("--connections", default="1,16,64", help="connection counts")
+    p.add_argument(
+        "--only",
+        default="",
+        help="main-stack points to run, e.g. 'pay,topup,db_pay_ceiling' (default: all)",
+    )
     p.add_argument("--web", type=int, default=2, help="web processes of the main stack")
     p.add_argument("--app", type=int, default=1, help="app processes of the main stack")
     p.add_argument(
@@ -305,6 +310,8 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
         urls = {"nginx_static": base.static_url, "klein_const": base.klein_url}
         active = stack
 
+        seen: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
         def measure(name: str, c: int) -> tuple[Point, dict[str, float] | None]:
             if name in urls:
                 return run_wrk(name, urls[name], connections=c, seconds=args.duration), None
@@ -317,24 +324,32 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                     old_sql=name == dbceiling.OLD_SQL_CEILING,
                 )
                 return point, None
+            batched = name in batches.OPERATIONS
+            sizes = batches.scrape(active) if batched else {}
             before = active.cpu_seconds()
             # A login takes a bcrypt check: at 64 connections one round of them lasts
             # seconds, so login runs get twice the time to complete enough of them.
             seconds = args.duration * 2 if name == "login" else args.duration
             point = run_endpoint(active, seeded, name, c, seconds)
-            return point, cpu_split(before, active.cpu_seconds(), point)
+            split = cpu_split(before, active.cpu_seconds(), point)
+            if batched:
+                run = batches.seen(sizes, batches.scrape(active), name)
+                seen.setdefault(name, {}).setdefault(str(c), []).append(run)
+            return point, split
 
+        only = {n.strip() for n in args.only.split(",") if n.strip()}
+        names = [n for n in (*BASELINES, *ENDPOINTS, *CEILINGS) if not only or n in only]
         if args.warmup > 0:
             for name in BASELINES:
-                run_wrk(f"{name}_warmup", urls[name], connections=16, seconds=args.warmup)
+                if name in names:
+                    run_wrk(f"{name}_warmup", urls[name], connections=16, seconds=args.warmup)
             for name in ENDPOINTS:
-                run_endpoint(stack, seeded, name, 16, args.warmup)
-        figures: dict[str, list[dict[str, Any]]] = {
-            n: [] for n in (*BASELINES, *ENDPOINTS, *CEILINGS)
-        }
+                if name in names:
+                    run_endpoint(stack, seeded, name, 16, args.warmup)
+        figures: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         cpu: dict[str, Any] = {}
         for c in conns:
-            for name in (*BASELINES, *ENDPOINTS, *CEILINGS):
+            for name in names:
                 if name == "account":
                     warm_account_cache(stack, seeded)
                 point, split = best_of(args.repeats, functools.partial(measure, name, c))
@@ -345,9 +360,13 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                     f"  {name} c={c}: {point['rps']} req/s (runs {point['rps_runs']})"
                     f" p50={point['p50_ms']}ms p99={point['p99_ms']}ms errors={point['errors']}"
                 )
-        results["baselines"] = {n: figures[n] for n in (*BASELINES, *CEILINGS)}
-        results["endpoints"] = {n: figures[n] for n in ENDPOINTS}
+        results["baselines"] = {n: figures[n] for n in (*BASELINES, *CEILINGS) if n in figures}
+        results["endpoints"] = {n: figures[n] for n in ENDPOINTS if n in figures}
         results["cpu_per_request_ms"] = cpu
+        results["batch_sizes"] = {
+            name: {c: batches.merge(runs) for c, runs in by_c.items()}
+            for name, by_c in seen.items()
+        }
         if args.profile_seconds > 0:
             results["profile"] = profile_pay(args, stack, seeded, stack.var / "bench")
         results["rss_kib"] = stack.peak_rss()

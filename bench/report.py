@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import cluster
+from bench import batches, cluster
 from bench.dbceiling import OLD_SQL_CEILING
 
 HERE = Path(__file__).resolve().parent
@@ -228,6 +228,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
             "",
         ]
 
+    out += batches.render(results)
     cpu = results.get("cpu_per_request_ms")
     if cpu:
         names = sorted({n for per in cpu.values() for n in per})
