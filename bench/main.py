@@ -316,6 +316,7 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
             if name in urls:
                 return run_wrk(name, urls[name], connections=c, seconds=args.duration), None
             if name in CEILINGS:
+                before, own = active.cpu_seconds(), os.times()
                 point = dbceiling.run_pay_ceiling(
                     active.mysql_socket,
                     seeded.users_file,
@@ -323,7 +324,12 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                     seconds=args.duration,
                     old_sql=name == dbceiling.OLD_SQL_CEILING,
                 )
-                return point, None
+                # MariaDB's CPU, and the pymysql threads' (this process) as its client.
+                db = cpu_split(before, active.cpu_seconds(), point).get("mariadbd", 0.0)
+                split = {"mariadbd": db}
+                used = sum(os.times()[:2]) - sum(own[:2])
+                split["pymysql client"] = round(used * 1000 / max(1, point.requests), 3)
+                return point, split
             batched = name in batches.OPERATIONS
             sizes = batches.scrape(active) if batched else {}
             before = active.cpu_seconds()

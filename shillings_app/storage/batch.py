@@ -52,7 +52,7 @@ class MoneyBatch:
         replayed = idempotency.replay(idem, tuple(stored))
         if replayed is not None or idem is None:
             return replayed
-        earlier = self._used.get((user_id, idem.key))
+        earlier = self._used.get((user_id, idempotency.same_key(idem.key)))
         if earlier is None:
             return None
         if earlier[0].request_hash != idem.request_hash:
@@ -91,7 +91,7 @@ class MoneyBatch:
         self._events += new_events
         if idem is not None:
             self._keys.append((user_id, idem, result))
-            self._used[(user_id, idem.key)] = (idem, result)
+            self._used[(user_id, idempotency.same_key(idem.key))] = (idem, result)
         return result
 
     def write(self) -> None:

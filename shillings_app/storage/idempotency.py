@@ -26,6 +26,13 @@ def key_of(idem: IdempotencyKey | None) -> str:
     return idem.key if idem is not None else ""
 
 
+def same_key(key: str) -> str:
+    """What identifies ``key`` as the key column compares it: ``ascii_bin`` pads with spaces,
+    so ``"k"`` and ``"k "`` are one key (its row is found, and refused as a duplicate, by
+    either spelling)."""
+    return key.rstrip(" ")
+
+
 def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult | None:
     """The stored outcome (the four ``STORED`` columns) of an earlier use of ``idem``; None
     when it is unused; ``IdempotencyKeyReused`` if that use was another request."""

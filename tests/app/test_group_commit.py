@@ -179,7 +179,8 @@ async def test_each_payment_of_a_batch_succeeds_or_fails_on_its_own(make_server)
 @pytest_twisted.ensureDeferred
 async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
     """Within a batch the later use of a key replays the earlier one's result (same body)
-    or is refused (another body); a key whose first use failed is free for the next one."""
+    or is refused (another body); a key whose first use failed is free for the next one;
+    trailing spaces spell the same key, as the key column compares them."""
     async with _server(make_server) as (server, client):
         payer = await new_session(client, "payer")
         payee = await new_session(client, "payee")
@@ -192,6 +193,7 @@ async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
                 defer.ensureDeferred(payer.pay(payee.email, 300, "k")),
                 defer.ensureDeferred(payer.pay(payee.email, 301, "k")),
                 defer.ensureDeferred(payer.pay(payee.email, 200, "k-free")),
+                defer.ensureDeferred(payer.pay(payee.email, 300, "k  ")),  # the column's "k"
             ]
 
         _, answers = await _one_batch(server, payer, "pay", send)
@@ -201,8 +203,11 @@ async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
             (200, ""),
             (422, "idempotency_key_reused"),
             (200, ""),
+            (200, ""),
         ]
         first, again = answers[1], answers[2]
+        assert answers[5].status.replayed
+        assert answers[5].pay.transaction_id == first.pay.transaction_id
         assert (first.status.replayed, again.status.replayed) == (False, True)
         assert again.pay.transaction_id == first.pay.transaction_id
         assert again.pay.sender_balance == first.pay.sender_balance == 1_000 - 1 - 300
