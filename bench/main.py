@@ -76,6 +76,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default="16,64",
         help="connection counts of pay through the cluster shape (scripts/cluster.py), '': none",
     )
+    p.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SHILLINGS_* setting of the stacks, e.g. SHILLINGS_BATCH_IN_FLIGHT=1 (repeatable)",
+    )
     p.add_argument("--users", type=int, default=2000, help="seeded users")
     p.add_argument("--history-rows", type=int, default=100_000)
     p.add_argument("--bcrypt-cost", type=int, default=10, help="SHILLINGS_BCRYPT_COST of stacks")
@@ -228,7 +235,8 @@ def warm_account_cache(stack: Stack, seeded: Seeded, threads: int = 4) -> None:
 def start_seeded(
     args: argparse.Namespace, web: int, app: int, history_rows: int
 ) -> tuple[Stack, Seeded]:
-    stack = Stack(web_procs=web, app_procs=app, bcrypt_cost=args.bcrypt_cost)
+    settings = dict(item.split("=", 1) for item in args.setting)
+    stack = Stack(web_procs=web, app_procs=app, bcrypt_cost=args.bcrypt_cost, settings=settings)
     began = time.monotonic()
     stack.start()
     try:
@@ -433,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             "main_stack": {"web": args.web, "app": args.app},
             "bcrypt_cost": args.bcrypt_cost,
             "users": args.users,
+            "settings": args.setting,
             "wrk_threads": "1 for 1 connection, else 2",
         },
     }

@@ -77,6 +77,8 @@ class Stack:
     port: int = field(default_factory=free_port)
     metrics_port_base: int = field(default_factory=free_port_base)
     log: list[str] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+    """Extra ``SHILLINGS_*`` settings of this stack (``--setting``), e.g. to compare two."""
 
     @property
     def url(self) -> str:
@@ -107,6 +109,7 @@ class Stack:
             # the limiter, so the limit is raised out of its way.
             SHILLINGS_LOGIN_MAX_FAILURES="1000000",
         )
+        env.update(self.settings)
         return env
 
     def _make(self, target: str) -> subprocess.CompletedProcess[str]:
