@@ -384,3 +384,43 @@ async def test_opposite_payments_in_one_batch_and_across_batches_never_deadlock(
         assert (total, lowest >= 0) == (2 * 1_000 + 4 * 10_000, True)
         [(payments,)] = sql(server.dsn, "SELECT COUNT(*) FROM transactions WHERE kind = 'payment'")
         assert payments == 1 + 2 + 120
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_whose_connection_is_lost_before_commit_runs_again_whole(make_server):
+    """The batch [to a held row, to a free one] loses its database connection while it
+    waits in its lock statement: nothing of it was committed, so the whole batch runs again
+    on another connection, and both payments are made once."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        held = await new_session(client, "held")
+        await payer.topup(1_000)
+        with row_locked(server.dsn, held.user_id):
+            with row_locked(server.dsn, payer.user_id):
+                sink = await new_session(client, "sink")
+                blocked = defer.ensureDeferred(payer.pay(sink.email, 1))
+                await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+                calls = [
+                    defer.ensureDeferred(payer.pay(held.email, 100, "to-held")),
+                    defer.ensureDeferred(payer.pay(payee.email, 200)),
+                ]
+                batcher = _batcher(server, "pay")
+                await _until(lambda: batcher.waiting == 2)
+            assert _status(await blocked) == (200, "")
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)  # the batch of two
+            [(connection,)] = sql(
+                server.dsn,
+                "SELECT id FROM information_schema.processlist WHERE command = 'Query'"
+                " AND info LIKE 'SELECT user_id, balance%%FOR UPDATE'",
+            )
+            sql(server.dsn, f"KILL {int(connection)}")
+            await _until(lambda: server.db.retries["reconnect"] == 1)
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)  # running again
+        answers = await defer.gatherResults(calls)
+        assert [_status(a) for a in answers] == [(200, ""), (200, "")]
+        assert batcher.sizes == Counter({1: 1, 2: 1})  # retried within its one run
+        assert await held.balance() == 100
+        assert await payee.balance() == 200
+        [(payments,)] = sql(server.dsn, "SELECT COUNT(*) FROM transactions WHERE kind = 'payment'")
+        assert payments == 3
