@@ -1,6 +1,6 @@
 """The one check of every authenticated request: the user exists and the token is not
 revoked. Each authenticated transaction folds ``REVOKED`` into its first statement (so a
-payment stays at four statements) and hands the answer to ``authenticated``."""
+payment batch keeps one lookup) and hands the answer to ``authenticated``."""
 
 from __future__ import annotations
 
