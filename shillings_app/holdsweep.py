@@ -48,10 +48,18 @@ class HoldSweep(TimerService):
 
     def __init__(self, server: Any, interval: float, clock: Any, batch: int = SWEEP_BATCH) -> None:
         """``server``: an ``AppServer`` (its ``db`` while started, and ``metrics``)."""
-        super().__init__(interval, lambda: defer.ensureDeferred(self.sweep()))
+        super().__init__(interval, self._tick)
         self.server = server
         self.batch = batch
         self.clock = clock
+        self.last: defer.Deferred[Any] = defer.succeed(None)
+        """The sweep the timer started last (fires when it is done)."""
+        self.marked = 0
+        """How many holds the last sweep marked."""
+
+    def _tick(self) -> defer.Deferred[Any]:
+        self.last = defer.ensureDeferred(self.sweep())
+        return self.last
 
     async def sweep(self) -> int:
         """Mark every hold expired by now, batch after batch; the number marked."""
@@ -65,6 +73,7 @@ class HoldSweep(TimerService):
                     break
         except Exception:
             self.log.failure("hold sweep failed (holds expire anyway; events wait)")
+        self.marked = total
         if total:
             self.server.metrics.holds_expired(total)
             self.log.info("marked {count} holds expired", count=total)
