@@ -25,7 +25,7 @@ from shillings_proto import pb
 from shillings_web import validation
 from shillings_web.answers import JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
-from shillings_web.cache import ProfileCache, Redis, RedisRefused, RedisUnavailable
+from shillings_web.cache import ProfileCache
 from shillings_web.config import WebConfig
 from shillings_web.errors import (
     REASON_FOR_STATUS,
@@ -35,6 +35,7 @@ from shillings_web.errors import (
 )
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import limits, subject_keys
+from shillings_web.redisclient import Redis, RedisRefused, RedisUnavailable
 from shillings_web.site import set_json
 
 log = Logger()
