@@ -7,7 +7,10 @@ receiver without knowing the receiver's id, even when the app server's answer wa
 An entry is used only when its ``gen`` equals the current generation. Pay, top-up and
 logout invalidate by deleting the generation before the web layer answers; a later read
 creates a new random one, so an older entry can never match again, and a pay to an email
-nobody reads creates no key at all. Redis is an optimisation: when it is down every call
+nobody reads creates no key at all. An operation whose users are unknown (its answer was
+lost) replaces the epoch instead (``bump_all``). An entry also carries when the profile
+changes by itself (``until``: one of the user's holds expires) and is not read after it.
+Redis is an optimisation: when it is down every call
 raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the app server.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -47,6 +51,13 @@ _REPLACE_EPOCH = (
     " return 1 end return 0"
 )
 """Replace the epoch only if it is still the one read (one new epoch per new primary)."""
+
+_RESET_EPOCH = (
+    "#!lua\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1])"
+    " return 1 end return 0"
+)
+"""Replace the epoch if there is one (``ProfileCache.bump_all``)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class ProfileCache:
                 cached["gen"] == gen
                 and cached["epoch"] == epoch
                 and isinstance(cached["user"], dict)
+                and self._clock.seconds() < float(cached.get("until") or "inf")
             ):
                 return Lookup(cached["user"], gen, epoch)
         except (ValueError, TypeError, KeyError):
@@ -177,15 +189,23 @@ class ProfileCache:
         )
         return epoch
 
-    async def fill(self, identity: Identity, lookup: Lookup, user: dict[str, Any]) -> None:
+    async def fill(
+        self, identity: Identity, lookup: Lookup, user: dict[str, Any], until: float = 0.0
+    ) -> None:
         """Store ``user`` under the generation and epoch its ``lookup`` read *before* it was
-        fetched; nothing when that lookup may not be filled."""
+        fetched; nothing when that lookup may not be filled. ``until`` (unix seconds; 0:
+        none) is when the profile changes by itself (a hold of the user's expires): the
+        entry is not read from then on."""
         if lookup.gen is None or lookup.epoch is None:
             return
-        ttl = identity.seconds_left(self._clock.seconds())
-        value = json.dumps(
-            {"gen": lookup.gen, "epoch": lookup.epoch, "user": user}, separators=(",", ":")
-        )
+        now = self._clock.seconds()
+        ttl = identity.seconds_left(now)
+        if until:
+            if until <= now:
+                return
+            ttl = max(1, min(ttl, math.ceil(until - now)))
+        entry = {"gen": lookup.gen, "epoch": lookup.epoch, "user": user, "until": until or None}
+        value = json.dumps(entry, separators=(",", ":"))
         try:
             await self._redis.execute("set", TOKEN_KEY.format(identity.token_id), value, ttl)
         except RedisUnavailable:
@@ -195,6 +215,24 @@ class ProfileCache:
         """Invalidate every cached profile of the users with these emails (delete their
         generations); what fails is retried in the background."""
         await self._delete({gen_key(email) for email in emails})
+
+    async def bump_all(self) -> None:
+        """Invalidate every cached profile at once (a change whose users are unknown, e.g.
+        its answer was lost): replace the epoch by a new one, settled at once, so the cache
+        serves again on the next request. When Redis holds no epoch, the next lookup starts
+        one (with its grace period) anyway; when Redis fails, the epoch's deletion is
+        retried like any invalidation."""
+        primary = self._redis.primary
+        tag = f"@{primary}" if primary is not None else ""
+        settled = self._clock.seconds() - self._epoch_grace
+        epoch = f"{secrets.token_hex(4)}{tag}:{settled!r}"
+        try:
+            await self._redis.execute("eval", _RESET_EPOCH, [EPOCH_KEY], [epoch])
+            return
+        except RedisUnavailable as e:
+            log.warn("could not reset the cache epoch ({why}); will retry", why=str(e))
+        self._pending.add(EPOCH_KEY)
+        self._schedule()
 
     async def forget(self, identity: Identity) -> None:
         """Drop the token's entry after logout, and outdate any concurrent refill of it."""
