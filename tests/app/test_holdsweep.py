@@ -3,6 +3,8 @@ it marks exactly the expired holds, in batches, with their events, once."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest_twisted
 from twisted.internet import task
 
@@ -62,3 +64,15 @@ async def test_sweep_marks_expired_holds_in_batches_on_its_timer(client, app_ser
     user = (await payer.profile()).profile.user
     assert (user.held, user.balance) == (7, 10_000)
     await sweep.stopService()
+
+
+def test_the_app_service_sweeps_beside_the_server(app_server):
+    from twisted.internet import reactor
+
+    from shillings_app.service import app_service
+
+    config = dataclasses.replace(app_server.config, hold_sweep_interval=7.0)
+    top = app_service(config, reactor)
+    sweep = top.getServiceNamed("hold sweep")
+    assert isinstance(sweep, HoldSweep) and sweep.step == 7.0
+    assert sweep.server is top.getServiceNamed("app server").server
