@@ -5,12 +5,16 @@ and after a hold expires with no request at all."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest_twisted
 from twisted.internet import reactor, task
 
+from shillings_app.tokens import TokenIssuer
+from shillings_proto import pb
+from shillings_web.cache import EPOCH_KEY
 from tests.app.helpers import sql
-from tests.web.conftest import user_with_token
+from tests.web.conftest import TEST_SECRET, make_config, start_web, user_with_token
 
 _n = itertools.count()
 
@@ -225,3 +229,36 @@ async def test_bump_all_outdates_every_cached_profile_and_serves_again_at_once(w
     hits = cache.outcomes["hit"]
     assert await _account(client, shop_token) == ("1.00", "0.00", "1.00")
     assert cache.outcomes["hit"] == hits + 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_capture_whose_answer_was_lost_outdates_every_cached_profile(
+    fake_app, web_redis_socket
+):
+    """The payer of a hold is known only from the answer: with no answer (the connection
+    dropped after the request was sent), every cached profile is outdated at once; with a
+    refusal, nothing is."""
+    config = make_config([fake_app.address], web_redis_socket, TEST_SECRET, cache_grace=10.0)
+    edge_web = await start_web(config)
+    try:
+        token = TokenIssuer(TEST_SECRET, 3600).issue(7, "shop@example.com", int(time.time())).token
+        redis = edge_web.server.redis
+        path = "/v1/holds/00000000-0000-4000-8000-000000000001/capture"
+
+        def refused(request: pb.Request) -> pb.Response:
+            return pb.Response(status=pb.Status(code=404, reason="hold_not_found", message="no"))
+
+        await redis.execute("set", EPOCH_KEY, "before:0.0")
+        fake_app.factory.responder = refused
+        answer = await edge_web.client.post(path, token=token)
+        assert (answer.code, answer.reason) == (404, "hold_not_found")
+        assert await redis.execute("get", EPOCH_KEY) == "before:0.0"
+        fake_app.factory.drop_next = 1
+        answer = await edge_web.client.post(path, token=token)
+        assert answer.code == 503
+        epoch = await redis.execute("get", EPOCH_KEY)
+        assert epoch not in (None, "before:0.0")
+        # Settled at once: the cache serves again without waiting for the 10 s grace period.
+        assert float(epoch.rsplit(":", 1)[1]) <= time.time() - 9.0
+    finally:
+        await edge_web.server.stop()
