@@ -46,6 +46,13 @@ async def _user(session):
     return response.profile.user
 
 
+def _counted(app_server, event: str) -> float:
+    value = app_server.metrics.registry.get_sample_value(
+        "shillings_app_holds_total", {"event": event}
+    )
+    return value or 0.0
+
+
 def _events(dsn: str, hold_id: str) -> list[tuple[int, str]]:
     rows = sql(dsn, "SELECT user_id, type, data FROM events WHERE type LIKE 'hold.%%' ORDER BY id")
     return [(int(u), t) for u, t, d in rows if json.loads(d)["hold_id"] == hold_id]
@@ -222,6 +229,8 @@ async def test_idempotent_replays_answer_what_the_first_answer_said(client, app_
     assert _status(other) == (422, "idempotency_key_reused")
     other_capture = await _capture(client, merchant, hold_id, 400, key="c-1")
     assert _status(other_capture) == (422, "idempotency_key_reused")
+    # Replays are not counted as holds created or captured.
+    assert _counted(app_server, "created") == 1 and _counted(app_server, "captured") == 1
     assert sql(app_server.dsn, "SELECT COUNT(*) FROM holds")[0][0] == 1
     assert sql(app_server.dsn, "SELECT COUNT(*) FROM transactions WHERE kind = 'capture'") == [(1,)]
     # Pay keys still work beside hold keys, and a hold key is no pay key.
@@ -233,6 +242,7 @@ async def test_idempotent_replays_answer_what_the_first_answer_said(client, app_
     voided = await _void(client, merchant, hold2.hold_id, key="v-1")
     replay = await _void(client, merchant, hold2.hold_id, key="v-1")
     assert replay.status.replayed and replay.void == voided.void
+    assert _counted(app_server, "created") == 2 and _counted(app_server, "voided") == 1
 
 
 @pytest_twisted.ensureDeferred
