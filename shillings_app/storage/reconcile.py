@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 
 from shillings_app.config import parse_dsn
-from shillings_app.storage.money import ACTIVE_HELD
+from shillings_app.storage.money import ACTIVE_HOLDS
 
 _REPLAY_MISMATCHES = (
     "SELECT u.user_id, u.balance, COALESCE(m.net, 0), COUNT(*) OVER ()"
@@ -66,11 +66,14 @@ create, the receiver for a capture or void: NULL when the hold is missing), or, 
 capture, whose transaction is not a capture of that hold."""
 
 _NEGATIVE_AVAILABLE = (
-    "SELECT user_id, balance, held, COUNT(*) OVER () FROM ("
-    f"  SELECT user_id, balance, {ACTIVE_HELD.format(user='users.user_id')} AS held FROM users"
-    " ) AS a WHERE held > 0 AND balance < held ORDER BY user_id LIMIT %s"
+    "SELECT u.user_id, u.balance, a.held, COUNT(*) OVER () FROM ("
+    "  SELECT h.payer_id, SUM(h.amount) AS held"
+    f" FROM {ACTIVE_HOLDS.format(user='h.payer_id')} GROUP BY h.payer_id"
+    " ) AS a JOIN users AS u ON u.user_id = a.payer_id WHERE u.balance < a.held"
+    " ORDER BY u.user_id LIMIT %s"
 )
-"""Users whose active holds reserve more than their balance (``available`` < 0 now; a
+"""Users whose active holds (``money.ACTIVE_HOLDS``, every payer's at once) reserve more
+than their balance: ``available`` < 0 now. It reads the active holds, not every user (a
 negative balance without holds is the negative-balance check's)."""
 
 _HOLD_MISMATCHES = (
