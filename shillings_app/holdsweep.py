@@ -72,6 +72,7 @@ class HoldSweep(TimerService):
                 if seen < self.batch:
                     break
         except Exception:
+            self.server.metrics.hold_sweep_failed()
             self.log.failure("hold sweep failed (holds expire anyway; events wait)")
         self.marked = total
         if total:

@@ -76,3 +76,27 @@ def test_the_app_service_sweeps_beside_the_server(app_server):
     sweep = top.getServiceNamed("hold sweep")
     assert isinstance(sweep, HoldSweep) and sweep.step == 7.0
     assert sweep.server is top.getServiceNamed("app server").server
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_sweep_is_logged_counted_and_the_next_one_runs(app_server):
+    clock = task.Clock()
+    sweep = HoldSweep(app_server, interval=5.0, clock=clock)
+    sql(app_server.dsn, "RENAME TABLE holds TO holds_away")
+    try:
+        sweep.startService()
+        await sweep.last
+    finally:
+        sql(app_server.dsn, "RENAME TABLE holds_away TO holds")
+    failures = app_server.metrics.registry.get_sample_value(
+        "shillings_app_hold_sweep_failures_total"
+    )
+    assert failures == 1 and sweep.marked == 0
+    clock.advance(5.0)
+    await sweep.last
+    assert (
+        sweep.running
+        and app_server.metrics.registry.get_sample_value("shillings_app_hold_sweep_failures_total")
+        == 1
+    )
+    await sweep.stopService()
