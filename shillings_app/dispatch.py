@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
 from shillings_app.handlers import (
     Context,
+    events,
     health,
     history,
     login,
@@ -17,6 +18,8 @@ from shillings_app.handlers import (
     revoke,
     signup,
     topup,
+    webhook_create,
+    webhooks,
 )
 from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded, RequestScope
 from shillings_proto import pb
@@ -34,6 +37,11 @@ ROUTES: dict[int, tuple[str, Handler]] = {
     pb.TXQ: ("transactions", history.handle),
     pb.RVK: ("revoke", revoke.handle),
     pb.HLT: ("health", health.handle),
+    pb.EVQ: ("events", events.handle),
+    pb.WHC: ("webhook_create", webhook_create.handle),
+    pb.WHQ: ("webhooks", webhooks.list_),
+    pb.WHD: ("webhook_delete", webhooks.delete),
+    pb.WHL: ("deliveries", webhooks.deliveries),
 }
 """Each command with the ``body`` oneof field it requires and its handler (HEL is handled
 by the connection itself)."""

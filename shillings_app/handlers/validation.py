@@ -10,8 +10,10 @@ from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import pb
 from shillings_proto.fields import (
+    DEFAULT_PAGE,
     IDEMPOTENCY_KEY_RE,
     MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
     amount_in_range,
 )
 
@@ -40,3 +42,10 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
         )
     digest = hashlib.sha256("\x00".join([command, *map(str, parts)]).encode("utf-8")).digest()
     return IdempotencyKey(key=key, command=command, request_hash=digest)
+
+
+def page_limit(value: int) -> int:
+    """A page size: 1 to ``MAX_PAGE``, 0 meaning the default."""
+    if value > MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    return value or DEFAULT_PAGE

@@ -1,6 +1,8 @@
 """Idempotency keys: the outcome of a payment or top-up stored as result columns
 (transaction id, resulting balance, status) in the transaction that made it, and read back
-by a retry of the same request."""
+by a retry of the same request. A request that creates something other than a transaction
+(a webhook endpoint, WHC) stores that thing's id in the ``transaction_id`` column, with the
+caller's balance, unchanged (``remember_created``)."""
 
 from __future__ import annotations
 
@@ -28,17 +30,51 @@ def key_of(idem: IdempotencyKey | None) -> str:
 def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult | None:
     """The stored outcome (the four ``STORED`` columns) of an earlier use of ``idem``; None
     when it is unused; ``IdempotencyKeyReused`` if that use was another request."""
-    request_hash, transaction_id, balance, status = stored
+    found = _earlier_use(idem, stored)
+    if found is None:
+        return None
+    transaction_id, balance, status = found
+    return MoneyResult(transaction_id, int(balance), int(status), replayed=True)
+
+
+def replayed_id(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> str | None:
+    """The id of what an earlier use of ``idem`` created (``remember_created``); None when
+    it is unused; ``IdempotencyKeyReused`` if that use was another request."""
+    found = _earlier_use(idem, stored)
+    return None if found is None else str(found[0])
+
+
+def _earlier_use(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    request_hash, *result = stored
     if idem is None or request_hash is None:
         return None
     if bytes(request_hash) != idem.request_hash:
         raise IdempotencyKeyReused()
-    return MoneyResult(transaction_id, int(balance), int(status), replayed=True)
+    return tuple(result)
 
 
 def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyResult) -> None:
     """Store ``result`` under ``idem``; a concurrent duplicate that committed first makes
     this attempt roll back and retry, and the retry replays the winner's outcome."""
+    _insert(txn, user_id, idem, result.transaction_id, result.balance, result.status)
+
+
+def remember_created(
+    txn: Any, user_id: int, idem: IdempotencyKey | None, created_id: str, balance: int, status: int
+) -> None:
+    """Store under ``idem`` the id of what the request created and the caller's balance (which
+    it did not change), like ``remember``."""
+    _insert(txn, user_id, idem, created_id, balance, status)
+
+
+def _insert(
+    txn: Any,
+    user_id: int,
+    idem: IdempotencyKey | None,
+    result_id: str,
+    balance: int,
+    status: int,
+) -> None:
     if idem is None:
         return
     try:
@@ -46,15 +82,7 @@ def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyR
             "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
             " transaction_id, balance, status, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
-            (
-                user_id,
-                idem.key,
-                idem.command,
-                idem.request_hash,
-                result.transaction_id,
-                result.balance,
-                result.status,
-            ),
+            (user_id, idem.key, idem.command, idem.request_hash, result_id, balance, status),
         )
     except pymysql.err.IntegrityError as e:
         if error_code(e) == ER_DUP_ENTRY:

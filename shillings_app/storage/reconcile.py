@@ -42,11 +42,13 @@ _KEY_MISMATCHES = (
     " COUNT(*) OVER ()"
     " FROM idempotency_keys AS k LEFT JOIN transactions AS t"
     " ON t.transaction_id = k.transaction_id"
-    " WHERE t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id"
+    " WHERE k.command <> 'WHC'"
+    " AND (t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id)"
     " ORDER BY k.user_id, k.idem_key LIMIT %s"
 )
 """Keys whose transaction is missing or was made by another user (the maker
-is the sender, or for a top-up the receiver); the maker is NULL when it is missing."""
+is the sender, or for a top-up the receiver); the maker is NULL when it is missing. Keys of
+webhook registrations (WHC) name an endpoint, not a transaction, and are not checked."""
 
 
 @dataclass(frozen=True)
