@@ -53,7 +53,8 @@ class Reply:
     reason: str | None = None
 
 
-Handler = Callable[[Any, Any], Awaitable[Reply]]
+Handler = Callable[..., Awaitable[Reply]]
+"""``(api, request, **path)``: the route's path parameters by name."""
 
 
 def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
@@ -65,8 +66,8 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
     """
 
     @functools.wraps(handler)
-    def run(self: ShillingsApi, request: Any) -> defer.Deferred[bytes]:
-        work = defer.ensureDeferred(self._render(handler, request))
+    def run(self: ShillingsApi, request: Any, **path: str) -> defer.Deferred[bytes]:
+        work = defer.ensureDeferred(self._render(handler, request, **path))
         shielded: defer.Deferred[bytes] = defer.Deferred()
 
         def relay(result: Any) -> None:
@@ -86,18 +87,21 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
 @dataclass(frozen=True)
 class Operation:
     """An authenticated call that is one command: how the HTTP request becomes the body
-    (without ``auth``), and whose cached profiles it may change (bumped before answering,
-    whatever the outcome). One that changes nothing, or carries an Idempotency-Key, may
-    be sent again to another app server."""
+    (without ``auth``; from the request and the route's path parameters), and whose cached
+    profiles it may change (bumped before answering, whatever the outcome). One that changes
+    no profile and creates nothing (``creates``), or carries an Idempotency-Key, may be sent
+    again to another app server."""
 
     command: pb.Command
     field: str
-    body: Callable[[Any], Any]
+    body: Callable[..., Any]
     touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
+    creates: bool = False
 
 
 def _money(parse: Callable[[bytes], Any]) -> Callable[[Any], Any]:
-    """The body of a pay or top-up: JSON fields and the Idempotency-Key header."""
+    """The body of a pay or top-up (or another keyed POST: a webhook registration): JSON
+    fields and the Idempotency-Key header."""
 
     def build(request: Any) -> Any:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
@@ -115,6 +119,17 @@ OPERATIONS = {
         pb.PAY, "pay", _money(validation.pay), lambda i, b: (i.email, b.receiver_email)
     ),
     "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
+    "events": Operation(pb.EVQ, "events", lambda r: validation.events(r.args)),
+    "webhook_create": Operation(pb.WHC, "webhook_create", _money(validation.webhook), creates=True),
+    "webhooks": Operation(pb.WHQ, "webhooks", lambda r: pb.WebhooksRequest()),
+    "webhook_delete": Operation(
+        pb.WHD,
+        "webhook_delete",
+        lambda r, **path: pb.WebhookDeleteRequest(**path),
+    ),
+    "deliveries": Operation(
+        pb.WHL, "deliveries", lambda r, webhook_id: validation.deliveries(r.args, webhook_id)
+    ),
 }
 
 
@@ -139,8 +154,8 @@ class ShillingsApi:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    async def _render(self, handler: Handler, request: Any) -> bytes:
-        reply = await handler(self, request)
+    async def _render(self, handler: Handler, request: Any, **path: str) -> bytes:
+        reply = await handler(self, request, **path)
         request_id = request.request_id if reply.code >= 500 else None
         document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
         return set_json(request, reply.code, document)
@@ -177,22 +192,23 @@ class ShillingsApi:
             raise ApiError(code, reason, message, retry_after)
         raise ApiError(code, reason, message)
 
-    async def _operate(self, request: Any, op: Operation) -> Reply:
-        """Authenticate, build the body, send the command, answer with its JSON."""
+    async def _operate(self, request: Any, op: Operation, **path: str) -> Reply:
+        """Authenticate, build the body, send the command, answer with its JSON and the
+        app server's success status (200, or 201 for what it created)."""
         identity = self._identity(request)
-        body = op.body(request)
+        body = op.body(request, **path)
         body.auth.user_id, body.auth.token_id = identity.user_id, identity.token_id
         touched = op.touches(identity, body) if op.touches is not None else ()
         try:
             response = await self._call(
                 request,
                 pb.Request(command=op.command, **{op.field: body}),
-                retry_safe=not touched or bool(body.idempotency_key),
+                retry_safe=not (touched or op.creates) or bool(body.idempotency_key),
             )
         finally:
             if touched:
                 await self.cache.bump(*touched)
-        return Reply(200, JSON[op.field](response))
+        return Reply(response.status.code, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:
         identity = authenticate(request, self.config.jwt_secret)
@@ -304,6 +320,31 @@ class ShillingsApi:
     @endpoint
     async def transactions(self, request: Any) -> Reply:
         return await self._operate(request, OPERATIONS["transactions"])
+
+    @app.route("/v1/events", methods=["GET"])
+    @endpoint
+    async def events(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["events"])
+
+    @app.route("/v1/webhooks", methods=["POST"])
+    @endpoint
+    async def webhook_create(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["webhook_create"])
+
+    @app.route("/v1/webhooks", methods=["GET"])
+    @endpoint
+    async def webhooks(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["webhooks"])
+
+    @app.route("/v1/webhooks/<webhook_id>", methods=["DELETE"])
+    @endpoint
+    async def webhook_delete(self, request: Any, webhook_id: str) -> Reply:
+        return await self._operate(request, OPERATIONS["webhook_delete"], webhook_id=webhook_id)
+
+    @app.route("/v1/webhooks/<webhook_id>/deliveries", methods=["GET"])
+    @endpoint
+    async def deliveries(self, request: Any, webhook_id: str) -> Reply:
+        return await self._operate(request, OPERATIONS["deliveries"], webhook_id=webhook_id)
 
     @app.route("/healthz", methods=["GET"])
     @endpoint
