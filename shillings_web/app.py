@@ -33,6 +33,7 @@ from shillings_web.errors import (
     envelope,
     unavailable_message,
 )
+from shillings_web.operations import OPERATIONS, Operation
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import limits, subject_keys
 from shillings_web.site import set_json
@@ -82,55 +83,6 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
         return shielded
 
     return run
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An authenticated call that is one command: how the HTTP request becomes the body
-    (without ``auth``; from the request and the route's path parameters), and whose cached
-    profiles it may change (bumped before answering, whatever the outcome). One that changes
-    no profile and creates nothing (``creates``), or carries an Idempotency-Key, may be sent
-    again to another app server."""
-
-    command: pb.Command
-    field: str
-    body: Callable[..., Any]
-    touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
-    creates: bool = False
-
-
-def _money(parse: Callable[[bytes], Any]) -> Callable[[Any], Any]:
-    """The body of a pay or top-up (or another keyed POST: a webhook registration): JSON
-    fields and the Idempotency-Key header."""
-
-    def build(request: Any) -> Any:
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        body = parse(request.body())
-        header = request.requestHeaders.getRawHeaders(b"idempotency-key")
-        body.idempotency_key = validation.idempotency_key(header)
-        return body
-
-    return build
-
-
-OPERATIONS = {
-    "topup": Operation(pb.TPU, "topup", _money(validation.topup), lambda i, b: (i.email,)),
-    "pay": Operation(
-        pb.PAY, "pay", _money(validation.pay), lambda i, b: (i.email, b.receiver_email)
-    ),
-    "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
-    "events": Operation(pb.EVQ, "events", lambda r: validation.events(r.args)),
-    "webhook_create": Operation(pb.WHC, "webhook_create", _money(validation.webhook), creates=True),
-    "webhooks": Operation(pb.WHQ, "webhooks", lambda r: pb.WebhooksRequest()),
-    "webhook_delete": Operation(
-        pb.WHD,
-        "webhook_delete",
-        lambda r, **path: pb.WebhookDeleteRequest(**path),
-    ),
-    "deliveries": Operation(
-        pb.WHL, "deliveries", lambda r, webhook_id: validation.deliveries(r.args, webhook_id)
-    ),
-}
 
 
 class ShillingsApi:
