@@ -33,10 +33,11 @@ def webhook_json(webhook: pb.Webhook) -> dict[str, Any]:
         "url": webhook.url,
         "event_types": list(webhook.event_types),
         "state": webhook.state,
+        "secret": webhook.secret,
         "created_at": webhook.created_at,
     }
-    if webhook.secret:
-        shape["secret"] = webhook.secret
+    if not webhook.secret:
+        del shape["secret"]
     return shape
 
 
