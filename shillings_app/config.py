@@ -188,7 +188,7 @@ class AppConfig:
         KEY_VARIABLE,
         None,
         "base64 of the 32-byte key that seals webhook secrets in the database (README,"
-        ' "Webhook secrets"); if unset, read from / generated into the key file; the app'
+        ' "Events and webhooks"); if unset, read from / generated into the key file; the app'
         " servers and the delivery workers must share it",
         _webhook_key,
     )
@@ -197,7 +197,7 @@ class AppConfig:
         parse_allow("public"),
         "networks webhook URLs may target: `public` (every globally routable address) and/or"
         " CIDRs, comma-separated; checked on the resolved addresses at registration and at"
-        ' each send (README, "Webhooks")',
+        ' each send (README, "Events and webhooks")',
         _webhook_allow,
     )
 
