@@ -179,9 +179,12 @@ async def test_webhook_not_found_for_others_and_bad_ids(web):
         ("GET", f"{path}/deliveries"),
         ("DELETE", "/v1/webhooks/nope"),
         ("GET", "/v1/webhooks/%C3%A9/deliveries"),
+        ("DELETE", "/v1/webhooks/" + "a" * 4000),
     ):
         answer = await web.client.request(method, target, token=bob)
         assert (answer.code, answer.reason) == (404, "webhook_not_found"), (method, target)
+    not_utf8 = await web.client.get("/v1/webhooks/%FF/deliveries", token=alice)
+    assert (not_utf8.code, not_utf8.reason) == (400, "invalid_request")
     bad = await web.client.get(f"{path}/deliveries?limit=500", token=alice)
     assert (bad.code, bad.reason) == (400, "invalid_request")
     assert (await web.client.get("/v1/webhooks", token=alice)).body["webhooks"] != []
