@@ -1,5 +1,6 @@
-"""The rules of a webhook URL: ``http`` or ``https``, at most 2,048 characters, a host whose
-every address the allow list permits (checked at registration and again at each send)."""
+"""The rules of a webhook URL: ``http`` or ``https``, ASCII, at most 2,048 characters, a host
+whose every address the allow list permits (checked at registration and again at each
+send)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def parse_url(url: str) -> tuple[str, int]:
         raise BadUrl("url is required")
     if len(url) > MAX_URL:
         raise BadUrl(f"url must be at most {MAX_URL} characters")
+    if not url.isascii():
+        raise BadUrl("url must be ASCII: percent-encode other characters, an IDN host in punycode")
     if not url.isprintable() or any(c.isspace() for c in url):
         raise BadUrl("url must not contain spaces or control characters")
     parts = urlsplit(url)
