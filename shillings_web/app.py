@@ -153,8 +153,9 @@ class ShillingsApi:
         raise ApiError(code, reason, message)
 
     async def _operate(self, request: Any, op: Operation, **params: str) -> Reply:
-        """Authenticate, build the body, send the command, answer with its JSON; bump the
-        cached profiles it may have changed before answering (``Operation``)."""
+        """Authenticate, build the body, send the command, answer with its JSON and the
+        app server's success status (200, or 201 for what it created); bump the cached
+        profiles it may have changed before answering (``Operation``)."""
         identity = self._identity(request)
         body = op.body(request, **params)
         body.auth.user_id, body.auth.token_id = identity.user_id, identity.token_id
@@ -307,6 +308,31 @@ class ShillingsApi:
     @endpoint
     async def holds(self, request: Any) -> Reply:
         return await self._operate(request, OPERATIONS["holds"])
+
+    @app.route("/v1/events", methods=["GET"])
+    @endpoint
+    async def events(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["events"])
+
+    @app.route("/v1/webhooks", methods=["POST"])
+    @endpoint
+    async def webhook_create(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["webhook_create"])
+
+    @app.route("/v1/webhooks", methods=["GET"])
+    @endpoint
+    async def webhooks(self, request: Any) -> Reply:
+        return await self._operate(request, OPERATIONS["webhooks"])
+
+    @app.route("/v1/webhooks/<webhook_id>", methods=["DELETE"])
+    @endpoint
+    async def webhook_delete(self, request: Any, webhook_id: str) -> Reply:
+        return await self._operate(request, OPERATIONS["webhook_delete"], webhook_id=webhook_id)
+
+    @app.route("/v1/webhooks/<webhook_id>/deliveries", methods=["GET"])
+    @endpoint
+    async def deliveries(self, request: Any, webhook_id: str) -> Reply:
+        return await self._operate(request, OPERATIONS["deliveries"], webhook_id=webhook_id)
 
     @app.route("/healthz", methods=["GET"])
     @endpoint

@@ -19,19 +19,21 @@ class Operation:
     change. ``touches``: the emails known from the request, bumped before answering,
     whatever the outcome. ``answer_touches``: the emails only the answer names (e.g. a
     hold's payer), bumped when it comes; when no answer comes the users are unknown and
-    every cached profile is invalidated. One that changes nothing, or carries an
-    Idempotency-Key, may be sent again to another app server."""
+    every cached profile is invalidated. ``creates``: it makes something no profile shows
+    (a webhook endpoint). One that changes nothing, or carries an Idempotency-Key, may be
+    sent again to another app server."""
 
     command: pb.Command
     field: str
     body: Callable[..., Any]
     touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
     answer_touches: Callable[[pb.Response], tuple[str, ...]] | None = None
+    creates: bool = False
 
     @property
     def changes(self) -> bool:
-        """Whether the call may change a profile (so it is sent once, unless keyed)."""
-        return self.touches is not None or self.answer_touches is not None
+        """Whether the call may change something (so it is sent once, unless keyed)."""
+        return self.touches is not None or self.answer_touches is not None or self.creates
 
 
 def _posted(parse: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,4 +91,18 @@ OPERATIONS = {
     ),
     "void": Operation(pb.HLV, "void", _bodiless(validation.void), _caller, _hold_parties("void")),
     "holds": Operation(pb.HLQ, "holds", lambda r: validation.holds(r.args)),
+    "events": Operation(pb.EVQ, "events", lambda r: validation.events(r.args)),
+    "webhook_create": Operation(
+        pb.WHC, "webhook_create", _posted(validation.webhook), creates=True
+    ),
+    "webhooks": Operation(pb.WHQ, "webhooks", lambda r: pb.WebhooksRequest()),
+    "webhook_delete": Operation(
+        pb.WHD,
+        "webhook_delete",
+        lambda r, **path: pb.WebhookDeleteRequest(**path),
+    ),
+    "deliveries": Operation(
+        pb.WHL, "deliveries", lambda r, webhook_id: validation.deliveries(r.args, webhook_id)
+    ),
 }
+"""Each call by the name of its protocol body field (also its ``answers.JSON`` key)."""
