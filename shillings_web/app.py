@@ -274,66 +274,6 @@ class ShillingsApi:
         await self.cache.fill(identity, cached, answer["user"], until)
         return Reply(200, answer)
 
-    @app.route("/v1/topup", methods=["POST"])
-    @endpoint
-    async def topup(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["topup"])
-
-    @app.route("/v1/pay", methods=["POST"])
-    @endpoint
-    async def pay(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["pay"])
-
-    @app.route("/v1/transactions", methods=["GET"])
-    @endpoint
-    async def transactions(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["transactions"])
-
-    @app.route("/v1/holds", methods=["POST"])
-    @endpoint
-    async def hold(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["hold"])
-
-    @app.route("/v1/holds/<hold_id>/capture", methods=["POST"])
-    @endpoint
-    async def capture(self, request: Any, hold_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["capture"], hold=hold_id)
-
-    @app.route("/v1/holds/<hold_id>/void", methods=["POST"])
-    @endpoint
-    async def void(self, request: Any, hold_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["void"], hold=hold_id)
-
-    @app.route("/v1/holds", methods=["GET"])
-    @endpoint
-    async def holds(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["holds"])
-
-    @app.route("/v1/events", methods=["GET"])
-    @endpoint
-    async def events(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["events"])
-
-    @app.route("/v1/webhooks", methods=["POST"])
-    @endpoint
-    async def webhook_create(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["webhook_create"])
-
-    @app.route("/v1/webhooks", methods=["GET"])
-    @endpoint
-    async def webhooks(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["webhooks"])
-
-    @app.route("/v1/webhooks/<webhook_id>", methods=["DELETE"])
-    @endpoint
-    async def webhook_delete(self, request: Any, webhook_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["webhook_delete"], webhook_id=webhook_id)
-
-    @app.route("/v1/webhooks/<webhook_id>/deliveries", methods=["GET"])
-    @endpoint
-    async def deliveries(self, request: Any, webhook_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["deliveries"], webhook_id=webhook_id)
-
     @app.route("/healthz", methods=["GET"])
     @endpoint
     async def healthz(self, request: Any) -> Reply:
@@ -420,3 +360,19 @@ class ShillingsApi:
             request_id=getattr(request, "request_id", "-"),
         )
         return self._error(request, ApiError(500, "internal_error", "internal error"))
+
+
+def _serve(name: str, op: Operation) -> Handler:
+    """The route handler of ``OPERATIONS[name]``."""
+
+    async def run(api: ShillingsApi, request: Any, **params: str) -> Reply:
+        return await api._operate(request, op, **params)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+for _name, _op in OPERATIONS.items():
+    ShillingsApi.app.route(_op.route, methods=[_op.method], endpoint=_name)(
+        endpoint(_serve(_name, _op))
+    )

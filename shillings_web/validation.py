@@ -226,7 +226,7 @@ def hold(body: bytes) -> pb.HoldRequest:
     return pb.HoldRequest(receiver_email=receiver, amount=amount(obj), expires_in=expires_in or 0)
 
 
-def hold_id(value: str) -> str:
+def _hold_id(value: str) -> str:
     """A hold id from the path: a UUID in its canonical form, else no hold has it (404)."""
     try:
         if str(uuid.UUID(value)) == value:
@@ -236,18 +236,18 @@ def hold_id(value: str) -> str:
     raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
 
 
-def capture(body: bytes, hold: str) -> pb.CaptureRequest:
+def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:
     """An optional ``amount`` (default: all of the hold); an empty body is allowed."""
     obj = json_object(body, CAPTURE_FIELDS) if body.strip() else {}
     cents = amount(obj) if obj.get("amount") is not None else 0
-    return pb.CaptureRequest(hold_id=hold_id(hold), amount=cents)
+    return pb.CaptureRequest(hold_id=_hold_id(hold_id), amount=cents)
 
 
-def void(body: bytes, hold: str) -> pb.VoidRequest:
+def void(body: bytes, hold_id: str) -> pb.VoidRequest:
     """No fields; an empty body or ``{}``."""
     if body.strip():
         json_object(body, frozenset())
-    return pb.VoidRequest(hold_id=hold_id(hold))
+    return pb.VoidRequest(hold_id=_hold_id(hold_id))
 
 
 def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
