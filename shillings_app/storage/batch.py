@@ -5,6 +5,7 @@ balances of rows locked once for all of them, and written in one statement per t
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from shillings_app.errors import AppError, IdempotencyKeyReused, Unauthenticated
@@ -57,8 +58,7 @@ class MoneyBatch:
             return None
         if earlier[0].request_hash != idem.request_hash:
             raise IdempotencyKeyReused()
-        result = earlier[1]
-        return MoneyResult(result.transaction_id, result.balance, result.status, replayed=True)
+        return replace(earlier[1], replayed=True)
 
     def user(self, user_id: int, missing: Callable[[], AppError] = Unauthenticated) -> str:
         """The email of a locked user; ``missing()`` is raised when there is no such user."""

@@ -21,6 +21,9 @@ TOPUP_CHECKS = f"{REVOKED}, {STORED}{JOINED}"
 """The same for a top-up: revoked token and the key's earlier use. Parameters: token id,
 user id, key."""
 
+TOPUP_LOOKUP = f"SELECT {TOPUP_CHECKS}"
+"""``TOPUP_CHECKS`` for one request, as its own statement (webhook registration)."""
+
 
 def lookup(txn: Any, checks: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """One statement for a whole batch: the row of ``checks`` (``PAY_CHECKS``,
@@ -30,13 +33,20 @@ def lookup(txn: Any, checks: str, params: Sequence[Sequence[Any]]) -> list[tuple
     return [tuple(row[1:]) for row in sorted(txn.fetchall(), key=lambda row: int(row[0]))]
 
 
-ACTIVE_HELD = (
-    "(SELECT COALESCE(SUM(h.amount), 0) FROM holds AS h WHERE h.payer_id = {user}"
-    " AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6))"
+ACTIVE_HOLDS = (
+    "holds AS h WHERE h.payer_id = {user} AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6)"
 )
-"""SQL of a user's ``held`` (SPEC §6): their holds as payer in state 'held' whose expiry is
-still ahead, so an expired hold stops counting at ``expires_at`` before the sweep marks it.
-``{user}`` is the SQL expression of the user id."""
+"""The held rule (SPEC §6), as a FROM … WHERE clause: a user's holds as payer in state
+'held' whose expiry is still ahead on the database's clock, so an expired hold stops
+counting at ``expires_at`` before the sweep marks it. ``{user}`` is the SQL expression of
+the user id."""
+
+ACTIVE_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS})"
+"""SQL of a user's ``held``: the sum of their active holds (``ACTIVE_HOLDS``)."""
+
+NEXT_HOLD_EXPIRY = f"(SELECT MIN(h.expires_at) FROM {ACTIVE_HOLDS})"
+"""SQL of when the user's ``held`` next shrinks by itself: the earliest expiry of their
+active holds (NULL: none)."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,6 @@ def change_balances(txn: Any, deltas: Mapping[int, int]) -> None:
 def move(txn: Any, sender_id: int, receiver_id: int, amount: int) -> None:
     """Take ``amount`` cents from the sender and give them to the receiver, in one UPDATE."""
     change_balances(txn, {sender_id: -amount, receiver_id: amount})
-
-
-def credit(txn: Any, user_id: int, amount: int) -> None:
-    """Add ``amount`` cents to the user's balance."""
-    change_balances(txn, {user_id: amount})
 
 
 @dataclass(frozen=True)
