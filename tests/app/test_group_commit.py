@@ -424,3 +424,34 @@ async def test_a_batch_whose_connection_is_lost_before_commit_runs_again_whole(m
         assert await payee.balance() == 200
         [(payments,)] = sql(server.dsn, "SELECT COUNT(*) FROM transactions WHERE kind = 'payment'")
         assert payments == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_payments_of_a_batch_spend_what_holds_leave_available(make_server):
+    """A payer with 1,000 of which a hold reserves 600: in one batch a payment of 500 is
+    refused (400 available) and one of 400 then 1 more are judged against what is left."""
+    async with _server(make_server) as (server, client):
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(1_001)
+        held = await client.call(
+            messages.hold(payer.user_id, payer.token_id, payee.email, 600, 600)
+        )
+        assert held.status.code == 201, held.status
+
+        def send() -> list[defer.Deferred]:
+            return [
+                defer.ensureDeferred(payer.pay(payee.email, 500)),
+                defer.ensureDeferred(payer.pay(payee.email, 400)),
+                defer.ensureDeferred(payer.pay(payee.email, 1)),
+            ]
+
+        first, answers = await _one_batch(server, payer, "pay", send)
+        assert _status(first) == (200, "")  # 1 of the 401 available
+        assert [_status(a) for a in answers] == [
+            (422, "insufficient_funds"),
+            (200, ""),
+            (422, "insufficient_funds"),
+        ]
+        assert answers[1].pay.sender_balance == 600
+        assert await payee.balance() == 400
