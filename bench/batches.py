@@ -40,23 +40,24 @@ def scrape(stack: Stack) -> Histogram:
 
 def seen(before: Histogram, after: Histogram, endpoint: str) -> dict[str, Any]:
     """Batches of ``endpoint``'s operation between two scrapes: how many, the requests in
-    them, the mean size and how many batches fell in each size bucket (``"≤N"``)."""
+    them, the mean size and how many batches had each range of sizes (``"5-8"``)."""
     operation = OPERATIONS[endpoint]
     old, new = before.get(operation, {}), after.get(operation, {})
     delta = {key: value - old.get(key, 0.0) for key, value in new.items()}
     batches, requests = int(delta.get("count", 0)), int(delta.get("sum", 0))
     buckets: dict[str, int] = {}
-    below = 0
+    below, smallest = 0, 1
     bounds = sorted(
-        (float(key[3:]), key) for key in delta if key.startswith("le=") and key != "le=+Inf"
+        (int(float(key[3:])), key) for key in delta if key.startswith("le=") and key != "le=+Inf"
     )
     for bound, key in bounds:
         cumulative = int(delta[key])
         if cumulative > below:
-            buckets[f"≤{bound:.0f}"] = cumulative - below
-        below = cumulative
+            label = str(bound) if bound == smallest else f"{smallest}-{bound}"
+            buckets[label] = cumulative - below
+        below, smallest = cumulative, bound + 1
     if batches > below:
-        buckets[f">{bounds[-1][0]:.0f}" if bounds else "all"] = batches - below
+        buckets[f"≥{smallest}"] = batches - below
     return {
         "batches": batches,
         "requests": requests,
@@ -91,9 +92,9 @@ def render(results: dict[str, Any]) -> list[str]:
         "",
         "Pay and top-up requests applied per database transaction (group commit,",
         "docs/ARCHITECTURE.md), from the app servers' `shillings_app_batch_size` histograms",
-        "over every run of the point; batches by size bucket.",
+        "over every run of the point; transactions by the number of requests in them.",
         "",
-        "| endpoint | conns | transactions | requests | mean size | batches by size |",
+        "| endpoint | conns | transactions | requests | mean size | transactions by size |",
         "|---|---|---|---|---|---|",
     ]
     for endpoint, points in seen_by.items():
