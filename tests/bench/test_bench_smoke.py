@@ -97,13 +97,21 @@ def test_tiny_bench_run_writes_results(tmp_path):
     assert set(results["rss_kib"]) == {"web_00", "web_01", "app_00"}
     assert all(20_000 < kib < 2_000_000 for kib in results["rss_kib"].values())
     assert results["cpu_per_request_ms"]["pay"]["shillings-web"] > 0
+    assert results["cpu_per_request_ms"]["db_pay_ceiling"]["pymysql client"] > 0
+    for name in ("pay", "topup"):
+        seen = results["batch_sizes"][name]["2"]
+        assert seen["requests"] >= seen["batches"] > 0
     assert results["profile"]["web_00"]["samples"] > 0
     assert results["profile"]["app_00"]["samples"] > 0
     for figures in results["micro"].values():
         assert figures["before_us"] > 0 and figures["after_us"] > 0
     text = report.read_text()
     headings = ("## Baselines", "## Endpoints", "## Scaling", "## Memory", "## Profile")
-    for heading in (*headings, "## The pay SQL fix on the raw database"):
+    for heading in (
+        *headings,
+        "## The pay SQL fix on the raw database",
+        "## Group-commit batch sizes seen",
+    ):
         assert heading in text
     assert "## Machine and versions" in text and "÷(b)" in text
     assert "through the cluster" not in text
