@@ -39,7 +39,14 @@ class Batcher(Generic[R]):
     """Runs ``txn`` over batches of requests, at most ``in_flight`` at once. A request that
     finds a free slot starts a batch at once (alone, when the server is idle: no added
     wait); one that finds every slot busy waits, and the next batch to start takes every
-    waiting request, up to ``max_size``, in arrival order."""
+    waiting request, up to ``max_size``, in arrival order.
+
+    Under sustained load (a batch ended while requests were waiting: ``backlogged``) the
+    waiting requests are not spread over the free slots: they wait for the last running
+    batch to end and go as one, so the load is served by few, large transactions (each
+    transaction costs the app and the database about as much as its requests together). A
+    full batch (``max_size`` waiting) still starts in any free slot, and a batch that ends
+    with nobody waiting ends the backlog."""
 
     log = Logger()
 
@@ -54,6 +61,8 @@ class Batcher(Generic[R]):
         self._queue: list[_Member[R]] = []
         self.running = 0
         """Batches in progress."""
+        self.backlogged = False
+        """The batch that ended last left requests waiting (see the class docstring)."""
         self.sizes: Counter[int] = Counter()
         """Transactions run so far, by the number of requests in them (the metric)."""
 
@@ -67,7 +76,9 @@ class Batcher(Generic[R]):
         its refusal (``AppError``), ``DeadlineExceeded`` or the batch's database failure."""
         member = _Member(request, scope, defer.Deferred())
         self._queue.append(member)
-        if self.running < self._in_flight:
+        if self.running < self._in_flight and (
+            not self.backlogged or len(self._queue) >= self._max_size
+        ):
             self._start()
         return await member.answer
 
@@ -78,7 +89,12 @@ class Batcher(Generic[R]):
 
     def _finished(self, _: object) -> None:
         self.running -= 1
-        if self._queue:
+        self.backlogged = bool(self._queue)
+        while (
+            self._queue
+            and self.running < self._in_flight
+            and (self.running == 0 or len(self._queue) >= self._max_size)
+        ):
             self._start()
 
     async def _run(self, members: list[_Member[R]]) -> None:

@@ -154,8 +154,8 @@ class AppConfig:
         "SHILLINGS_BATCH_IN_FLIGHT",
         4,
         "group commit: transactions of one operation (pay, top-up) running at once; a request"
-        " arriving while that many run waits and joins the next one"
-        ' (docs/ARCHITECTURE.md, "Group commit")',
+        " arriving while that many run, or while requests wait (sustained load), joins the"
+        ' next batch (docs/ARCHITECTURE.md, "Group commit")',
         ints(1, 256),
     )
     batch_max: int = setting(

@@ -455,3 +455,41 @@ async def test_payments_of_a_batch_spend_what_holds_leave_available(make_server)
         ]
         assert answers[1].pay.sender_balance == 600
         assert await payee.balance() == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_under_backlog_waiting_requests_go_as_one_batch_not_into_free_slots(make_server):
+    """Two slots. Two batches wait on a held row while two payments queue; when both end,
+    the queue goes as one batch (which waits on another held row). A payment arriving now
+    finds a free slot but the batcher backlogged: it waits for that batch and goes next,
+    instead of opening a transaction of its own."""
+    async with _server(make_server, batch_in_flight=2) as (server, client):
+        p, q, r = [await new_session(client, name) for name in ("p", "q", "r")]
+        sinks = [await new_session(client, f"sink{n}") for n in range(3)]
+        for payer in (p, q, r):
+            await payer.topup(1_000)
+        assert _status(await r.pay(sinks[2].email, 1)) == (200, "")  # makes the batcher
+        batcher = _batcher(server, "pay")
+        with row_locked(server.dsn, q.user_id):
+            with row_locked(server.dsn, p.user_id):
+                started = [defer.ensureDeferred(p.pay(sinks[n].email, 1)) for n in range(2)]
+                await _until(lambda: _waiting_for_lock(server.dsn) == 2)
+                assert batcher.running == 2
+                queued = [defer.ensureDeferred(q.pay(sinks[n].email, 2)) for n in range(2)]
+                await _until(lambda: batcher.waiting == 2)
+            assert [_status(await d) for d in started] == [(200, "")] * 2
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)  # the two queued, as one
+            assert (batcher.running, batcher.waiting, batcher.backlogged) == (1, 0, True)
+            late = defer.ensureDeferred(r.pay(sinks[2].email, 3))
+            await _until(lambda: batcher.waiting == 1)
+            assert batcher.running == 1  # a slot is free, yet it waits
+        assert [_status(await d) for d in queued] == [(200, "")] * 2
+        assert _status(await late) == (200, "")
+        assert batcher.sizes == Counter({1: 4, 2: 1})
+        assert not batcher.backlogged
+        # Idle again: the next payment starts at once, alone.
+        with row_locked(server.dsn, p.user_id):
+            alone = defer.ensureDeferred(p.pay(sinks[0].email, 4))
+            await _until(lambda: _waiting_for_lock(server.dsn) == 1)
+            assert (batcher.running, batcher.waiting) == (1, 0)
+        assert _status(await alone) == (200, "")
