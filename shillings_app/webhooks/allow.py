@@ -35,13 +35,15 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 
 def is_public(ip: IPAddress) -> bool:
-    """Globally routable: not loopback, private, link-local, shared (CGNAT), multicast,
-    reserved or unspecified, and neither is the IPv4 address it embeds."""
+    """Globally routable: not loopback, private, link-local, IPv6 site-local (``fec0::/10``,
+    which ``is_global`` lets through), shared (CGNAT), multicast, reserved or unspecified,
+    and neither is the IPv4 address it embeds."""
     inner = embedded_ipv4(ip)
     if inner is not None and not is_public(inner):
         return False
     return ip.is_global and not (
-        ip.is_multicast
+        (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+        or ip.is_multicast
         or ip.is_reserved
         or ip.is_unspecified
         or ip.is_loopback

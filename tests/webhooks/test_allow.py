@@ -27,6 +27,7 @@ NOT_PUBLIC = [
     "fc00::1",
     "169.254.169.254",  # link-local (cloud metadata)
     "fe80::1",
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
     "100.64.0.1",  # shared address space (CGNAT)
     "224.0.0.1",  # multicast
     "ff02::1",
