@@ -125,10 +125,11 @@ async def permitted_addresses(host: str, allow: Allow, reactor: Any) -> list[IPA
     addresses = await resolve(host, reactor)
     if not addresses:
         raise NotPermitted(f"host {host!r} does not resolve")
-    refused = [str(ip) for ip in addresses if not allow.permits(ip)]
-    if refused:
+    if not all(allow.permits(ip) for ip in addresses):
+        # The message reaches the user: the addresses are not in it, or registration would
+        # tell anyone what the operator's internal names resolve to.
         raise NotPermitted(
-            f"host {host!r} resolves to {', '.join(refused)}, outside the networks webhooks"
-            f" may target ({allow})"
+            f"host {host!r} resolves to an address outside the networks webhooks may target"
+            f" ({allow})"
         )
     return addresses
