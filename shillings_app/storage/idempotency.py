@@ -45,8 +45,8 @@ def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult 
 def replay_current(txn: Any, user_id: int, idem: IdempotencyKey | None) -> MoneyResult | None:
     """``replay`` of the key read current (a locking read), for a request about to be
     refused after its row locks: a retry of it that read before the first use committed
-    finds the money reserved or the hold settled by that use, and must answer what it
-    answered instead (SPEC: same key, same body, same response)."""
+    finds the money reserved, the hold settled or the fifth endpoint made by that use, and
+    must answer what that use answered (SPEC: same key, same body, same response)."""
     if idem is None:
         return None
     txn.execute(
