@@ -104,4 +104,18 @@ def render(results: dict[str, Any]) -> list[str]:
                 f"| {endpoint} | {c} | {p['batches']:,} | {p['requests']:,} | {p['mean']} |"
                 f" {sizes} |"
             )
-    return [*out, ""]
+    out.append("")
+    pay_cpu = results.get("cpu_per_request_ms_by_connections", {}).get("pay", {})
+    ceiling_cpu = results.get("ceiling_cpu_per_payment_ms", {}).get("db_pay_ceiling", {})
+    both = sorted(set(pay_cpu) & set(ceiling_cpu), key=int)
+    if both:
+        out.append(
+            "CPU milliseconds per payment, every tier: pay through the stack vs the ceiling (c)"
+            " (MariaDB and its pymysql client) — "
+            + ", ".join(
+                f"c={c}: {sum(pay_cpu[c].values()):.2f} vs {ceiling_cpu[c]:.2f}" for c in both
+            )
+            + "."
+        )
+        out.append("")
+    return out

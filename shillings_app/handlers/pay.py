@@ -90,7 +90,10 @@ def _pay(batch: MoneyBatch, payment: Payment, looked: tuple[Any, ...]) -> MoneyR
     sender_email = batch.user(sender_id)
     receiver_email = batch.user(receiver_id, ReceiverNotFound)
     if batch.available(sender_id) < amount:
-        raise InsufficientFunds()
+        replayed = batch.replay_current(sender_id, payment.idem)
+        if replayed is None:
+            raise InsufficientFunds()
+        return replayed
     if batch.balance(receiver_id) + amount > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
     row = LedgerRow(

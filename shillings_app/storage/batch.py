@@ -60,6 +60,11 @@ class MoneyBatch:
             raise IdempotencyKeyReused()
         return replace(earlier[1], replayed=True)
 
+    def replay_current(self, user_id: int, idem: IdempotencyKey | None) -> MoneyResult | None:
+        """``idempotency.replay_current``: the key read current, for a request about to be
+        refused after the row locks (its first use may have committed since the lookup)."""
+        return idempotency.replay_current(self._txn, user_id, idem)
+
     def user(self, user_id: int, missing: Callable[[], AppError] = Unauthenticated) -> str:
         """The email of a locked user; ``missing()`` is raised when there is no such user."""
         if user_id not in self._locked:

@@ -31,3 +31,9 @@ def test_runs_of_a_point_merge_and_render_as_one_row():
     lines = batches.render({"batch_sizes": {"pay": {"64": merged}}})
     assert "| pay | 64 | 54 | 272 | 5.04 | 1: 20, 2: 6, 3-4: 6, ≥5: 22 |" in lines
     assert batches.render({}) == []
+    cpu = {
+        "batch_sizes": {"pay": {"64": merged}},
+        "cpu_per_request_ms_by_connections": {"pay": {"64": {"web": 0.5, "app": 0.25}}},
+        "ceiling_cpu_per_payment_ms": {"db_pay_ceiling": {"64": 1.9}},
+    }
+    assert "c=64: 0.75 vs 1.90" in batches.render(cpu)[-2]

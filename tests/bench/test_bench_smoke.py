@@ -97,7 +97,10 @@ def test_tiny_bench_run_writes_results(tmp_path):
     assert set(results["rss_kib"]) == {"web_00", "web_01", "app_00"}
     assert all(20_000 < kib < 2_000_000 for kib in results["rss_kib"].values())
     assert results["cpu_per_request_ms"]["pay"]["shillings-web"] > 0
-    assert results["cpu_per_request_ms"]["db_pay_ceiling"]["pymysql client"] > 0
+    by_connections = results["cpu_per_request_ms_by_connections"]
+    assert set(by_connections) == set(results["endpoints"])
+    assert by_connections["account"]["2"]["shillings-web"] > 0
+    assert results["ceiling_cpu_per_payment_ms"]["db_pay_ceiling"]["2"] > 0
     for name in ("pay", "topup"):
         seen = results["batch_sizes"][name]["2"]
         assert seen["requests"] >= seen["batches"] > 0
@@ -114,4 +117,8 @@ def test_tiny_bench_run_writes_results(tmp_path):
     ):
         assert heading in text
     assert "## Machine and versions" in text and "÷(b)" in text
+    assert "## Where the CPU goes (per request, by tier)" in text
+    for png in ("rps.png", "p99.png", "cpu.png"):
+        assert f"]({png})" in text
+        assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
     assert "through the cluster" not in text
