@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError, ConnectionRefusedError, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
@@ -83,9 +84,14 @@ class _Pinned:
         return wrapClientTLS(policy.creatorForNetloc(uri.host, uri.port), tcp)
 
 
+def _timed_out(_result: object, timeout: float) -> Failure:
+    """What a send cancelled by its deadline ends with, whatever the cancelled step raised."""
+    return Failure(defer.TimeoutError(f"timed out after {timeout:g} s"))
+
+
 def describe(error: BaseException, timeout: float) -> str:
     """A short, operator-readable reason for a failed send."""
-    if isinstance(error, defer.TimeoutError | defer.CancelledError | TimeoutError):
+    if isinstance(error, defer.TimeoutError | TimeoutError):
         return f"timed out after {timeout:g} s"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
@@ -111,7 +117,7 @@ class Sender:
         """POST ``claimed``'s event to its endpoint; its outcome (never raises)."""
         started = time.monotonic()
         sending = defer.ensureDeferred(self._post(claimed, secret))
-        sending.addTimeout(self.timeout, self._reactor)
+        sending.addTimeout(self.timeout, self._reactor, onTimeoutCancel=_timed_out)
         try:
             status, error = await sending
         except NotPermitted as e:
