@@ -46,7 +46,8 @@ class Worker:
         """Until the worker logged its start (or exited: then fail with its log)."""
         deadline = time.monotonic() + within
         while "delivery worker started" not in self.log_text():
-            assert self.proc.poll() is None, f"worker exited {self.proc.returncode}:\n{self.log_text()}"
+            exited = self.proc.poll()
+            assert exited is None, f"worker exited {exited}:\n{self.log_text()}"
             assert time.monotonic() < deadline, f"worker not started:\n{self.log_text()}"
             time.sleep(0.05)
 
@@ -143,4 +144,3 @@ def deliveries_of(dsn: str, webhook_id: str) -> list[tuple[Any, ...]]:
         " WHERE w.webhook_id = %s ORDER BY d.id",
         (webhook_id,),
     )
-

@@ -5,7 +5,7 @@ released). Tests wait on what arrives (``until``), never on the clock."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any

@@ -68,8 +68,9 @@ async def test_burst_every_event_arrives_verified(app_server, connect, workers, 
     assert len(alice_events) == 300 and len(bob_events) == 200
 
     await receiver.until(
-        lambda: set(receiver.ids("alice")) >= alice_events
-        and set(receiver.ids("bob")) >= bob_events,
+        lambda: (
+            set(receiver.ids("alice")) >= alice_events and set(receiver.ids("bob")) >= bob_events
+        ),
         within=120,
     )
     assert receiver.bad == []
@@ -185,9 +186,7 @@ async def test_endpoint_failing_for_the_whole_schedule_is_disabled(
     await topup(user)
     await settled(dsn, hook, "failed", 1)
     assert len(attempts_of(dsn, hook)) == 3
-    assert sql(dsn, "SELECT state FROM webhooks WHERE webhook_id = %s", (hook,)) == [
-        ("disabled",)
-    ]
+    assert sql(dsn, "SELECT state FROM webhooks WHERE webhook_id = %s", (hook,)) == [("disabled",)]
     assert f"webhook {hook} disabled" in worker.log_text()
     await topup(user)  # a disabled endpoint gets nothing more
     from twisted.internet import reactor
@@ -223,4 +222,3 @@ async def test_worker_killed_mid_delivery_is_redelivered_same_id(
     assert receiver.bad == []
     assert [got.webhook_id for got in endpoint.got] == [event_id, event_id]
     assert [(a[1], a[2]) for a in attempts_of(dsn, hook)] == [(1, 200)]
-
