@@ -52,6 +52,12 @@ class Outcome:
         return 200 <= self.status_code < 300 and not self.error
 
 
+READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+"""The first statement of the fan-out and claim transactions: under REPEATABLE READ the
+UPDATE of the rows just locked also locks the next row of the range (next-key), and another
+worker's ``SKIP LOCKED`` scan then finds nothing at all."""
+
+
 def _marks(values: list[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -60,6 +66,7 @@ def fanout_txn(txn: Any, limit: int, at: datetime) -> int:
     """Up to ``limit`` undispatched events, oldest first (rows another worker holds are
     skipped): one delivery per enabled endpoint of the event's user that wants its type,
     due at ``at``; the events marked dispatched. Returns the number of events taken."""
+    txn.execute(READ_COMMITTED)
     txn.execute(
         "SELECT id, user_id, type FROM events WHERE dispatched = 0"
         " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
@@ -98,6 +105,7 @@ def claim_txn(txn: Any, limit: int, at: datetime, lease: datetime) -> list[Claim
     """Lease up to ``limit`` pending deliveries due at ``at`` until ``lease`` (rows another
     worker holds are skipped). Deliveries of an endpoint no longer enabled (disabled,
     deleted) end as failed instead."""
+    txn.execute(READ_COMMITTED)
     txn.execute(
         "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= %s"
         " ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED",
