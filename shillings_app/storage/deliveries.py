@@ -174,8 +174,9 @@ def record_txn(
 ) -> Recorded:
     """Record attempt ``claimed.attempts + 1`` made at ``at``: the delivery succeeded, is
     due again at ``retry_at``, or (``None``) failed for good. Only while the lease is still
-    this worker's. A success clears the endpoint's ``failing_since``; a failure sets it, and
-    an endpoint failing since before ``disable_before`` is disabled."""
+    this worker's. A success clears the endpoint's ``failing_since``; a failure sets it. A
+    delivery failing for good disables its endpoint if that has failed without a success
+    since ``disable_before`` (the whole retry schedule ago) or earlier."""
     if outcome.succeeded:
         state, due = "succeeded", at
     elif retry_at is not None:
@@ -215,7 +216,10 @@ def record_txn(
     )
     webhook_state, failing_since = txn.fetchone()
     disable = (
-        webhook_state == "enabled" and failing_since is not None and failing_since < disable_before
+        state == "failed"
+        and webhook_state == "enabled"
+        and failing_since is not None
+        and failing_since <= disable_before
     )
     txn.execute(
         "UPDATE webhooks SET state = %s, failing_since = %s, updated_at = %s WHERE id = %s",
