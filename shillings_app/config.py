@@ -171,6 +171,19 @@ class AppConfig:
         "seconds before a silent client connection (e.g. a truncated frame) is closed",
         _seconds_int,
     )
+    hold_min_expires_in: int = setting(
+        "SHILLINGS_HOLD_MIN_EXPIRES_IN",
+        60,
+        "shortest `expires_in` of a hold, seconds (the SPEC's bound; tests set 1 so that"
+        " holds expire during a test)",
+        ints(1, 2_592_000),
+    )
+    hold_sweep_interval: float = setting(
+        "SHILLINGS_HOLD_SWEEP_INTERVAL",
+        5.0,
+        "seconds between sweeps marking expired holds `expired` (and emitting `hold.expired`)",
+        _seconds_int,
+    )
     log_level: str = setting(
         "SHILLINGS_LOG_LEVEL",
         "info",
@@ -188,7 +201,7 @@ class AppConfig:
         KEY_VARIABLE,
         None,
         "base64 of the 32-byte key that seals webhook secrets in the database (README,"
-        ' "Webhook secrets"); if unset, read from / generated into the key file; the app'
+        ' "Events and webhooks"); if unset, read from / generated into the key file; the app'
         " servers and the delivery workers must share it",
         _webhook_key,
     )
@@ -197,7 +210,7 @@ class AppConfig:
         parse_allow("public"),
         "networks webhook URLs may target: `public` (every globally routable address) and/or"
         " CIDRs, comma-separated; checked on the resolved addresses at registration and at"
-        ' each send (README, "Webhooks")',
+        ' each send (README, "Events and webhooks")',
         _webhook_allow,
     )
 
