@@ -81,7 +81,7 @@ class HooksConfig:
         "SHILLINGS_HOOKS_SCHEDULE",
         DEFAULT_SCHEDULE,
         "delays between attempts (ms, s, m, h, d); after the last the delivery is failed, and"
-        " an endpoint failing for their sum is disabled",
+        " its endpoint disabled if it has had no success for their sum",
         _schedule,
         shown=f"`{DEFAULT_SCHEDULE}`",
     )
@@ -131,4 +131,4 @@ class HooksConfig:
     @classmethod
     def table(cls) -> str:
         """The README's table of the delivery workers' variables."""
-        return settings_table(cls, (*SHARED, WEBHOOK_KEY_FILE))
+        return settings_table(cls, (SHARED[0], WEBHOOK_KEY_FILE))  # not the JWT secret
