@@ -5,6 +5,7 @@ released). Tests wait on what arrives (``until``), never on the clock."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class Got:
 
     webhook_id: str
     event: dict[str, Any]
+    at: float
+    """``time.time()`` when it arrived."""
 
 
 @dataclass
@@ -130,7 +133,7 @@ class Receiver:
             self.bad.append(f"{name}: {e}")
             request.setResponseCode(400)
             return b"bad signature"
-        endpoint.got.append(Got(headers["webhook-id"], event))
+        endpoint.got.append(Got(headers["webhook-id"], event, time.time()))
         if endpoint.mode == HOLD:
             held: defer.Deferred[bytes] = defer.Deferred()
             self.held.append(held)
