@@ -147,8 +147,8 @@ def outbox_cost(
                 point = dbceiling.run_pay_ceiling(
                     stack.mysql_socket, users_file, threads=THREADS, seconds=seconds
                 )
-            runs[name].append(point["rps"])
-            log(f"  pay ceiling {name}: {point['rps']} pays/s")
+            runs[name].append(point.rps)
+            log(f"  pay ceiling {name}: {point.rps} pays/s")
     with_rps, without_rps = (statistics.median(runs[n]) for n in ("with_events", "without_events"))
     return {
         "threads": THREADS,

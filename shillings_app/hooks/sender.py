@@ -1,6 +1,7 @@
 """Sending one delivery: the event JSON ``POST``ed with treq, signed per Standard Webhooks
-with the ``standardwebhooks`` package. The host is resolved and every address vetted
-against ``SHILLINGS_WEBHOOK_ALLOW`` at each send, and the connection goes to the vetted
+with the ``standardwebhooks`` package. The URL is checked again by the registration's rules
+(``webhooks/urls.py``: the host resolved, every address permitted by
+``SHILLINGS_WEBHOOK_ALLOW``) at each send, and the connection goes to the vetted
 address itself (a DNS answer that changes between the check and the connect cannot lead
 anywhere else). Redirects are not followed; the whole send has a deadline."""
 
@@ -12,7 +13,6 @@ from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
-from hyperlink import URL
 from standardwebhooks import Webhook
 from treq.client import HTTPClient
 from treq.content import collect
@@ -28,7 +28,8 @@ from zope.interface import implementer
 
 from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage.deliveries import Claimed, Outcome
-from shillings_app.webhooks.allow import Allow, IPAddress, NotPermitted, permitted_addresses
+from shillings_app.webhooks.allow import Allow, IPAddress
+from shillings_app.webhooks.urls import BadUrl, target
 
 USER_AGENT = b"Shillings-Webhooks/1"
 REFUSED = "refused:"
@@ -120,18 +121,18 @@ class Sender:
         sending.addTimeout(self.timeout, self._reactor, onTimeoutCancel=_timed_out)
         try:
             status, error = await sending
-        except NotPermitted as e:
+        except BadUrl as e:
             status, error = 0, f"{REFUSED} {e}"
         except Exception as e:
             status, error = 0, describe(e, self.timeout)
         return Outcome(status, error[:255], int((time.monotonic() - started) * 1000))
 
     async def _post(self, claimed: Claimed, secret: str) -> tuple[int, str]:
-        url = URL.from_text(claimed.url)
-        host = url.host
-        addresses = await permitted_addresses(host, self._allow, self._reactor)
+        vetted = await target(claimed.url, self._allow, self._reactor)
         agent = Agent.usingEndpointFactory(
-            self._reactor, _Pinned(self._reactor, addresses[0], self.timeout), pool=self._pool
+            self._reactor,
+            _Pinned(self._reactor, vetted.addresses[0], self.timeout),
+            pool=self._pool,
         )
         body = payload(claimed)
         client = HTTPClient(agent, cookiejar=self._cookies)  # type: ignore[arg-type]
