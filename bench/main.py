@@ -28,7 +28,7 @@ from typing import Any
 
 import bcrypt
 
-from bench import cluster, dbceiling, micro, profile, report
+from bench import cluster, dbceiling, hooks, micro, profile, report
 from bench.baselines import Baselines
 from bench.seed import PASSWORD, Seeded, seed
 from bench.stackctl import ROOT, Stack
@@ -70,6 +70,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--cluster-connections",
         default="16,64",
         help="connection counts of pay through the cluster shape (scripts/cluster.py), '': none",
+    )
+    p.add_argument(
+        "--hooks-seconds",
+        type=float,
+        default=2.0,
+        help="per webhook bench run (bench/hooks.py), 0: none",
     )
     p.add_argument("--users", type=int, default=2000, help="seeded users")
     p.add_argument("--history-rows", type=int, default=100_000)
@@ -423,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = _parse_shapes(args.scaling)
     if shapes:
         run_scaling(args, results, shapes)
+    if args.hooks_seconds > 0:
+        results["hooks"] = hooks.run(args.hooks_seconds, log)
     cluster_conns = [int(c) for c in args.cluster_connections.split(",") if c.strip()]
     if cluster_conns:
         results["cluster"] = cluster.run(args, cluster_conns, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import cluster
+from bench import cluster, hooks
 from bench.dbceiling import OLD_SQL_CEILING
 
 HERE = Path(__file__).resolve().parent
@@ -394,6 +394,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                 "",
             ]
             out += _table(["endpoint", "before ms", "after ms", "after ÷ before"], rows)
+    if results.get("hooks"):
+        out += hooks.section(results["hooks"])
     if ANALYSIS.exists():
         out += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(out)
