@@ -104,12 +104,12 @@ def describe(error: BaseException, timeout: float) -> str:
 class Sender:
     """Sends deliveries; keeps connections to endpoints open between them."""
 
-    def __init__(self, reactor: Any, allow: Allow, timeout: float) -> None:
+    def __init__(self, reactor: Any, allow: Allow, timeout: float, concurrency: int) -> None:
         self._reactor = reactor
         self._allow = allow
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 8
+        self._pool.maxPersistentPerHost = concurrency
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
         self._cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))

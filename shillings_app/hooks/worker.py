@@ -77,7 +77,9 @@ class HooksWorker:
             clock=self._reactor,
             sync_wait=self.config.db_sync_wait,
         )
-        self._sender = Sender(self._reactor, self.config.allow, self.config.timeout)
+        self._sender = Sender(
+            self._reactor, self.config.allow, self.config.timeout, self.config.concurrency
+        )
         if self._listener is not None:
             await self._listener.start()
         self._running = True
