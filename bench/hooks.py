@@ -37,7 +37,7 @@ from shillings_app.webhooks.secrets import load_key, new_secret, seal
 
 USERS = 20
 THREADS = 16
-ROUNDS = 3
+ROUNDS = 5
 LATENCY_RATE = 50
 """Payments per second of the latency run (two events, two deliveries each)."""
 
@@ -370,12 +370,12 @@ def section(hooks: dict[str, Any]) -> list[str]:
             (
                 f"pay ceiling, {what}: pays/s with / without the events insert",
                 f"{f['with_events_rps']} / {f['without_events_rps']}"
-                f" ({f['slowdown_pct']} % slower)",
+                f" ({f['slowdown_pct']} % fewer pays/s)",
             ),
             (
                 f"pay ceiling, {what}: CPU ms per pay with / without",
                 f"{f['with_events_cpu_ms']} / {f['without_events_cpu_ms']}"
-                f" (+{f['cpu_cost_pct']} %)",
+                f" ({f['cpu_cost_pct']:+.1f} %)",
             ),
         ]
     rows += [
