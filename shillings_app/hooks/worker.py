@@ -1,5 +1,6 @@
-"""One delivery worker: a loop that fans new events out, claims due deliveries (as many as
-it has free sending slots) and sends each in the background, recording its attempt. Several
+"""One delivery worker: a loop that fans new events out (every ``poll`` s, at once while
+they come in full batches), claims due deliveries (as many as it has free sending slots,
+once a quarter of them are free) and sends each in the background, recording its attempt. Several
 workers share the tables safely: every step locks with ``FOR UPDATE SKIP LOCKED``."""
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class HooksWorker:
         self._wake: defer.Deferred[None] | None = None
         self._sends: set[defer.Deferred[None]] = set()
         self._backlog_at = 0.0
+        self._fanout_at = 0.0
+        self._fanout_full = False
+        """The last fan-out took a full batch: more events wait."""
+        self._claim_at_least = max(1, config.concurrency // 4)
+        """Free sending slots worth a claim while others are busy: claims in batches, not
+        one transaction per finished send."""
 
     @property
     def metrics_port(self) -> int:
@@ -136,25 +143,30 @@ class HooksWorker:
                 await self._pause(self.config.poll)
 
     async def _step(self) -> bool:
-        """Fan out, claim, start sending; True if there may be more to do at once."""
+        """Fan out (when due), claim (when enough sending slots are free), start sending;
+        True if there may be more to do at once."""
         db, batch = self._db, self.config.batch
         assert db is not None
-        fanned = await db.run("hooks_fanout", fanout_txn, batch, now())
-        self.metrics.fanned_out.inc(fanned)
+        more = False
+        if self._fanout_full or time.monotonic() - self._fanout_at >= self.config.poll:
+            self._fanout_at = time.monotonic()
+            fanned = await db.run("hooks_fanout", fanout_txn, batch, now())
+            self.metrics.fanned_out.inc(fanned)
+            self._fanout_full = more = fanned == batch
         if time.monotonic() - self._backlog_at > BACKLOG_EVERY_S:
             self._backlog_at = time.monotonic()
             events, pending = await db.run("hooks_backlog", backlog_txn)
             self.metrics.backlog.labels("undispatched_events").set(events)
             self.metrics.backlog.labels("pending_deliveries").set(pending)
         free = min(batch, self.config.concurrency - len(self._sends))
-        if free <= 0 or not self._running:
-            return False
+        if not self._running or free < (self._claim_at_least if self._sends else 1):
+            return more
         at = now()
         lease = at + timedelta(seconds=self.config.lease)
         claimed = await db.run("hooks_claim", claim_txn, free, at, lease)
         for delivery in claimed:
             self._start_send(delivery)
-        return fanned == batch or len(claimed) == free
+        return more or len(claimed) == free
 
     def _start_send(self, claimed: Claimed) -> None:
         sending = defer.ensureDeferred(self._deliver(claimed))
@@ -164,7 +176,8 @@ class HooksWorker:
         def done(_: object) -> None:
             self._sends.discard(sending)
             self.metrics.in_flight.set(len(self._sends))
-            self._poke()
+            if self.config.concurrency - len(self._sends) == self._claim_at_least:
+                self._poke()
 
         sending.addBoth(done)
 
