@@ -47,7 +47,7 @@ def test_programs_follow_process_counts(var: Path) -> None:
     assert set(groups) == {"mariadb", "redis", "app", "hooks", "web", "nginx"}
     hooks = groups["hooks"]
     assert [p.name for p in hooks] == ["hooks_00", "hooks_01", "hooks_02"]
-    assert all(p.command.endswith("shillings-app hooks") for p in hooks)
+    assert all("/shillings-app hooks --log-file " in p.command for p in hooks)
 
     app = groups["app"]
     assert [p.name for p in app] == ["app_00", "app_01"]
@@ -67,7 +67,7 @@ def test_programs_follow_process_counts(var: Path) -> None:
         assert process.environment["SHILLINGS_VAR"] == str(var)
     # Web and app processes write their log files themselves, not through supervisord's
     # pipes, which keep only what else they print.
-    for process in [*web, *groups["app"]]:
+    for process in [*web, *groups["app"], *hooks]:
         assert process.command.endswith(f" --log-file {var}/log/{process.name}.log")
         assert process.stdout_logfile == f"{var}/log/{process.name}.stdout.log"
 
