@@ -18,6 +18,8 @@ LABELS = {
     "transactions_10": "GET /v1/transactions?limit=10, user with 10 rows",
     "transactions_100k": "GET /v1/transactions?limit=10, user with 100,000 rows",
     "login": "POST /v1/login (bcrypt)",
+    "hold": "POST /v1/holds, then its capture or void, alternately (half the requests each)",
+    "refund": "POST /v1/refunds of 0.01 of a seeded payment (random users)",
 }
 
 
@@ -196,7 +198,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
             row.append(_ratio(p["rps"], _at(base.get("klein_const", []), c)) if http else "-")
             row.append(
                 _ratio(p["rps"], _at(base.get("db_pay_ceiling", []), c))
-                if name in ("pay", "topup")
+                if name in ("pay", "topup", "hold", "refund")
                 else "-"
             )
             rows.append(row)
