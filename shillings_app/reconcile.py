@@ -7,7 +7,8 @@ payment entirely or not at all):
 - the sum of the balances equals the sum of the top-ups (money is neither created nor lost);
 - no balance is negative;
 - every stored idempotency key names an existing transaction made by the key's user (its
-  sender, or for a top-up its receiver).
+  sender, or for a top-up or a capture its receiver), or, for a hold's creation or void,
+  an existing hold the user is a party to.
 
 Each failed check names the first ``limit`` users involved and how many there are.
 """
@@ -164,8 +165,8 @@ def _keys(reader: LedgerReader, limit: int) -> Check:
     )
 
 
-def _key_problem(user_id: int, key: str, transaction_id: str, maker: int | None) -> str:
+def _key_problem(user_id: int, key: str, named: str | None, maker: int | None) -> str:
     what = f"user {user_id}, key {key!r}"
     if maker is None:
-        return f"{what}: transaction {transaction_id} does not exist"
-    return f"{what}: transaction {transaction_id} was made by user {maker}"
+        return f"{what}: transaction {named} does not exist"
+    return f"{what}: transaction {named} was made by user {maker}"

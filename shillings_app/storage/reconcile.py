@@ -37,16 +37,28 @@ _NEGATIVE = (
     " ORDER BY user_id LIMIT %s"
 )
 
+_KEY_MAKER = (
+    "IF(k.transaction_id = '',"
+    " IF(k.user_id IN (h.payer_id, h.receiver_id), k.user_id, h.payer_id),"
+    " IF(t.kind IN ('topup', 'capture'), t.receiver_id, t.sender_id))"
+)
+"""Who made what a key names: a transaction's sender (its receiver for a top-up or a
+capture, which the hold's receiver asks for); for a key naming only a hold (its creation or
+void: ``transaction_id`` is '') the key's user when a party to it, else its payer. NULL
+when what is named does not exist."""
+
 _KEY_MISMATCHES = (
-    "SELECT k.user_id, k.idem_key, k.transaction_id, COALESCE(t.sender_id, t.receiver_id),"
+    f"SELECT k.user_id, k.idem_key, IF(k.transaction_id = '', k.hold_id, k.transaction_id),"
+    f" {_KEY_MAKER},"
     " COUNT(*) OVER ()"
     " FROM idempotency_keys AS k LEFT JOIN transactions AS t"
     " ON t.transaction_id = k.transaction_id"
-    " WHERE t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id"
+    " LEFT JOIN holds AS h ON k.transaction_id = '' AND h.hold_id = k.hold_id"
+    f" WHERE {_KEY_MAKER} IS NULL OR {_KEY_MAKER} <> k.user_id"
     " ORDER BY k.user_id, k.idem_key LIMIT %s"
 )
-"""Keys whose transaction is missing or was made by another user (the maker
-is the sender, or for a top-up the receiver); the maker is NULL when it is missing."""
+"""Keys whose transaction (or hold) is missing or was made by another user; the maker is
+NULL when it is missing."""
 
 
 @dataclass(frozen=True)

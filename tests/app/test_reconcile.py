@@ -246,3 +246,51 @@ def test_an_unmigrated_database_exits_2(database: str) -> None:
     result = run_cli(database)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "doesn't exist" in result.stderr
+
+
+def test_keys_of_holds_and_captures_name_their_makers(ledger: Ledger) -> None:
+    """A hold's creation and void store their key with transaction_id '' and the hold; a
+    capture's key belongs to the hold's receiver, the capture row's receiver. Each passes
+    for its own user; the same hold or capture under a third user's key is flagged."""
+    alice, bob, carol = ledger.alice, ledger.bob, ledger.carol
+    hold_id, capture_id = (
+        "00000000-0000-4000-8000-0000000000a1",
+        "00000000-0000-4000-8000-0000000000c1",
+    )
+    sql(
+        ledger.dsn,
+        "INSERT INTO holds (hold_id, payer_id, payer_email, receiver_id, receiver_email, amount,"
+        " captured_amount, state, expires_at, created_at, updated_at) VALUES (%s, %s, %s, %s,"
+        " %s, 300, 200, 'captured', UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, UTC_TIMESTAMP(6),"
+        " UTC_TIMESTAMP(6))",
+        (hold_id, alice.user_id, alice.email, bob.user_id, bob.email),
+    )
+    unchecked(
+        ledger.dsn,
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
+        f" receiver_email, amount, created_at, hold_id) VALUES ('{capture_id}', 'capture',"
+        f" {alice.user_id}, '{alice.email}', {bob.user_id}, '{bob.email}', 200,"
+        f" UTC_TIMESTAMP(6), '{hold_id}')",
+        f"UPDATE users SET balance = balance - 200 WHERE user_id = {alice.user_id}",
+        f"UPDATE users SET balance = balance + 200 WHERE user_id = {bob.user_id}",
+    )
+    for user, key, transaction_id in (
+        (alice, "a-hold", ""),
+        (bob, "b-void", ""),
+        (bob, "b-capture", capture_id),
+        (carol, "c-hold", ""),
+        (carol, "c-capture", capture_id),
+    ):
+        sql(
+            ledger.dsn,
+            "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+            " transaction_id, balance, status, hold_id, created_at)"
+            " VALUES (%s, %s, 'HLD', %s, %s, 0, 200, %s, UTC_TIMESTAMP(6))",
+            (user.user_id, key, b"\0" * 32, transaction_id, hold_id),
+        )
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {KEYS}
+    assert bad[KEYS].count == 2 and bad[KEYS].user_ids == [carol.user_id]
+    text = "\n".join(bad[KEYS].details)
+    assert f"'c-hold': transaction {hold_id} was made by user {alice.user_id}" in text
+    assert f"'c-capture': transaction {capture_id} was made by user {bob.user_id}" in text

@@ -61,6 +61,7 @@ class Rows:
     txs: list[Tx]
     holds: dict[str, Hold]
     keys: dict[tuple[int, str], tuple[str | None, str | None]]  # -> (transaction, hold)
+    """A key naming only a hold (its creation or void) stores transaction_id '': None here."""
     balances: dict[int, int]
     now: float  # MariaDB's UTC_TIMESTAMP(6) when read
 
@@ -95,7 +96,7 @@ def load(stack: Stack) -> Rows:
             )
             holds = {r[0]: Hold(*map(_plain, r)) for r in cur.fetchall()}
             cur.execute("SELECT user_id, idem_key, transaction_id, hold_id FROM idempotency_keys")
-            keys = {(int(r[0]), r[1]): (r[2], r[3]) for r in cur.fetchall()}
+            keys = {(int(r[0]), r[1]): (r[2] or None, r[3]) for r in cur.fetchall()}
             cur.execute("SELECT user_id, balance FROM users")
             balances = {int(r[0]): int(r[1]) for r in cur.fetchall()}
             conn.rollback()
