@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -49,11 +51,18 @@ START_CENTS = 20_000
 IMPOSSIBLE = 90_000_000  # more than all the money in the system
 VICTIMS = (("app:app_00", 0.25), ("mariadb", 0.55))
 """What is killed, once this share of the ops has been answered."""
+LAST: dict[str, Any] = {}
+"""The storm's ops and rows, for the test that the checks are not vacuous."""
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    running = start_stack(web_procs=2, app_procs=2, SHILLINGS_HOLD_MIN_EXPIRES_IN="1")
+    running = start_stack(
+        web_procs=2,
+        app_procs=2,
+        SHILLINGS_HOLD_MIN_EXPIRES_IN=str(SHORT_S),
+        SHILLINGS_HOLD_SWEEP_INTERVAL="1",
+    )
     try:
         yield running
     finally:
@@ -108,12 +117,13 @@ class Storm:
                 self.refundable.append(op)
         return op
 
-    def hold(self, rng: random.Random, client: Client, expires_in: int | None = None) -> Op:
+    def hold(self, rng: random.Random, client: Client, *, for_race: bool = False) -> Op:
+        """A new hold (a third of them short); kept for ``finish`` unless ``for_race``."""
         payer, receiver = rng.sample(self.users, 2)
-        expires_in = expires_in or (SHORT_S if rng.random() < 0.35 else LONG_S)
+        expires_in = LONG_S if for_race or rng.random() >= 0.35 else SHORT_S
         op = Op("hold", payer, self.amount(rng), other=receiver, expires_in=expires_in)
         self.ops.send(client, op)
-        if op.outcome == "ok":
+        if op.outcome == "ok" and not for_race:
             with self.lock:
                 self.open_holds.append(op)
         return op
@@ -166,11 +176,9 @@ class Storm:
 
     def race_hold(self, rng: random.Random, clients: list[Client]) -> None:
         """A capture against a void, or against another capture, of one hold."""
-        hold = self.hold(rng, clients[0], LONG_S)
+        hold = self.hold(rng, clients[0], for_race=True)
         if hold.outcome != "ok":
             return
-        with self.lock:
-            self.open_holds.remove(hold)
         race = next(self.races)
         second = rng.choice(("void", "capture", "partial"))
         pair = [self.finisher(rng, hold, "capture"), self.finisher(rng, hold, second)]
@@ -225,6 +233,7 @@ def test_holds_and_refunds_storm_under_kill9(stack: Stack) -> None:
     time.sleep(SHORT_S + 0.5)  # every short hold is past its expiry: held is stable now
 
     rows = holds_ledger.load(stack)
+    LAST.update(ops=ops.all, rows=rows)
     replay_problems, lowest = holds_ledger.replay_available(rows)
     problems = {
         "holds": holds_ledger.check_holds(rows),
@@ -261,6 +270,50 @@ def test_holds_and_refunds_storm_under_kill9(stack: Stack) -> None:
     assert any(op.attempts > 1 or op.outcome == "no_effect" for op in ops.all), (
         "no request was hit by a kill"
     )
+
+
+def test_the_checks_catch_broken_holds_refunds_and_answers() -> None:
+    """The checks are not vacuous: the storm's own rows, each broken in one way, are flagged
+    (a second capture, a capture after expiry, a refund beyond its payment, a hold that
+    would make ``available`` negative, a void nobody was answered, a refusal with an effect)."""
+    assert LAST, "runs after test_holds_and_refunds_storm_under_kill9"
+    rows: holds_ledger.Rows = LAST["rows"]
+    ops: list[Op] = LAST["ops"]
+    capture = next(tx for tx in rows.txs if tx.kind == "capture")
+    hold = rows.holds[str(capture.hold_id)]
+    twice = replace(capture, id=10**9 + 1, transaction_id="second-capture")
+    late = replace(capture, created_at=hold.expires_at + 0.001)
+    original = next(tx for tx in rows.txs if tx.kind == "payment" and tx.refunded_amount)
+    assert original.sender_id is not None
+    beyond = replace(original, id=10**9, transaction_id="over", kind="refund", refunded_amount=0)
+    beyond = replace(beyond, sender_id=original.receiver_id, receiver_id=original.sender_id)
+    beyond = replace(beyond, refund_of=original.transaction_id)
+    user = max(rows.balances, key=lambda u: rows.balances[u])
+    greedy = replace(hold, hold_id="greedy", payer_id=user, state="held", created_at=rows.now)
+    greedy = replace(greedy, expires_at=rows.now + 60, amount=rows.balances[user] + 1)
+    active = next(h for h in rows.holds.values() if h.state == "held")
+    refused = next(op for op in ops if op.outcome == "refused" and op.kind == "pay")
+
+    def broken(**changes: Any) -> holds_ledger.Rows:
+        return replace(rows, **changes)
+
+    def problems(changed: holds_ledger.Rows) -> str:
+        found = holds_ledger.check_holds(changed) + holds_ledger.check_refunds(changed)
+        found += holds_ledger.replay_available(changed)[0] + holds_ledger.check_ops(ops, changed)
+        return "\n".join(found)
+
+    assert problems(rows) == ""
+    assert "captured 2 times" in problems(broken(txs=[*rows.txs, twice]))
+    late_txs = [late if tx is capture else tx for tx in rows.txs]
+    assert "after its hold expired" in problems(broken(txs=late_txs))
+    text = problems(broken(txs=[*rows.txs, beyond]))
+    assert f"{original.transaction_id} of {original.amount} refunded" in text
+    assert "row no answered request explains" in text
+    assert f"user {user}: available -" in problems(broken(holds={**rows.holds, "greedy": greedy}))
+    voided = {**rows.holds, active.hold_id: replace(active, state="voided")}
+    assert "voided without a void answered 200" in problems(broken(holds=voided))
+    stolen = {**rows.keys, (refused.user.user_id, refused.key): (capture.transaction_id, None)}
+    assert "refused pay left an effect" in problems(broken(keys=stolen))
 
 
 def _check_accounts(stack: Stack, users: list[User], rows: holds_ledger.Rows) -> list[str]:
