@@ -146,6 +146,19 @@ class AppConfig:
         "seconds before a silent client connection (e.g. a truncated frame) is closed",
         _seconds_int,
     )
+    hold_min_expires_in: int = setting(
+        "SHILLINGS_HOLD_MIN_EXPIRES_IN",
+        60,
+        "shortest `expires_in` of a hold, seconds (the SPEC's bound; tests set 1 so that"
+        " holds expire during a test)",
+        ints(1, 2_592_000),
+    )
+    hold_sweep_interval: float = setting(
+        "SHILLINGS_HOLD_SWEEP_INTERVAL",
+        5.0,
+        "seconds between sweeps marking expired holds `expired` (and emitting `hold.expired`)",
+        _seconds_int,
+    )
     log_level: str = setting(
         "SHILLINGS_LOG_LEVEL",
         "info",

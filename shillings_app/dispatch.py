@@ -11,6 +11,10 @@ from shillings_app.handlers import (
     Context,
     health,
     history,
+    hold_capture,
+    hold_create,
+    hold_list,
+    hold_void,
     login,
     pay,
     profile,
@@ -34,6 +38,10 @@ ROUTES: dict[int, tuple[str, Handler]] = {
     pb.TXQ: ("transactions", history.handle),
     pb.RVK: ("revoke", revoke.handle),
     pb.HLT: ("health", health.handle),
+    pb.HLD: ("hold", hold_create.handle),
+    pb.HLC: ("capture", hold_capture.handle),
+    pb.HLV: ("void", hold_void.handle),
+    pb.HLQ: ("holds", hold_list.handle),
 }
 """Each command with the ``body`` oneof field it requires and its handler (HEL is handled
 by the connection itself)."""

@@ -80,3 +80,11 @@ class TooLate(AppError):
 class PasswordsBusy(AppError):
     code, reason, message = 503, "unavailable", "too many password checks in progress"
     retry_after = 1
+
+
+class HoldNotFound(AppError):
+    code, reason, message = 404, "hold_not_found", "no such hold of which you are the receiver"
+
+
+class HoldNotActive(AppError):
+    code, reason, message = 409, "hold_not_active", "the hold is captured, voided or expired"

@@ -1,7 +1,8 @@
 """The metrics of one app server (docs/ARCHITECTURE.md, "Metrics").
 
 Requests are counted as they are answered (``observe``, called by the protocol), by command
-and status; payments and top-ups from a PAY / TPU request answered 200. Connections, requests
+and status; payments and top-ups from a PAY / TPU request answered 200, holds as they are
+created, captured, voided (answered) or expired (by the sweep). Connections, requests
 in progress, the database pool and its retries are read from the server's state when scraped.
 """
 
@@ -58,6 +59,24 @@ class AppMetrics:
             "Cents added by TPU requests answered 200",
             registry=self.registry,
         )
+        self._holds = Counter(
+            "shillings_app_holds",
+            "Holds by what happened to them: created (HLD answered 201), captured (HLC 200),"
+            " voided (HLV 200), expired (marked by the sweep); replays not counted",
+            ["event"],
+            registry=self.registry,
+        )
+        self._sweep_failures = Counter(
+            "shillings_app_hold_sweep_failures",
+            "Sweeps of expired holds that failed (logged as 'hold sweep failed'; holds still"
+            " expire on time, their state and hold.expired events wait for the next sweep)",
+            registry=self.registry,
+        )
+        self._hold_events = {
+            pb.HLD: self._holds.labels("created"),
+            pb.HLC: self._holds.labels("captured"),
+            pb.HLV: self._holds.labels("voided"),
+        }
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(
@@ -76,14 +95,24 @@ class AppMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-        if status != 200 or response.status.replayed:
+        if status not in (200, 201) or response.status.replayed:
             return
-        if request.command == pb.PAY:
+        hold_event = self._hold_events.get(request.command)
+        if hold_event is not None:
+            hold_event.inc()
+        elif request.command == pb.PAY:
             self._payments.inc()
             self._payment_cents.inc(request.pay.amount)
         elif request.command == pb.TPU:
             self._topups.inc()
             self._topup_cents.inc(request.topup.amount)
+
+    def holds_expired(self, count: int) -> None:
+        """Count holds the sweep marked expired."""
+        self._holds.labels("expired").inc(count)
+
+    def hold_sweep_failed(self) -> None:
+        self._sweep_failures.inc()
 
     def watch(self, server: Any) -> None:
         """Read ``server``'s (an ``AppServer``) connections, requests in progress and

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shillings_proto import pb
-from shillings_proto.shapes import format_cents, transaction_json
+from shillings_proto.shapes import format_cents, hold_json, transaction_json
 
 
 def user_json(user: pb.User) -> dict[str, Any]:
-    """The API shape of a user; ``middle_name`` is "" when none was given."""
+    """The API shape of a user; ``middle_name`` is "" when none was given; ``held`` and
+    ``available`` as SPEC §6 defines them."""
     return {
         "user_id": user.user_id,
         "first_name": user.first_name,
@@ -20,6 +21,8 @@ def user_json(user: pb.User) -> dict[str, Any]:
         "email": user.email,
         "phone": user.phone,
         "balance": format_cents(user.balance),
+        "held": format_cents(user.held),
+        "available": format_cents(user.available),
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
@@ -50,6 +53,19 @@ JSON: dict[str, Callable[[pb.Response], dict[str, Any]]] = {
     "transactions": lambda r: {
         "transactions": [transaction_json(tx) for tx in r.transactions.transactions],
         "next_cursor": r.transactions.next_cursor or None,
+    },
+    "hold": lambda r: {
+        "hold": hold_json(r.hold.hold),
+        "available": format_cents(r.hold.available),
+    },
+    "capture": lambda r: {
+        "hold": hold_json(r.capture.hold),
+        "transaction_id": r.capture.transaction_id,
+    },
+    "void": lambda r: {"hold": hold_json(r.void.hold)},
+    "holds": lambda r: {
+        "holds": [hold_json(hold) for hold in r.holds.holds],
+        "next_cursor": r.holds.next_cursor or None,
     },
 }
 """Response body field -> the JSON fields of the answer beside ``status``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from shillings_proto.fields import (
     FieldError,
 )
 from shillings_web.errors import (
+    ApiError,
     invalid_amount,
     invalid_request,
     parameter_duplicated,
@@ -35,6 +37,14 @@ SIGNUP_FIELDS = frozenset({"first_name", "middle_name", "last_name", "email", "p
 LOGIN_FIELDS = frozenset({"email", "password"})
 PAY_FIELDS = frozenset({"receiver_email", "amount"})
 TOPUP_FIELDS = frozenset({"amount"})
+HOLD_FIELDS = frozenset({"receiver_email", "amount", "expires_in"})
+CAPTURE_FIELDS = frozenset({"amount"})
+HOLD_ROLES = ("payer", "receiver")
+HOLD_STATES = ("held", "captured", "voided", "expired")
+MIN_EXPIRES_IN, MAX_EXPIRES_IN = 60, 2_592_000
+"""A hold's ``expires_in`` as the SPEC bounds it (the app server may allow shorter, for
+tests: ``SHILLINGS_HOLD_MIN_EXPIRES_IN``, so the web layer checks only the type and the
+upper bound)."""
 
 
 def _reject_constant(name: str) -> None:
@@ -196,6 +206,59 @@ def pay(body: bytes) -> pb.PayRequest:
 
 def topup(body: bytes) -> pb.TopupRequest:
     return pb.TopupRequest(amount=amount(json_object(body, TOPUP_FIELDS)))
+
+
+def hold(body: bytes) -> pb.HoldRequest:
+    """``receiver_email``, ``amount`` and ``expires_in`` (whole seconds, optional)."""
+    obj = json_object(body, HOLD_FIELDS)
+    receiver = _checked(fields.email, _string(obj, "receiver_email") or "", "receiver_email")
+    expires_in = obj.get("expires_in")
+    if expires_in is not None and (
+        not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        raise invalid_request(
+            f"expires_in must be a whole number of seconds from {MIN_EXPIRES_IN}"
+            f" to {MAX_EXPIRES_IN}"
+        )
+    return pb.HoldRequest(receiver_email=receiver, amount=amount(obj), expires_in=expires_in or 0)
+
+
+def hold_id(value: str) -> str:
+    """A hold id from the path: a UUID in its canonical form, else no hold has it (404)."""
+    try:
+        if str(uuid.UUID(value)) == value:
+            return value
+    except ValueError:
+        pass
+    raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+
+
+def capture(body: bytes, hold: str) -> pb.CaptureRequest:
+    """An optional ``amount`` (default: all of the hold); an empty body is allowed."""
+    obj = json_object(body, CAPTURE_FIELDS) if body.strip() else {}
+    cents = amount(obj) if obj.get("amount") is not None else 0
+    return pb.CaptureRequest(hold_id=hold_id(hold), amount=cents)
+
+
+def void(body: bytes, hold: str) -> pb.VoidRequest:
+    """No fields; an empty body or ``{}``."""
+    if body.strip():
+        json_object(body, frozenset())
+    return pb.VoidRequest(hold_id=hold_id(hold))
+
+
+def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
+    """``role`` (payer/receiver, default both), ``state``, ``limit`` and ``cursor``."""
+    listing = page(args)
+    role = _single(args, b"role") or ""
+    if role and role not in HOLD_ROLES:
+        raise invalid_request("role must be payer or receiver")
+    state = _single(args, b"state") or ""
+    if state and state not in HOLD_STATES:
+        raise invalid_request(f"state must be one of {', '.join(HOLD_STATES)}")
+    return pb.HoldsRequest(role=role, state=state, limit=listing.limit, cursor=listing.cursor)
 
 
 def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:

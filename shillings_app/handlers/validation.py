@@ -5,8 +5,9 @@ themselves are ``shillings_proto.fields`` (called directly; the dispatcher maps 
 from __future__ import annotations
 
 import hashlib
+import uuid
 
-from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
+from shillings_app.errors import HoldNotFound, InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import pb
 from shillings_proto.fields import (
@@ -40,3 +41,14 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
         )
     digest = hashlib.sha256("\x00".join([command, *map(str, parts)]).encode("utf-8")).digest()
     return IdempotencyKey(key=key, command=command, request_hash=digest)
+
+
+def hold_id(value: str) -> str:
+    """A hold id: a UUID in its canonical form; anything else names no hold."""
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        raise HoldNotFound() from None
+    if canonical != value:
+        raise HoldNotFound()
+    return value

@@ -1,6 +1,6 @@
-"""Idempotency keys: the outcome of a payment or top-up stored as result columns
-(transaction id, resulting balance, status) in the transaction that made it, and read back
-by a retry of the same request."""
+"""Idempotency keys: the outcome of a payment, top-up or hold operation stored as result
+columns (transaction id, resulting balance, status, and the hold it made or changed) in the
+transaction that made it, and read back by a retry of the same request."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 STORED = "k.request_hash, k.transaction_id, k.balance, k.status"
 """The SELECT list of a key's earlier use (all NULL when unused), from ``JOINED``."""
+HOLD_STORED = f"{STORED}, k.hold_id"
+"""``STORED`` and the hold the earlier use made or changed (the hold commands)."""
 JOINED = (
     " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k ON k.user_id = %s AND k.idem_key = %s"
 )
@@ -26,14 +28,16 @@ def key_of(idem: IdempotencyKey | None) -> str:
 
 
 def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult | None:
-    """The stored outcome (the four ``STORED`` columns) of an earlier use of ``idem``; None
-    when it is unused; ``IdempotencyKeyReused`` if that use was another request."""
-    request_hash, transaction_id, balance, status = stored
+    """The stored outcome (the ``STORED`` or ``HOLD_STORED`` columns) of an earlier use of
+    ``idem``; None when it is unused; ``IdempotencyKeyReused`` if that use was another
+    request."""
+    request_hash, transaction_id, balance, status, *hold = stored
     if idem is None or request_hash is None:
         return None
     if bytes(request_hash) != idem.request_hash:
         raise IdempotencyKeyReused()
-    return MoneyResult(transaction_id, int(balance), int(status), replayed=True)
+    hold_id = hold[0] if hold else None
+    return MoneyResult(transaction_id, int(balance), int(status), replayed=True, hold_id=hold_id)
 
 
 def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyResult) -> None:
@@ -44,8 +48,8 @@ def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyR
     try:
         txn.execute(
             "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
-            " transaction_id, balance, status, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+            " transaction_id, balance, status, hold_id, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
             (
                 user_id,
                 idem.key,
@@ -54,6 +58,7 @@ def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyR
                 result.transaction_id,
                 result.balance,
                 result.status,
+                result.hold_id,
             ),
         )
     except pymysql.err.IntegrityError as e:

@@ -4,6 +4,7 @@ tests observe is checked against it by the test client, see conftest.Client.)"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from shillings_web.app import ShillingsApi
@@ -15,7 +16,7 @@ def klein_routes() -> set[tuple[str, str]]:
     for rule in ShillingsApi.app.url_map.iter_rules():
         for method in rule.methods or ():
             if method != "HEAD":
-                routes.add((method, rule.rule))
+                routes.add((method, re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)))
     return routes
 
 
