@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
 from shillings_app.handlers import (
     Context,
+    events,
     health,
     history,
     hold_capture,
@@ -21,6 +22,8 @@ from shillings_app.handlers import (
     revoke,
     signup,
     topup,
+    webhook_create,
+    webhooks,
 )
 from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded, RequestScope
 from shillings_proto import pb
@@ -42,6 +45,11 @@ ROUTES: dict[int, tuple[str, Handler]] = {
     pb.HLC: ("capture", hold_capture.handle),
     pb.HLV: ("void", hold_void.handle),
     pb.HLQ: ("holds", hold_list.handle),
+    pb.EVQ: ("events", events.handle),
+    pb.WHC: ("webhook_create", webhook_create.handle),
+    pb.WHQ: ("webhooks", webhooks.list_),
+    pb.WHD: ("webhook_delete", webhooks.delete),
+    pb.WHL: ("deliveries", webhooks.deliveries),
 }
 """Each command with the ``body`` oneof field it requires and its handler (HEL is handled
 by the connection itself)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,21 @@ def user_json(user: pb.User) -> dict[str, Any]:
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
+
+
+def webhook_json(webhook: pb.Webhook) -> dict[str, Any]:
+    """An endpoint; ``secret`` only in the answer that created it."""
+    shape: dict[str, Any] = {
+        "webhook_id": webhook.webhook_id,
+        "url": webhook.url,
+        "event_types": list(webhook.event_types),
+        "state": webhook.state,
+        "secret": webhook.secret,
+        "created_at": webhook.created_at,
+    }
+    if not webhook.secret:
+        del shape["secret"]
+    return shape
 
 
 def rfc3339(unix_seconds: int) -> str:
@@ -66,6 +82,35 @@ JSON: dict[str, Callable[[pb.Response], dict[str, Any]]] = {
     "holds": lambda r: {
         "holds": [hold_json(hold) for hold in r.holds.holds],
         "next_cursor": r.holds.next_cursor or None,
+    },
+    "events": lambda r: {
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "created_at": e.created_at,
+                "data": json.loads(e.data_json),
+            }
+            for e in r.events.events
+        ],
+        "next_cursor": r.events.next_cursor or None,
+    },
+    "webhook_create": lambda r: {"webhook": webhook_json(r.webhook_create.webhook)},
+    "webhooks": lambda r: {"webhooks": [webhook_json(w) for w in r.webhooks.webhooks]},
+    "webhook_delete": lambda r: {},
+    "deliveries": lambda r: {
+        "deliveries": [
+            {
+                "event_id": d.event_id,
+                "attempt": d.attempt,
+                "status_code": d.status_code or None,
+                "error": d.error,
+                "duration_ms": d.duration_ms,
+                "attempted_at": d.attempted_at,
+            }
+            for d in r.deliveries.deliveries
+        ],
+        "next_cursor": r.deliveries.next_cursor or None,
     },
 }
 """Response body field -> the JSON fields of the answer beside ``status``."""

@@ -153,8 +153,9 @@ class ShillingsApi:
         raise ApiError(code, reason, message)
 
     async def _operate(self, request: Any, op: Operation, **params: str) -> Reply:
-        """Authenticate, build the body, send the command, answer with its JSON; bump the
-        cached profiles it may have changed before answering (``Operation``)."""
+        """Authenticate, build the body, send the command, answer with its JSON and the
+        app server's success status (200, or 201 for what it created); bump the cached
+        profiles it may have changed before answering (``Operation``)."""
         identity = self._identity(request)
         body = op.body(request, **params)
         body.auth.user_id, body.auth.token_id = identity.user_id, identity.token_id
@@ -273,41 +274,6 @@ class ShillingsApi:
         await self.cache.fill(identity, cached, answer["user"], until)
         return Reply(200, answer)
 
-    @app.route("/v1/topup", methods=["POST"])
-    @endpoint
-    async def topup(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["topup"])
-
-    @app.route("/v1/pay", methods=["POST"])
-    @endpoint
-    async def pay(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["pay"])
-
-    @app.route("/v1/transactions", methods=["GET"])
-    @endpoint
-    async def transactions(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["transactions"])
-
-    @app.route("/v1/holds", methods=["POST"])
-    @endpoint
-    async def hold(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["hold"])
-
-    @app.route("/v1/holds/<hold_id>/capture", methods=["POST"])
-    @endpoint
-    async def capture(self, request: Any, hold_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["capture"], hold=hold_id)
-
-    @app.route("/v1/holds/<hold_id>/void", methods=["POST"])
-    @endpoint
-    async def void(self, request: Any, hold_id: str) -> Reply:
-        return await self._operate(request, OPERATIONS["void"], hold=hold_id)
-
-    @app.route("/v1/holds", methods=["GET"])
-    @endpoint
-    async def holds(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["holds"])
-
     @app.route("/healthz", methods=["GET"])
     @endpoint
     async def healthz(self, request: Any) -> Reply:
@@ -394,3 +360,19 @@ class ShillingsApi:
             request_id=getattr(request, "request_id", "-"),
         )
         return self._error(request, ApiError(500, "internal_error", "internal error"))
+
+
+def _serve(name: str, op: Operation) -> Handler:
+    """The route handler of ``OPERATIONS[name]``."""
+
+    async def run(api: ShillingsApi, request: Any, **params: str) -> Reply:
+        return await api._operate(request, op, **params)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+for _name, _op in OPERATIONS.items():
+    ShillingsApi.app.route(_op.route, methods=[_op.method], endpoint=_name)(
+        endpoint(_serve(_name, _op))
+    )

@@ -19,19 +19,23 @@ class Operation:
     change. ``touches``: the emails known from the request, bumped before answering,
     whatever the outcome. ``answer_touches``: the emails only the answer names (e.g. a
     hold's payer), bumped when it comes; when no answer comes the users are unknown and
-    every cached profile is invalidated. One that changes nothing, or carries an
-    Idempotency-Key, may be sent again to another app server."""
+    every cached profile is invalidated. ``creates``: it makes something no profile shows
+    (a webhook endpoint). One that changes nothing, or carries an Idempotency-Key, may be
+    sent again to another app server."""
 
+    route: str
+    method: str
     command: pb.Command
     field: str
     body: Callable[..., Any]
     touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
     answer_touches: Callable[[pb.Response], tuple[str, ...]] | None = None
+    creates: bool = False
 
     @property
     def changes(self) -> bool:
-        """Whether the call may change a profile (so it is sent once, unless keyed)."""
-        return self.touches is not None or self.answer_touches is not None
+        """Whether the call may change something (so it is sent once, unless keyed)."""
+        return self.touches is not None or self.answer_touches is not None or self.creates
 
 
 def _posted(parse: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,15 +82,64 @@ def _caller(identity: Identity, _body: Any) -> tuple[str, ...]:
 
 
 OPERATIONS = {
-    "topup": Operation(pb.TPU, "topup", _posted(validation.topup), _caller),
+    "topup": Operation("/v1/topup", "POST", pb.TPU, "topup", _posted(validation.topup), _caller),
     "pay": Operation(
-        pb.PAY, "pay", _posted(validation.pay), lambda i, b: (i.email, b.receiver_email)
+        "/v1/pay",
+        "POST",
+        pb.PAY,
+        "pay",
+        _posted(validation.pay),
+        lambda i, b: (i.email, b.receiver_email),
     ),
-    "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
-    "hold": Operation(pb.HLD, "hold", _posted(validation.hold), _caller),
+    "transactions": Operation(
+        "/v1/transactions", "GET", pb.TXQ, "transactions", lambda r: validation.page(r.args)
+    ),
+    "hold": Operation("/v1/holds", "POST", pb.HLD, "hold", _posted(validation.hold), _caller),
     "capture": Operation(
-        pb.HLC, "capture", _bodiless(validation.capture), _caller, _hold_parties("capture")
+        "/v1/holds/<hold_id>/capture",
+        "POST",
+        pb.HLC,
+        "capture",
+        _bodiless(validation.capture),
+        _caller,
+        _hold_parties("capture"),
     ),
-    "void": Operation(pb.HLV, "void", _bodiless(validation.void), _caller, _hold_parties("void")),
-    "holds": Operation(pb.HLQ, "holds", lambda r: validation.holds(r.args)),
+    "void": Operation(
+        "/v1/holds/<hold_id>/void",
+        "POST",
+        pb.HLV,
+        "void",
+        _bodiless(validation.void),
+        _caller,
+        _hold_parties("void"),
+    ),
+    "holds": Operation("/v1/holds", "GET", pb.HLQ, "holds", lambda r: validation.holds(r.args)),
+    "events": Operation("/v1/events", "GET", pb.EVQ, "events", lambda r: validation.events(r.args)),
+    "webhook_create": Operation(
+        "/v1/webhooks",
+        "POST",
+        pb.WHC,
+        "webhook_create",
+        _posted(validation.webhook),
+        creates=True,
+    ),
+    "webhooks": Operation(
+        "/v1/webhooks", "GET", pb.WHQ, "webhooks", lambda r: pb.WebhooksRequest()
+    ),
+    "webhook_delete": Operation(
+        "/v1/webhooks/<webhook_id>",
+        "DELETE",
+        pb.WHD,
+        "webhook_delete",
+        lambda r, webhook_id: pb.WebhookDeleteRequest(webhook_id=webhook_id),
+    ),
+    "deliveries": Operation(
+        "/v1/webhooks/<webhook_id>/deliveries",
+        "GET",
+        pb.WHL,
+        "deliveries",
+        lambda r, webhook_id: validation.deliveries(r.args, webhook_id),
+    ),
 }
+"""Each call by the name of its protocol body field (also its ``answers.JSON`` key and
+its route's endpoint name): ``ShillingsApi`` serves each at its ``route`` and ``method``."""

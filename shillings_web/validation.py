@@ -45,6 +45,7 @@ MIN_EXPIRES_IN, MAX_EXPIRES_IN = 60, 2_592_000
 """A hold's ``expires_in`` as the SPEC bounds it (the app server may allow shorter, for
 tests: ``SHILLINGS_HOLD_MIN_EXPIRES_IN``, so the web layer checks only the type and the
 upper bound)."""
+WEBHOOK_FIELDS = frozenset({"url", "event_types"})
 
 
 def _reject_constant(name: str) -> None:
@@ -225,7 +226,7 @@ def hold(body: bytes) -> pb.HoldRequest:
     return pb.HoldRequest(receiver_email=receiver, amount=amount(obj), expires_in=expires_in or 0)
 
 
-def hold_id(value: str) -> str:
+def _hold_id(value: str) -> str:
     """A hold id from the path: a UUID in its canonical form, else no hold has it (404)."""
     try:
         if str(uuid.UUID(value)) == value:
@@ -235,18 +236,18 @@ def hold_id(value: str) -> str:
     raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
 
 
-def capture(body: bytes, hold: str) -> pb.CaptureRequest:
+def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:
     """An optional ``amount`` (default: all of the hold); an empty body is allowed."""
     obj = json_object(body, CAPTURE_FIELDS) if body.strip() else {}
     cents = amount(obj) if obj.get("amount") is not None else 0
-    return pb.CaptureRequest(hold_id=hold_id(hold), amount=cents)
+    return pb.CaptureRequest(hold_id=_hold_id(hold_id), amount=cents)
 
 
-def void(body: bytes, hold: str) -> pb.VoidRequest:
+def void(body: bytes, hold_id: str) -> pb.VoidRequest:
     """No fields; an empty body or ``{}``."""
     if body.strip():
         json_object(body, frozenset())
-    return pb.VoidRequest(hold_id=hold_id(hold))
+    return pb.VoidRequest(hold_id=_hold_id(hold_id))
 
 
 def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
@@ -263,6 +264,35 @@ def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
 
 def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.TransactionsRequest(limit=limit, cursor=cursor)
+
+
+def events(args: dict[bytes, list[bytes]]) -> pb.EventsRequest:
+    """``type`` (checked by the app server against the event types), ``limit``, ``cursor``."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.EventsRequest(type=_single(args, b"type") or "", limit=limit, cursor=cursor)
+
+
+def deliveries(args: dict[bytes, list[bytes]], webhook_id: str) -> pb.DeliveriesRequest:
+    """One endpoint's delivery log: ``limit`` and ``cursor``."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.DeliveriesRequest(webhook_id=webhook_id, limit=limit, cursor=cursor)
+
+
+def webhook(body: bytes) -> pb.WebhookCreateRequest:
+    """``url`` (its rules are the app server's: it resolves the host) and ``event_types``,
+    an optional list of strings."""
+    obj = json_object(body, WEBHOOK_FIELDS)
+    types = obj.get("event_types")
+    if types is None:
+        types = []
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise invalid_request("event_types must be a list of strings")
+    return pb.WebhookCreateRequest(url=_string(obj, "url", required=False) or "", event_types=types)
+
+
+def _limit_and_cursor(args: dict[bytes, list[bytes]]) -> tuple[int, str]:
     limit = fields.DEFAULT_PAGE
     raw_limit = _single(args, b"limit")
     if raw_limit is not None:
@@ -274,7 +304,7 @@ def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     cursor = _single(args, b"cursor") or ""
     if cursor and not _CURSOR_RE.match(cursor):
         raise invalid_request("cursor is not valid")
-    return pb.TransactionsRequest(limit=limit, cursor=cursor)
+    return limit, cursor
 
 
 def _single(args: dict[bytes, list[bytes]], name: bytes) -> str | None:

@@ -11,8 +11,10 @@ from shillings_app.errors import HoldNotFound, InvalidAmount, InvalidRequest, Un
 from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import pb
 from shillings_proto.fields import (
+    DEFAULT_PAGE,
     IDEMPOTENCY_KEY_RE,
     MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
     amount_in_range,
 )
 
@@ -52,3 +54,10 @@ def hold_id(value: str) -> str:
     if canonical != value:
         raise HoldNotFound()
     return value
+
+
+def page_limit(value: int) -> int:
+    """A page size: 1 to ``MAX_PAGE``, 0 meaning the default."""
+    if value > MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    return value or DEFAULT_PAGE

@@ -30,13 +30,23 @@ def operations() -> dict[tuple[str, str], set[int]]:
     return result
 
 
+def documented_path(path: str) -> str:
+    """The documented path ``path`` matches: itself, or a template such as
+    ``/v1/webhooks/{webhook_id}`` whose parameters each match one non-empty segment."""
+    for template in spec()["paths"]:
+        pattern = re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template))
+        if "{" in template and re.fullmatch(pattern, path):
+            return template
+    return path
+
+
 def check_documented(method: str, path: str, code: int) -> None:
     """Fail unless ``code`` for ``method path`` is what docs/openapi.yaml promises.
 
     Documented operation: one of its response codes. Known path, other method: 405
     (HEAD answers as GET). Unknown path: 404.
     """
-    path = template_of(path.split("?", 1)[0])
+    path = documented_path(path.split("?", 1)[0])
     ops = operations()
     method = method.upper()
     if method == "HEAD" and ("GET", path) in ops:
@@ -47,13 +57,3 @@ def check_documented(method: str, path: str, code: int) -> None:
         assert code == 405, f"{method} {path} -> {code}; undocumented method must be 405"
     else:
         assert code == 404, f"{method} {path} -> {code}; unknown path must be 404"
-
-
-def template_of(path: str) -> str:
-    """The documented path template a concrete path matches (``/v1/holds/{hold_id}/void``
-    for ``/v1/holds/<any segment>/void``), else ``path`` itself."""
-    for _, template in operations():
-        pattern = re.sub(r"\\\{[^/]+\\\}", "[^/]+", re.escape(template))
-        if "{" in template and re.fullmatch(pattern, path):
-            return template
-    return path
