@@ -32,6 +32,12 @@ the user id."""
 ACTIVE_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS})"
 """SQL of a user's ``held``: the sum of their active holds (``ACTIVE_HOLDS``)."""
 
+LOCKED_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS} LOCK IN SHARE MODE)"
+"""``ACTIVE_HELD`` as a locking read, for ``lock_users``. A plain subquery of a locking
+SELECT reads the transaction's REPEATABLE READ snapshot, fixed by its first plain read
+(the lookup) before the wait for the row locks: it would miss the holds committed by the
+transactions it waited for, and ``available`` could go negative. A locking read sees them."""
+
 NEXT_HOLD_EXPIRY = f"(SELECT MIN(h.expires_at) FROM {ACTIVE_HOLDS})"
 """SQL of when the user's ``held`` next shrinks by itself: the earliest expiry of their
 active holds (NULL: none)."""
@@ -54,10 +60,12 @@ def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
     """Lock the users' rows in one statement and return user id -> ``Locked`` for those
     that exist. InnoDB walks the primary key upwards, so the rows are locked in ascending
     user id order and opposite payments cannot deadlock. Holds are only created and
-    released under their payer's row lock, so ``held`` cannot change until COMMIT."""
+    released under their payer's row lock, so ``held`` cannot change until COMMIT; it is
+    read with a locking read (``LOCKED_HELD``), which sees the holds committed while this
+    transaction waited for the rows."""
     marks = ", ".join(["%s"] * len(user_ids))
     txn.execute(
-        f"SELECT user_id, balance, email, {ACTIVE_HELD.format(user='users.user_id')}"
+        f"SELECT user_id, balance, email, {LOCKED_HELD.format(user='users.user_id')}"
         f" FROM users WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
         user_ids,
     )

@@ -1,0 +1,56 @@
+"""``available`` under concurrency: a hold committed while a payment waits for its payer's
+row lock counts in that payment's check. A payment's lookup (a plain read) fixes the
+transaction's REPEATABLE READ snapshot before the wait, so ``money.lock_users`` must read
+the active holds with a locking read, which sees the rows committed during the wait (found
+by reliability scenario 17: ``available`` went negative in its ledger replay)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pymysql
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+
+from shillings_app.config import parse_dsn
+from tests.app.helpers import new_session, sql
+
+
+async def _until_a_lock_wait(dsn: str) -> None:
+    """Return once some transaction waits for a row lock (at most 10 s)."""
+    waited = 0.0
+    query = "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    while sql(dsn, query)[0][0] == 0:
+        assert waited < 10, "the payment never waited for the payer's row"
+        await deferLater(reactor, 0.01, lambda: None)
+        waited += 0.01
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hold_committed_during_the_lock_wait_counts(client, app_server):
+    payer = await new_session(client, "payer")
+    merchant = await new_session(client, "merchant")
+    assert (await payer.topup(10_000)).status.code == 200
+    # Another transaction holds the payer's row and reserves 6,000 of the 10,000 in a hold,
+    # as a hold's creation does; the payment of 5,000 starts, then waits for the row.
+    conn = pymysql.connect(**parse_dsn(app_server.dsn))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (payer.user_id,))
+            cur.execute(
+                "INSERT INTO holds (hold_id, payer_id, payer_email, receiver_id, receiver_email,"
+                " amount, expires_at, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 6000,"
+                " UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                (str(uuid.uuid4()), payer.user_id, payer.email, merchant.user_id, merchant.email),
+            )
+        paying = ensureDeferred(payer.pay(merchant.email, 5000))
+        await _until_a_lock_wait(app_server.dsn)
+        conn.commit()
+    finally:
+        conn.close()
+    response = await paying
+    assert (response.status.code, response.status.reason) == (422, "insufficient_funds")
+    user = (await payer.profile()).profile.user
+    assert (user.balance, user.held, user.available) == (10_000, 6000, 4000)
