@@ -47,7 +47,7 @@ OPS = 3_000
 SHORT_S = 1
 """expires_in of the short holds (the stack's SHILLINGS_HOLD_MIN_EXPIRES_IN allows it)."""
 LONG_S = 3_600
-START_CENTS = 20_000
+START_CENTS = 5_000
 IMPOSSIBLE = 90_000_000  # more than all the money in the system
 VICTIMS = (("app:app_00", 0.25), ("mariadb", 0.55))
 """What is killed, once this share of the ops has been answered."""
@@ -97,7 +97,7 @@ class Storm:
         if roll < 0.22:
             self.pay(rng, clients[0])
         elif roll < 0.28:
-            self.ops.send(clients[0], Op("topup", rng.choice(self.users), rng.randint(1000, 8000)))
+            self.ops.send(clients[0], Op("topup", rng.choice(self.users), rng.randint(500, 3000)))
         elif roll < 0.50:
             self.hold(rng, clients[0])
         elif roll < 0.72:
@@ -224,8 +224,10 @@ def test_holds_and_refunds_storm_under_kill9(stack: Stack) -> None:
             downtime[victim.split(":")[-1]] = round(time.monotonic() - killed_at, 1)
             assert new != old
             ops.wait(50)
-    finally:
+    except BaseException:
         storm.stop()
+        raise
+    finally:
         for thread in threads:
             thread.join(timeout=300)
     elapsed = time.monotonic() - began
@@ -234,6 +236,7 @@ def test_holds_and_refunds_storm_under_kill9(stack: Stack) -> None:
 
     rows = holds_ledger.load(stack)
     LAST.update(ops=ops.all, rows=rows)
+
     replay_problems, lowest = holds_ledger.replay_available(rows)
     problems = {
         "holds": holds_ledger.check_holds(rows),
