@@ -262,7 +262,8 @@ def check_ops(ops: list[Op], rows: Rows) -> list[str]:
             continue
         if op.outcome != "ok":
             if stored_tx is not None or (op.kind == "hold" and stored_hold is not None):
-                problems.append(f"{op.outcome} {op.kind} left an effect: key names {stored_tx}")
+                named = stored_tx or stored_hold
+                problems.append(f"{op.outcome} {op.kind} left an effect: key names {named}: {op}")
             continue
         made = op.hold_id if op.kind == "hold" else op.transaction_id
         if op.kind == "void":

@@ -3,8 +3,8 @@ SPEC §6, each with its own Idempotency-Key, recorded as an ``Op`` with its fina
 
 A request whose outcome is unknown (broken connection, a 5xx that does not say "no effect")
 is retried with the same key until answered. A 503 that says the request had no effect is
-final: the op is recorded as ``no_effect`` (the checks then prove it left nothing) and the
-client waits out the ``Retry-After`` before its next request.
+final unless an earlier attempt's outcome was unknown: the op is recorded as ``no_effect``
+(the checks then prove it left nothing) and the client waits out the ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class Ops:
         headers = {"Idempotency-Key": op.key, "Authorization": f"Bearer {op.user.token}"}
         deadline = time.monotonic() + RETRY_FOR_S
         delay = 0.05
+        uncertain = False  # an earlier attempt may have taken effect
         while True:
             op.attempts += 1
             try:
@@ -114,9 +115,12 @@ class Ops:
                     op.settle(status, answer)
                     break
                 if status == 503 and NO_EFFECT in answer.get("status", {}).get("message", ""):
-                    op.status, op.reason, op.outcome = status, "unavailable", "no_effect"
-                    time.sleep(min(1.0, float(response.getheader("Retry-After") or 1)))
-                    break
+                    pause = min(1.0, float(response.getheader("Retry-After") or 1))
+                    time.sleep(pause)
+                    if not uncertain:  # else only this attempt did nothing: ask again
+                        op.status, op.reason, op.outcome = status, "unavailable", "no_effect"
+                        break
+            uncertain = True
             if time.monotonic() >= deadline:
                 break
             self.stats.add("retries")
