@@ -21,9 +21,8 @@ TOPUP_LOOKUP = f"SELECT {REVOKED}, {STORED}{JOINED}"
 user id, key."""
 
 
-ACTIVE_HOLDS = (
-    "holds AS h WHERE h.payer_id = {user} AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6)"
-)
+ACTIVE_RULE = "h.payer_id = {user} AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6)"
+ACTIVE_HOLDS = f"holds AS h WHERE {ACTIVE_RULE}"
 """The held rule (SPEC §6), as a FROM … WHERE clause: a user's holds as payer in state
 'held' whose expiry is still ahead on the database's clock, so an expired hold stops
 counting at ``expires_at`` before the sweep marks it. ``{user}`` is the SQL expression of
@@ -32,11 +31,16 @@ the user id."""
 ACTIVE_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS})"
 """SQL of a user's ``held``: the sum of their active holds (``ACTIVE_HOLDS``)."""
 
-LOCKED_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS} LOCK IN SHARE MODE)"
+LOCKED_HELD = (
+    "(SELECT COALESCE(SUM(h.amount), 0) FROM holds AS h FORCE INDEX (holds_payer_active)"
+    f" WHERE {ACTIVE_RULE} LOCK IN SHARE MODE)"
+)
 """``ACTIVE_HELD`` as a locking read, for ``lock_users``. A plain subquery of a locking
 SELECT reads the transaction's REPEATABLE READ snapshot, fixed by its first plain read
 (the lookup) before the wait for the row locks: it would miss the holds committed by the
-transactions it waited for, and ``available`` could go negative. A locking read sees them."""
+transactions it waited for, and ``available`` could go negative. A locking read sees them.
+The index is forced: left to itself the optimizer scanned the primary key, share-locking
+every hold, and hold creations deadlocked on those locks."""
 
 NEXT_HOLD_EXPIRY = f"(SELECT MIN(h.expires_at) FROM {ACTIVE_HOLDS})"
 """SQL of when the user's ``held`` next shrinks by itself: the earliest expiry of their
