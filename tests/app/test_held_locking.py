@@ -13,19 +13,20 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 
 from shillings_app.config import parse_dsn
 from tests.app.helpers import new_session, sql
 
 
 async def _until_a_lock_wait(dsn: str) -> None:
-    """Return once some transaction waits for a row lock (at most 10 s)."""
-    waited = 0.0
+    """Return once some transaction waits for a row lock (at most 10 s). The query runs in a
+    thread: the app server under test shares this reactor."""
     query = "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
-    while sql(dsn, query)[0][0] == 0:
-        assert waited < 10, "the payment never waited for the payer's row"
+    deadline = reactor.seconds() + 10
+    while (await deferToThread(sql, dsn, query))[0][0] == 0:
+        assert reactor.seconds() < deadline, "the payment never waited for the payer's row"
         await deferLater(reactor, 0.01, lambda: None)
-        waited += 0.01
 
 
 @pytest_twisted.ensureDeferred
