@@ -17,7 +17,7 @@ from shillings_app.errors import HoldNotActive, HoldNotFound, Unauthenticated
 from shillings_app.storage import idempotency
 from shillings_app.storage.auth import REVOKED, authenticate, authenticated
 from shillings_app.storage.idempotency import HOLD_STORED, JOINED
-from shillings_app.storage.money import Locked, lock_users
+from shillings_app.storage.money import Locked, lock_users, now
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 CREATE_LOOKUP = (
@@ -107,11 +107,13 @@ def lock_hold(txn: Any, hold_id: str) -> HoldRecord | None:
 
 @dataclass(frozen=True)
 class Change:
-    """An active hold locked for its receiver to capture or void, with both users' rows."""
+    """An active hold locked for its receiver to capture or void, with both users' rows,
+    and the instant of the change (taken under the locks; the hold is active at it)."""
 
     hold: HoldRecord
     payer: Locked
     receiver: Locked
+    at: datetime
 
 
 def begin_change(
@@ -137,9 +139,13 @@ def begin_change(
     hold = lock_hold(txn, hold_id)
     if hold is None or hold.receiver_id != receiver_id:
         raise HoldNotFound()
-    if hold.state != "held":
+    # ``state`` was read on the database's clock as the statement began; the change is
+    # stamped at ``at``, later, which must be before the expiry too: else a capture
+    # checked in time would be recorded after the hold expired.
+    at = now()
+    if hold.state != "held" or hold.expires_at <= at:
         raise HoldNotActive()
-    return Change(hold, locked[hold.payer_id], locked[receiver_id])
+    return Change(hold, locked[hold.payer_id], locked[receiver_id], at)
 
 
 def settle(txn: Any, hold: HoldRecord, state: str, captured: int, at: datetime) -> HoldRecord:
