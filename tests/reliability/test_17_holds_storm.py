@@ -1,18 +1,22 @@
-"""Scenario 17, holds and refunds under fire: 64 concurrent clients, 8 users, 3,000
-operations mixing pays, top-ups, holds (a third expiring after 1 s, during the run),
-captures (full and partial), voids and refunds (full and partial), with races launched
-together (two refunds of 60 % of one payment; capture against void or against a second
-capture of one hold), while an app server and then MariaDB are killed with kill -9.
-Clients retry a request whose outcome is unknown with its Idempotency-Key; a 503 that
-says "no effect" is final. Afterwards, from the rows: the sum of balances equals the sum
-of top-ups and `shillings-app reconcile` exits 0; no `available` is negative at the end
-(GET /v1/account and SQL) nor at any point of a replay of the ledger (every row at its
-timestamp, each hold reserving from its creation until its capture, void or `expires_at`;
-a user's changes are stamped under the lock of their row, so their order is exact); no
-hold has two captures or a capture stamped after its expiry, a voided or expired hold none;
-refunds of a payment never sum above it and equal its `refunded_amount`; every success
-answered exists as asked under its key, every refusal and "no effect" 503 left nothing,
-and every row, hold and void is explained by exactly one answered success."""
+"""Scenario 17, holds and refunds under fire: 64 concurrent clients, 8 users, 3,000 steps
+(about 3,500 requests) mixing pays, top-ups, holds (a third expiring after 1 s, during the
+run; the sweep marks them every second), captures (full and partial), voids and refunds
+(full and partial), with races launched together (two refunds of 60 % of one payment; a
+capture against a void or a second capture of one hold), while an app server and then
+MariaDB are killed with kill -9. Clients retry a request whose outcome is unknown with its
+Idempotency-Key; a 503 saying "no effect" is final (unless an earlier attempt's outcome was
+unknown). Afterwards, from the rows: the sum of balances equals the sum of top-ups and
+`shillings-app reconcile` exits 0; no `available` is negative at the end (GET /v1/account
+and SQL) nor at any moment of a replay of each user's history: every ledger row at its
+`created_at`, each hold reserving its amount from its `created_at` until its capture row,
+its void (`updated_at`) or its `expires_at`. Every change is stamped while its users' rows
+are locked, so a user's stamps order their changes as they happened; what the replay
+cannot see is the moment a request read the clock for the expiry (ties within a
+microsecond replay releases first). No hold has two captures or a capture stamped after
+its expiry, a voided or expired hold none; the refunds of a payment never sum above it and
+equal its `refunded_amount`; every success answered exists as asked under its key, every
+refusal and "no effect" 503 left nothing, and every row, hold and void is explained by
+exactly one answered success."""
 
 from __future__ import annotations
 
