@@ -14,6 +14,7 @@ from shillings_app.handlers import (
     login,
     pay,
     profile,
+    refund,
     revoke,
     signup,
     topup,
@@ -32,6 +33,7 @@ ROUTES: dict[int, tuple[str, Handler]] = {
     pb.PAY: ("pay", pay.handle),
     pb.TPU: ("topup", topup.handle),
     pb.TXQ: ("transactions", history.handle),
+    pb.RFD: ("refund", refund.handle),
     pb.RVK: ("revoke", revoke.handle),
     pb.HLT: ("health", health.handle),
 }

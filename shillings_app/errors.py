@@ -80,3 +80,19 @@ class TooLate(AppError):
 class PasswordsBusy(AppError):
     code, reason, message = 503, "unavailable", "too many password checks in progress"
     retry_after = 1
+
+
+class TransactionNotFound(AppError):
+    code, reason, message = 404, "transaction_not_found", "no such transaction of yours"
+
+
+class NotRefundable(AppError):
+    code, reason, message = 422, "not_refundable", "only payments and captures can be refunded"
+
+
+class RefundExceedsPayment(AppError):
+    code, reason, message = (
+        422,
+        "refund_exceeds_payment",
+        "refunds would exceed the amount of the original transaction",
+    )

@@ -1,8 +1,10 @@
 """The metrics of one app server (docs/ARCHITECTURE.md, "Metrics").
 
 Requests are counted as they are answered (``observe``, called by the protocol), by command
-and status; payments and top-ups from a PAY / TPU request answered 200. Connections, requests
-in progress, the database pool and its retries are read from the server's state when scraped.
+and status; payments and top-ups from a PAY / TPU request answered 200, refunds from an RFD
+answered 201 (with the amount from the answer: a request may leave it to what remains).
+Connections, requests in progress, the database pool and its retries are read from the
+server's state when scraped.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ class AppMetrics:
             "Cents added by TPU requests answered 200",
             registry=self.registry,
         )
+        self._refunds = Counter(
+            "shillings_app_refunds",
+            "Refunds made (RFD answered 201, replays of an idempotency key not counted)",
+            registry=self.registry,
+        )
+        self._refund_cents = Counter(
+            "shillings_app_refund_cents",
+            "Cents given back by RFD requests answered 201",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(
@@ -76,9 +88,12 @@ class AppMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-        if status != 200 or response.status.replayed:
+        if status not in (200, 201) or response.status.replayed:
             return
-        if request.command == pb.PAY:
+        if request.command == pb.RFD:
+            self._refunds.inc()
+            self._refund_cents.inc(response.refund.refund.amount)
+        elif request.command == pb.PAY:
             self._payments.inc()
             self._payment_cents.inc(request.pay.amount)
         elif request.command == pb.TPU:
