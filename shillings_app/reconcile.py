@@ -1,13 +1,15 @@
 """``shillings-app reconcile``: check the ledger in the database and report.
 
-Four checks, over one consistent snapshot (a reconcile of a running stack sees each
+Five checks, over one consistent snapshot (a reconcile of a running stack sees each
 payment entirely or not at all):
 
 - every balance equals the replay of its transactions (received minus sent);
 - the sum of the balances equals the sum of the top-ups (money is neither created nor lost);
 - no balance is negative;
 - every stored idempotency key names an existing transaction made by the key's user (its
-  sender, or for a top-up its receiver).
+  sender, or for a top-up its receiver);
+- every payment or capture's ``refunded_amount`` is the sum of its refunds and at most its
+  amount, and every refund names a payment or capture it reverses.
 
 Each failed check names the first ``limit`` users involved and how many there are.
 """
@@ -101,7 +103,7 @@ def reconcile(dsn: str, limit: int = SHOWN) -> Report:
         users, transactions, keys = reader.counts()
         total_balance, total_topups = reader.totals()
         checks = []
-        for run in (_replay, _negative, _keys):
+        for run in (_replay, _negative, _keys, _refunds):
             begun = time.monotonic()
             checks.append(replace(run(reader, limit), seconds=time.monotonic() - begun))
         checks.insert(1, _conservation(total_balance, total_topups))
@@ -169,3 +171,33 @@ def _key_problem(user_id: int, key: str, transaction_id: str, maker: int | None)
     if maker is None:
         return f"{what}: transaction {transaction_id} does not exist"
     return f"{what}: transaction {transaction_id} was made by user {maker}"
+
+
+def _refunds(reader: LedgerReader, limit: int) -> Check:
+    found = reader.refund_mismatches(limit)
+    return Check(
+        "refunds add up to each payment's refunded amount, never above it",
+        found.count,
+        sorted({row[1] for row in found.rows}),
+        [_refund_problem(*row) for row in found.rows],
+        f"{found.count} transaction(s) whose refunds do not add up",
+    )
+
+
+def _refund_problem(
+    transaction_id: str,
+    user_id: int,
+    amount: int,
+    refunded: int | None,
+    refunds: int | None,
+    refund_of: str | None,
+) -> str:
+    if refund_of is not None:
+        return (
+            f"refund {transaction_id} by user {user_id} of {money(amount)}: {refund_of}"
+            " is not a payment or capture it reverses"
+        )
+    return (
+        f"transaction {transaction_id} to user {user_id}: amount {money(amount)},"
+        f" refunded_amount {money(refunded or 0)}, its refunds add up to {money(refunds or 0)}"
+    )

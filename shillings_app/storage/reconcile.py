@@ -48,6 +48,30 @@ _KEY_MISMATCHES = (
 """Keys whose transaction is missing or was made by another user (the maker
 is the sender, or for a top-up the receiver); the maker is NULL when it is missing."""
 
+_REFUND_MISMATCHES = (
+    "SELECT id, transaction_id, user_id, amount, refunded, refunds, refund_of, COUNT(*) OVER ()"
+    " FROM ("
+    "   SELECT o.id, o.transaction_id, o.receiver_id AS user_id, o.amount,"
+    "   o.refunded_amount AS refunded, COALESCE(r.total, 0) AS refunds, NULL AS refund_of"
+    "   FROM transactions AS o LEFT JOIN ("
+    "     SELECT refund_of, SUM(amount) AS total FROM transactions"
+    "     WHERE refund_of IS NOT NULL GROUP BY refund_of"
+    "   ) AS r ON r.refund_of = o.transaction_id"
+    "   WHERE o.kind IN ('payment', 'capture')"
+    "   AND (o.refunded_amount <> COALESCE(r.total, 0) OR o.refunded_amount > o.amount)"
+    "   UNION ALL"
+    "   SELECT f.id, f.transaction_id, f.sender_id, f.amount, NULL, NULL, f.refund_of"
+    "   FROM transactions AS f LEFT JOIN transactions AS o"
+    "   ON o.transaction_id = f.refund_of AND o.kind IN ('payment', 'capture')"
+    "   AND o.receiver_id = f.sender_id AND o.sender_id = f.receiver_id"
+    "   WHERE f.refund_of IS NOT NULL AND o.id IS NULL"
+    " ) AS bad ORDER BY id LIMIT %s"
+)
+"""Payments and captures whose ``refunded_amount`` is not the sum of their refunds or is
+above their amount (``refund_of`` NULL), and refunds that name no payment or capture made
+to their sender by their receiver (``refunded`` and ``refunds`` NULL). Refunds are found
+through the ``refund_of`` index (only refunds have one); the originals take one scan."""
+
 
 @dataclass(frozen=True)
 class Offenders:
@@ -116,6 +140,24 @@ class LedgerReader:
             int(rows[0][-1]) if rows else 0,
             [(int(u), k, tx, None if m is None else int(m)) for u, k, tx, m, _ in rows],
         )
+
+    def refund_mismatches(self, limit: int) -> Offenders:
+        """(transaction_id, user_id, amount, refunded, refunds, refund_of) of the payments
+        or captures whose refunds do not add up (the user is their receiver; ``refund_of``
+        None) and of the refunds naming no original of theirs (the user is their sender;
+        ``refunded``, ``refunds`` None)."""
+        rows = self._all(_REFUND_MISMATCHES, (limit,))
+        return Offenders(
+            int(rows[0][-1]) if rows else 0,
+            [
+                (tx, int(u), int(a), _int(refunded), _int(refunds), of)
+                for _, tx, u, a, refunded, refunds, of, _ in rows
+            ],
+        )
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _offenders(rows: list[tuple[Any, ...]], ints: int) -> Offenders:
