@@ -97,7 +97,7 @@ class Operation:
 
 
 def _money(parse: Callable[[bytes], Any]) -> Callable[[Any], Any]:
-    """The body of a pay or top-up: JSON fields and the Idempotency-Key header."""
+    """The body of a pay, top-up or refund: JSON fields and the Idempotency-Key header."""
 
     def build(request: Any) -> Any:
         validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
@@ -114,6 +114,7 @@ OPERATIONS = {
     "pay": Operation(
         pb.PAY, "pay", _money(validation.pay), lambda i, b: (i.email, b.receiver_email)
     ),
+    "refund": Operation(pb.RFD, "refund", _money(validation.refund), lambda i, b: (i.email,)),
     "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
 }
 
@@ -192,7 +193,7 @@ class ShillingsApi:
         finally:
             if touched:
                 await self.cache.bump(*touched)
-        return Reply(200, JSON[op.field](response))
+        return Reply(response.status.code, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:
         identity = authenticate(request, self.config.jwt_secret)
@@ -299,6 +300,14 @@ class ShillingsApi:
     @endpoint
     async def pay(self, request: Any) -> Reply:
         return await self._operate(request, OPERATIONS["pay"])
+
+    @app.route("/v1/refunds", methods=["POST"])
+    @endpoint
+    async def refund(self, request: Any) -> Reply:
+        reply = await self._operate(request, OPERATIONS["refund"])
+        # The original sender, credited, is known only from the answer.
+        await self.cache.bump(reply.body["refund"]["receiver_email"])
+        return reply
 
     @app.route("/v1/transactions", methods=["GET"])
     @endpoint

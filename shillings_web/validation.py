@@ -24,6 +24,7 @@ from shillings_web.errors import (
     invalid_request,
     parameter_duplicated,
     parameter_unknown,
+    transaction_not_found,
     unsupported_media_type,
 )
 from shillings_web.money import AmountError, parse_amount
@@ -35,6 +36,7 @@ SIGNUP_FIELDS = frozenset({"first_name", "middle_name", "last_name", "email", "p
 LOGIN_FIELDS = frozenset({"email", "password"})
 PAY_FIELDS = frozenset({"receiver_email", "amount"})
 TOPUP_FIELDS = frozenset({"amount"})
+REFUND_FIELDS = frozenset({"transaction_id", "amount"})
 
 
 def _reject_constant(name: str) -> None:
@@ -196,6 +198,21 @@ def pay(body: bytes) -> pb.PayRequest:
 
 def topup(body: bytes) -> pb.TopupRequest:
     return pb.TopupRequest(amount=amount(json_object(body, TOPUP_FIELDS)))
+
+
+def refund(body: bytes) -> pb.RefundRequest:
+    """``transaction_id`` (a string, required; 404 ``transaction_not_found`` when it is not
+    a UUID, as no transaction has that id) and ``amount`` (optional: absent or null asks
+    for all that remains refundable)."""
+    obj = json_object(body, REFUND_FIELDS)
+    given = _string(obj, "transaction_id") or ""
+    if not given:
+        raise invalid_request("transaction_id is required")
+    transaction_id = fields.public_id(given)
+    if transaction_id is None:
+        raise transaction_not_found()
+    cents = amount(obj) if obj.get("amount") is not None else 0
+    return pb.RefundRequest(transaction_id=transaction_id, amount=cents)
 
 
 def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
