@@ -188,16 +188,22 @@ def _refund_problem(
     transaction_id: str,
     user_id: int,
     amount: int,
-    refunded: int | None,
-    refunds: int | None,
+    refunded: int,
+    refunds: int,
     refund_of: str | None,
+    original_refunded: int | None,
 ) -> str:
-    if refund_of is not None:
+    if refund_of is not None and original_refunded is None:
         return (
             f"refund {transaction_id} by user {user_id} of {money(amount)}: {refund_of}"
             " is not a payment or capture it reverses"
         )
+    if refund_of is not None and original_refunded == 0:
+        return (
+            f"refund {transaction_id} by user {user_id} of {money(amount)}: its original"
+            f" {refund_of} counts nothing refunded"
+        )
     return (
         f"transaction {transaction_id} to user {user_id}: amount {money(amount)},"
-        f" refunded_amount {money(refunded or 0)}, its refunds add up to {money(refunds or 0)}"
+        f" refunded_amount {money(refunded)}, its refunds add up to {money(refunds)}"
     )

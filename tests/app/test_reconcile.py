@@ -284,3 +284,18 @@ async def test_refunds_that_do_not_add_up(ledger: Ledger) -> None:
         f"refund {refund_id} by user {bob.user_id} of 2.34:"
         f" {ledger.alice_topup} is not a payment or capture it reverses"
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refund_whose_original_counts_nothing_refunded(ledger: Ledger) -> None:
+    refund = await ledger.bob.refund(ledger.alice_pays_bob, 100)
+    sql(
+        ledger.dsn,
+        "UPDATE transactions SET refunded_amount = 0 WHERE transaction_id = %s",
+        (ledger.alice_pays_bob,),
+    )
+    check = failed(reconcile(ledger.dsn))[REFUNDS]
+    assert check.details == [
+        f"refund {refund.refund.refund.transaction_id} by user {ledger.bob.user_id} of 1.00:"
+        f" its original {ledger.alice_pays_bob} counts nothing refunded"
+    ]
