@@ -66,14 +66,14 @@ def refund_txn(
     then the original's row; the refundable rest checked under those locks; one UPDATE of
     both balances, the original's ``refunded_amount``, the refund's ledger row, its two
     events (and the key); then COMMIT. ``amount`` 0 refunds all that remains; the refunder
-    spends ``available``, never ``balance``."""
+    spends ``available``, never ``balance``. A refusal under the locks first replays a
+    duplicate of the same key that committed while this one waited for them."""
     txn.execute(refunds.REFUND_LOOKUP, (token_id, user_id, idempotency.key_of(idem), original_id))
     revoked, kind, sender_id, receiver_id, *stored = txn.fetchone()
     authenticated(True, revoked)
     replayed = idempotency.replay(idem, tuple(stored))
     if replayed is not None:
-        row = refunds.ledger_row(txn, replayed.transaction_id)
-        return Refunded(transaction_message(row), replayed)
+        return _replayed(txn, replayed)
     if kind is None or int(receiver_id) != user_id:
         raise TransactionNotFound()
     if kind not in REFUNDABLE:
@@ -84,18 +84,14 @@ def refund_txn(
         raise Unauthenticated()
     refunder, sender = locked[user_id], locked[sender_id]  # a user with transactions stays
     original_amount, already = refunds.lock_original(txn, original_id)
-    remaining = original_amount - already
-    amount = amount or remaining
-    if remaining == 0:
-        raise RefundExceedsPayment("this transaction has been refunded in full")
-    if amount > remaining:
-        raise RefundExceedsPayment(
-            f"at most {shapes.format_cents(remaining)} of this transaction remains refundable"
-        )
-    if refunder.available < amount:
-        raise InsufficientFunds()
-    if sender.balance + amount > MAX_BALANCE:
-        raise BalanceLimit("the original sender's balance would exceed the limit")
+    try:
+        amount = _refundable(amount, original_amount - already, refunder, sender)
+    except (RefundExceedsPayment, InsufficientFunds, BalanceLimit):
+        # A duplicate (same key) that committed while this one waited for the locks.
+        late = idempotency.replay(idem, idempotency.stored_now(txn, user_id, idem))
+        if late is None:
+            raise
+        return _replayed(txn, late)
     money.move(txn, user_id, sender_id, amount)
     refunds.add_refunded(txn, original_id, amount)
     at = money.now()
@@ -120,3 +116,25 @@ def refund_txn(
     result = MoneyResult(refund_id, refunder.balance - amount, status=201)
     idempotency.remember(txn, user_id, idem, result)
     return Refunded(refund, result)
+
+
+def _refundable(amount: int, remaining: int, refunder: money.Locked, sender: money.Locked) -> int:
+    """The amount to refund (``amount``, or 0 for all that remains), checked against what
+    remains refundable, the refunder's ``available`` and the original sender's limit."""
+    if remaining == 0:
+        raise RefundExceedsPayment("this transaction has been refunded in full")
+    if amount > remaining:
+        raise RefundExceedsPayment(
+            f"at most {shapes.format_cents(remaining)} of this transaction remains refundable"
+        )
+    amount = amount or remaining
+    if refunder.available < amount:
+        raise InsufficientFunds()
+    if sender.balance + amount > MAX_BALANCE:
+        raise BalanceLimit("the original sender's balance would exceed the limit")
+    return amount
+
+
+def _replayed(txn: Any, result: MoneyResult) -> Refunded:
+    """The answer of a replay, its refund read back from the ledger."""
+    return Refunded(transaction_message(refunds.ledger_row(txn, result.transaction_id)), result)

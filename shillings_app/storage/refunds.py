@@ -41,9 +41,12 @@ def add_refunded(txn: Any, transaction_id: str, amount: int) -> None:
 
 
 def ledger_row(txn: Any, transaction_id: str) -> TransactionRecord:
-    """A ledger row by its public id (a replayed refund's answer is read back from it)."""
+    """A ledger row by its public id, as committed now (a replayed refund's answer is read
+    back from it; a locking read, as the duplicate replayed may have committed after this
+    transaction's snapshot)."""
     txn.execute(
-        f"SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE transaction_id = %s",
+        f"SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE transaction_id = %s"
+        " LOCK IN SHARE MODE",
         (transaction_id,),
     )
     return TransactionRecord(*txn.fetchone())

@@ -291,3 +291,21 @@ async def test_two_refunds_of_sixty_percent_racing_exactly_one_wins(connect, app
     assert _count(app_server.dsn, "refund") == 1
     assert await payer.balance() == 9_000 + 600
     assert await merchant.balance() == 6_000 - 600
+
+
+@pytest_twisted.ensureDeferred
+async def test_keyed_duplicates_racing_past_the_key_lookup_replay_the_winner(connect, app_server):
+    """Duplicates of a keyed full refund all find no key and wait on the merchant's lock;
+    the first commits; the others, refused under the lock (nothing remains), find its key
+    and replay its answer instead of answering 422."""
+    clients = [await connect() for _ in range(3)]
+    _, merchant, payment = await _paid(clients[0], 1_000)
+    request = messages.refund(merchant.user_id, merchant.token_id, payment, 0, "dup")
+    with row_locked(app_server.dsn, merchant.user_id):
+        racing = [c.call(request) for c in clients]
+        await _waiting_for_user_locks(app_server.dsn, 3)
+    responses = await defer.gatherResults(racing)
+    assert [_status(r) for r in responses] == [(201, "")] * 3
+    assert sorted(r.status.replayed for r in responses) == [False, True, True]
+    assert len({r.refund.SerializeToString() for r in responses}) == 1
+    assert _count(app_server.dsn, "refund") == 1 and await merchant.balance() == 0
