@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shillings_app.storage.records import TransactionRecord, UserRecord
-from shillings_proto import pb
+from shillings_proto import pb, shapes
 
 
 def rfc3339(value: datetime) -> str:
@@ -64,5 +64,5 @@ def ledger_message(
         kind=kind,
         hold_id=hold_id,
         refund_of=refund_of,
-        refunded_amount=refunded_amount if kind in ("payment", "capture") else None,
+        refunded_amount=refunded_amount if kind in shapes.REFUNDABLE else None,
     )

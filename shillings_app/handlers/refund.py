@@ -23,8 +23,6 @@ from shillings_app.storage.events import NewEvent
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
 from shillings_proto import fields, pb, shapes
 
-REFUNDABLE = ("payment", "capture")
-
 
 @dataclass(frozen=True)
 class Refunded:
@@ -76,7 +74,7 @@ def refund_txn(
         return _replayed(txn, replayed)
     if kind is None or int(receiver_id) != user_id:
         raise TransactionNotFound()
-    if kind not in REFUNDABLE:
+    if kind not in shapes.REFUNDABLE:
         raise NotRefundable(f"a {kind} cannot be refunded")
     sender_id = int(sender_id)
     locked = money.lock_users(txn, user_id, sender_id)
