@@ -1,6 +1,7 @@
 # One image with the whole Shillings stack under supervisord:
 #   docker build -t shillings . && docker run -p 8080:8080 -v shillings-var:/app/var shillings
-# MariaDB and Redis data, sockets, logs and the generated JWT secret live in /app/var (a volume).
+# MariaDB and Redis data, sockets, logs, the generated JWT secret and webhook key live in
+# /app/var (a volume).
 # Give it time to stop MariaDB cleanly: `docker stop -t 60`.
 # docker-compose.yml runs the same image one piece per service instead.
 FROM python:3.11-slim-bookworm

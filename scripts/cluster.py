@@ -42,7 +42,12 @@ from cluster_render import (
 from shillings_stack.cli import cmd_ctl
 from shillings_stack.config import ROOT, VENV_BIN, StackError, find_binary
 from shillings_stack.health import healthz, print_log_tail, wait_ready
-from shillings_stack.lifecycle import check_port_free, cmd_stop, ensure_jwt_secret
+from shillings_stack.lifecycle import (
+    check_port_free,
+    cmd_stop,
+    ensure_jwt_secret,
+    ensure_webhook_key,
+)
 from shillings_stack.processes import recover, stop_leftovers
 from shillings_stack.render import make_dirs, render_nginx, render_supervisord_conf, write_atomic
 from shillings_stack.supervisor import (
@@ -191,6 +196,7 @@ def prepare(cfg: ClusterConfig) -> Path:
     write_atomic(st.etc_dir / "programs.conf", render_programs(cfg))
     write_atomic(st.conf, render_supervisord_conf(st))
     ensure_jwt_secret(st)
+    ensure_webhook_key(st)
     return st.conf
 
 

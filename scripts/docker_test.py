@@ -18,6 +18,7 @@ base images when needed. Ports are published on 127.0.0.1 only. Exit status 0: a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -244,6 +245,7 @@ def compose_env(port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         SHILLINGS_JWT_SECRET=secrets.token_hex(32),
+        SHILLINGS_WEBHOOK_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         SHILLINGS_APP_SECRET=secrets.token_hex(32),
         SHILLINGS_MYSQL_PASSWORD=secrets.token_hex(16),
         SHILLINGS_PUBLISH_HOST="127.0.0.1",

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shillings_app.webhooks.allow import Allow, AllowError, parse_allow
+from shillings_app.webhooks.secrets import KEY_VARIABLE, WebhookKeyError, configured_key
 from shillings_proto.envconfig import (
     LOG_LEVELS,
     MYSQL_SOCKET,
     SHARED,
     ConfigError,
+    Setting,
     choice,
     env_int,
     ints,
@@ -28,6 +31,14 @@ from shillings_proto.envconfig import (
 __all__ = ["LOG_LEVELS", "AppConfig", "ConfigError", "mysql_dsn", "parse_dsn"]
 
 DEFAULT_LISTEN = "tcp:7070:interface=127.0.0.1"
+
+WEBHOOK_KEY_FILE = Setting(
+    f"{KEY_VARIABLE}_FILE",
+    None,
+    "read when `SHILLINGS_WEBHOOK_KEY` is unset; created with mode 0600 on first run",
+    lambda env, name, _default: env.get(name),
+    shown="`$SHILLINGS_VAR/webhook.key`",
+)
 
 
 def _dsn(env: Mapping[str, str], name: str, _default: Any) -> str:
@@ -45,6 +56,20 @@ def _workers(env: Mapping[str, str], name: str, _default: Any) -> int:
 
 def _seconds_int(env: Mapping[str, str], name: str, default: Any) -> float:
     return float(env_int(env, name, int(default), 1))
+
+
+def _webhook_key(env: Mapping[str, str], _name: str, _default: Any) -> bytes:
+    try:
+        return configured_key(env)
+    except WebhookKeyError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _webhook_allow(env: Mapping[str, str], name: str, default: Any) -> Allow:
+    try:
+        return parse_allow(env[name]) if env.get(name) else default
+    except AllowError as e:
+        raise ConfigError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,19 @@ class AppConfig:
         "seconds before a silent client connection (e.g. a truncated frame) is closed",
         _seconds_int,
     )
+    hold_min_expires_in: int = setting(
+        "SHILLINGS_HOLD_MIN_EXPIRES_IN",
+        60,
+        "shortest `expires_in` of a hold, seconds (the SPEC's bound; tests set 1 so that"
+        " holds expire during a test)",
+        ints(1, 2_592_000),
+    )
+    hold_sweep_interval: float = setting(
+        "SHILLINGS_HOLD_SWEEP_INTERVAL",
+        5.0,
+        "seconds between sweeps marking expired holds `expired` (and emitting `hold.expired`)",
+        _seconds_int,
+    )
     log_level: str = setting(
         "SHILLINGS_LOG_LEVEL",
         "info",
@@ -157,6 +195,23 @@ class AppConfig:
         None,
         "Twisted endpoint serving Prometheus metrics (`GET /metrics`); never the API's address",
         shown="— (no metrics; the stack sets `tcp:92NN:interface=127.0.0.1`)",
+    )
+
+    webhook_key: bytes | None = setting(
+        KEY_VARIABLE,
+        None,
+        "base64 of the 32-byte key that seals webhook secrets in the database (README,"
+        ' "Events and webhooks"); if unset, read from / generated into the key file; the app'
+        " servers and the delivery workers must share it",
+        _webhook_key,
+    )
+    webhook_allow: Allow = setting(
+        "SHILLINGS_WEBHOOK_ALLOW",
+        parse_allow("public"),
+        "networks webhook URLs may target: `public` (every globally routable address) and/or"
+        " CIDRs, comma-separated; checked on the resolved addresses at registration and at"
+        ' each send (README, "Events and webhooks")',
+        _webhook_allow,
     )
 
     @classmethod
@@ -180,7 +235,7 @@ class AppConfig:
     @classmethod
     def table(cls) -> str:
         """The README's table of the app server's variables."""
-        return settings_table(cls, SHARED)
+        return settings_table(cls, (*SHARED, WEBHOOK_KEY_FILE))
 
 
 def mysql_dsn(environ: Mapping[str, str] | None = None) -> str:

@@ -9,8 +9,13 @@ from twisted.logger import Logger
 from shillings_app.errors import AppError, InvalidRequest, TooLate, Unavailable
 from shillings_app.handlers import (
     Context,
+    events,
     health,
     history,
+    hold_capture,
+    hold_create,
+    hold_list,
+    hold_void,
     login,
     pay,
     profile,
@@ -18,6 +23,8 @@ from shillings_app.handlers import (
     revoke,
     signup,
     topup,
+    webhook_create,
+    webhooks,
 )
 from shillings_app.storage import DatabaseUnavailable, DeadlineExceeded, RequestScope
 from shillings_proto import pb
@@ -36,6 +43,15 @@ ROUTES: dict[int, tuple[str, Handler]] = {
     pb.RFD: ("refund", refund.handle),
     pb.RVK: ("revoke", revoke.handle),
     pb.HLT: ("health", health.handle),
+    pb.HLD: ("hold", hold_create.handle),
+    pb.HLC: ("capture", hold_capture.handle),
+    pb.HLV: ("void", hold_void.handle),
+    pb.HLQ: ("holds", hold_list.handle),
+    pb.EVQ: ("events", events.handle),
+    pb.WHC: ("webhook_create", webhook_create.handle),
+    pb.WHQ: ("webhooks", webhooks.list_),
+    pb.WHD: ("webhook_delete", webhooks.delete),
+    pb.WHL: ("deliveries", webhooks.deliveries),
 }
 """Each command with the ``body`` oneof field it requires and its handler (HEL is handled
 by the connection itself)."""

@@ -82,6 +82,26 @@ class PasswordsBusy(AppError):
     retry_after = 1
 
 
+class HoldNotFound(AppError):
+    code, reason, message = 404, "hold_not_found", "no such hold of which you are the receiver"
+
+
+class HoldNotActive(AppError):
+    code, reason, message = 409, "hold_not_active", "the hold is captured, voided or expired"
+
+
+class InvalidUrl(AppError):
+    code, reason, message = 400, "invalid_url", "invalid webhook url"
+
+
+class WebhookNotFound(AppError):
+    code, reason, message = 404, "webhook_not_found", "no such webhook"
+
+
+class TooManyWebhooks(AppError):
+    code, reason, message = 422, "too_many_webhooks", "too many webhooks"
+
+
 class TransactionNotFound(AppError):
     code, reason, message = 404, "transaction_not_found", "no such transaction of yours"
 

@@ -2,7 +2,8 @@
 
 Requests are counted as they are answered (``observe``, called by the protocol), by command
 and status; payments and top-ups from a PAY / TPU request answered 200, refunds from an RFD
-answered 201 (with the amount from the answer: a request may leave it to what remains).
+answered 201 (with the amount from the answer: a request may leave it to what remains),
+holds as they are created, captured, voided (answered) or expired (by the sweep).
 Connections, requests in progress, the database pool and its retries are read from the
 server's state when scraped.
 """
@@ -70,6 +71,24 @@ class AppMetrics:
             "Cents given back by RFD requests answered 201",
             registry=self.registry,
         )
+        self._holds = Counter(
+            "shillings_app_holds",
+            "Holds by what happened to them: created (HLD answered 201), captured (HLC 200),"
+            " voided (HLV 200), expired (marked by the sweep); replays not counted",
+            ["event"],
+            registry=self.registry,
+        )
+        self._sweep_failures = Counter(
+            "shillings_app_hold_sweep_failures",
+            "Sweeps of expired holds that failed (logged as 'hold sweep failed'; holds still"
+            " expire on time, their state and hold.expired events wait for the next sweep)",
+            registry=self.registry,
+        )
+        self._hold_events = {
+            pb.HLD: self._holds.labels("created"),
+            pb.HLC: self._holds.labels("captured"),
+            pb.HLV: self._holds.labels("voided"),
+        }
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(
@@ -90,7 +109,10 @@ class AppMetrics:
         children[1].observe(seconds)
         if status not in (200, 201) or response.status.replayed:
             return
-        if request.command == pb.RFD:
+        hold_event = self._hold_events.get(request.command)
+        if hold_event is not None:
+            hold_event.inc()
+        elif request.command == pb.RFD:
             self._refunds.inc()
             self._refund_cents.inc(response.refund.refund.amount)
         elif request.command == pb.PAY:
@@ -99,6 +121,13 @@ class AppMetrics:
         elif request.command == pb.TPU:
             self._topups.inc()
             self._topup_cents.inc(request.topup.amount)
+
+    def holds_expired(self, count: int) -> None:
+        """Count holds the sweep marked expired."""
+        self._holds.labels("expired").inc(count)
+
+    def hold_sweep_failed(self) -> None:
+        self._sweep_failures.inc()
 
     def watch(self, server: Any) -> None:
         """Read ``server``'s (an ``AppServer``) connections, requests in progress and

@@ -1,13 +1,18 @@
 """``shillings-app reconcile``: check the ledger in the database and report.
 
-Five checks, over one consistent snapshot (a reconcile of a running stack sees each
+Eight checks, over one consistent snapshot (a reconcile of a running stack sees each
 payment entirely or not at all):
 
 - every balance equals the replay of its transactions (received minus sent);
 - the sum of the balances equals the sum of the top-ups (money is neither created nor lost);
 - no balance is negative;
+- no ``available`` is negative (active holds never reserve more than the balance);
+- every hold's captures agree with it (a captured hold has exactly one capture, of its
+  captured amount, at most its amount; any other hold none);
 - every stored idempotency key names an existing transaction made by the key's user (its
   sender, or for a top-up its receiver);
+- every hold command's key names a hold of its user (payer of a created one, receiver of a
+  captured or voided one), and a capture's key a capture of that hold;
 - every payment or capture's ``refunded_amount`` is the sum of its refunds and at most its
   amount, and every refund names a payment or capture it reverses.
 
@@ -103,7 +108,7 @@ def reconcile(dsn: str, limit: int = SHOWN) -> Report:
         users, transactions, keys = reader.counts()
         total_balance, total_topups = reader.totals()
         checks = []
-        for run in (_replay, _negative, _keys, _refunds):
+        for run in (_replay, _negative, _available, _holds, _keys, _hold_keys, _refunds):
             begun = time.monotonic()
             checks.append(replace(run(reader, limit), seconds=time.monotonic() - begun))
         checks.insert(1, _conservation(total_balance, total_topups))
@@ -171,6 +176,53 @@ def _key_problem(user_id: int, key: str, transaction_id: str, maker: int | None)
     if maker is None:
         return f"{what}: transaction {transaction_id} does not exist"
     return f"{what}: transaction {transaction_id} was made by user {maker}"
+
+
+def _available(reader: LedgerReader, limit: int) -> Check:
+    found = reader.negative_available(limit)
+    return Check(
+        "no available balance is negative",
+        found.count,
+        [row[0] for row in found.rows],
+        [f"user {u}: balance {money(b)}, held {money(h)}" for u, b, h in found.rows],
+        f"{found.count} user(s) with holds over their balance",
+    )
+
+
+def _holds(reader: LedgerReader, limit: int) -> Check:
+    found = reader.hold_mismatches(limit)
+    return Check(
+        "every hold's captures agree with it",
+        found.count,
+        sorted({row[0] for row in found.rows}),
+        [
+            f"hold {h} ({state}, {money(a)}, captured {money(c)}): {n} capture(s) of {money(s)}"
+            for _, h, state, a, c, n, s in found.rows
+        ],
+        f"{found.count} hold(s) disagree with their captures",
+    )
+
+
+def _hold_keys(reader: LedgerReader, limit: int) -> Check:
+    found = reader.hold_key_mismatches(limit)
+    return Check(
+        "every hold key names a hold of its user",
+        found.count,
+        sorted({user_id for user_id, *_ in found.rows}),
+        [_hold_key_problem(*row) for row in found.rows],
+        f"{found.count} key(s) without their hold",
+    )
+
+
+def _hold_key_problem(
+    user_id: int, key: str, hold_id: str, transaction_id: str, party: int | None
+) -> str:
+    what = f"user {user_id}, key {key!r}"
+    if party is None:
+        return f"{what}: hold {hold_id} does not exist"
+    if party != user_id:
+        return f"{what}: hold {hold_id} is user {party}'s"
+    return f"{what}: transaction {transaction_id} is not a capture of hold {hold_id}"
 
 
 def _refunds(reader: LedgerReader, limit: int) -> Check:

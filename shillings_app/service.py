@@ -12,6 +12,7 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 from shillings_app.config import AppConfig
+from shillings_app.holdsweep import HoldSweep
 from shillings_app.server import AppServer
 from shillings_proto.services import AsyncService
 
@@ -56,9 +57,14 @@ class AppService(AsyncService):
 
 
 def app_service(config: AppConfig, reactor: Any) -> MultiService:
-    """The app server under one ``MultiService`` (``getServiceNamed("app server")``)."""
+    """The app server under one ``MultiService`` (``getServiceNamed("app server")``), with
+    its sweep of expired holds (``"hold sweep"``, stopped first)."""
     top = MultiService()
-    AppService(AppServer(config, reactor), reactor).setServiceParent(top)
+    server = AppServer(config, reactor)
+    AppService(server, reactor).setServiceParent(top)
+    sweep = HoldSweep(server, config.hold_sweep_interval, reactor)
+    sweep.setName("hold sweep")
+    sweep.setServiceParent(top)
     return top
 
 

@@ -31,24 +31,33 @@ def load_or_create_secret(path: str) -> str:
             return checked_secret(f.read().strip(), path)
     except FileNotFoundError:
         pass
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     value = secrets.token_hex(32)
+    if write_once(path, value + "\n"):
+        return value
+    with open(path, encoding="ascii") as f:
+        return checked_secret(f.read().strip(), path)
+
+
+def write_once(path: str, text: str) -> bool:
+    """Create ``path`` holding ``text`` (mode 0600, on disk before it has its name, so a crash
+    never leaves an empty file); False, writing nothing, if it exists already (another
+    process created it first)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(value + "\n")
+        f.write(text)
         f.flush()
-        os.fsync(f.fileno())  # on disk before the name: a crash never leaves an empty secret
+        os.fsync(f.fileno())
     try:
         os.link(tmp, path)
     except FileExistsError:
+        return False
+    finally:
         os.unlink(tmp)
-        with open(path, encoding="ascii") as f:
-            return checked_secret(f.read().strip(), path)
-    os.unlink(tmp)
     dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return value
+    return True

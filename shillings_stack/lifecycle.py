@@ -46,6 +46,16 @@ def ensure_jwt_secret(cfg: StackConfig) -> None:
     )
 
 
+def ensure_webhook_key(cfg: StackConfig) -> None:
+    """Create the webhook key file before app servers and delivery workers race to create it."""
+    from shillings_app.webhooks.secrets import WebhookKeyError, configured_key
+
+    try:
+        configured_key({**os.environ, "SHILLINGS_VAR": str(cfg.var)})
+    except WebhookKeyError as e:
+        raise StackError(str(e)) from None
+
+
 def check_port_free(cfg: StackConfig) -> None:
     """Fail early, with a clear message, when nginx's address is taken."""
     family = socket.AF_INET6 if ":" in cfg.http_host else socket.AF_INET
@@ -62,7 +72,7 @@ def check_port_free(cfg: StackConfig) -> None:
 
 def prepare(cfg: StackConfig) -> Path:
     """Everything before supervisord starts: leftovers of an unclean stop (processes, then
-    files), port check, rendering, JWT secret."""
+    files), port check, rendering, JWT secret, webhook key."""
     if socket_served(cfg.supervisor_socket):
         # A supervisord of this stack that its pid file does not name (started by hand,
         # pid file lost): never take its programs for leftovers.
@@ -77,6 +87,7 @@ def prepare(cfg: StackConfig) -> Path:
     check_port_free(cfg)
     conf = render(cfg)
     ensure_jwt_secret(cfg)
+    ensure_webhook_key(cfg)
     return conf
 
 

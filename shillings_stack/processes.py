@@ -141,22 +141,26 @@ def recover(cfg: StackConfig) -> list[str]:
 
 
 def _stale_secret_files(cfg: StackConfig) -> list[Path]:
-    """Leftovers of a JWT secret file creation that was interrupted: its ``<file>.<pid>.tmp``
-    (the creator is dead), and the file itself if it is empty (a crash before its data
-    reached the disk; no token can have been signed with an empty secret)."""
-    if os.environ.get("SHILLINGS_JWT_SECRET"):
-        return []
-    path = Path(os.environ.get("SHILLINGS_JWT_SECRET_FILE") or cfg.var / "jwt_secret")
+    """Leftovers of a JWT secret or webhook key file creation that was interrupted: its
+    ``<file>.<pid>.tmp`` (the creator is dead), and the file itself if it is empty (a crash
+    before its data reached the disk; nothing can have been signed or sealed with it)."""
     found = []
-    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
-        if pid.isdigit() and not alive(int(pid)):
-            found.append(tmp)
-    try:
-        if path.is_file() and not path.read_bytes().strip():
-            found.append(path)
-    except OSError:
-        pass
+    for variable, name in (
+        ("SHILLINGS_JWT_SECRET", "jwt_secret"),
+        ("SHILLINGS_WEBHOOK_KEY", "webhook.key"),
+    ):
+        if os.environ.get(variable):
+            continue
+        path = Path(os.environ.get(f"{variable}_FILE") or cfg.var / name)
+        for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+            pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+            if pid.isdigit() and not alive(int(pid)):
+                found.append(tmp)
+        try:
+            if path.is_file() and not path.read_bytes().strip():
+                found.append(path)
+        except OSError:
+            pass
     return found
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from shillings_proto import pb
-from shillings_proto.shapes import format_cents, transaction_json
+from shillings_proto.shapes import format_cents, hold_json, transaction_json
 
 
 def user_json(user: pb.User) -> dict[str, Any]:
-    """The API shape of a user; ``middle_name`` is "" when none was given."""
+    """The API shape of a user; ``middle_name`` is "" when none was given; ``held`` and
+    ``available`` as SPEC §6 defines them."""
     return {
         "user_id": user.user_id,
         "first_name": user.first_name,
@@ -20,9 +22,26 @@ def user_json(user: pb.User) -> dict[str, Any]:
         "email": user.email,
         "phone": user.phone,
         "balance": format_cents(user.balance),
+        "held": format_cents(user.held),
+        "available": format_cents(user.available),
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
+
+
+def webhook_json(webhook: pb.Webhook) -> dict[str, Any]:
+    """An endpoint; ``secret`` only in the answer that created it."""
+    shape: dict[str, Any] = {
+        "webhook_id": webhook.webhook_id,
+        "url": webhook.url,
+        "event_types": list(webhook.event_types),
+        "state": webhook.state,
+        "secret": webhook.secret,
+        "created_at": webhook.created_at,
+    }
+    if not webhook.secret:
+        del shape["secret"]
+    return shape
 
 
 def rfc3339(unix_seconds: int) -> str:
@@ -54,6 +73,48 @@ JSON: dict[str, Callable[[pb.Response], dict[str, Any]]] = {
     "transactions": lambda r: {
         "transactions": [transaction_json(tx) for tx in r.transactions.transactions],
         "next_cursor": r.transactions.next_cursor or None,
+    },
+    "hold": lambda r: {
+        "hold": hold_json(r.hold.hold),
+        "available": format_cents(r.hold.available),
+    },
+    "capture": lambda r: {
+        "hold": hold_json(r.capture.hold),
+        "transaction_id": r.capture.transaction_id,
+    },
+    "void": lambda r: {"hold": hold_json(r.void.hold)},
+    "holds": lambda r: {
+        "holds": [hold_json(hold) for hold in r.holds.holds],
+        "next_cursor": r.holds.next_cursor or None,
+    },
+    "events": lambda r: {
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "created_at": e.created_at,
+                "data": json.loads(e.data_json),
+            }
+            for e in r.events.events
+        ],
+        "next_cursor": r.events.next_cursor or None,
+    },
+    "webhook_create": lambda r: {"webhook": webhook_json(r.webhook_create.webhook)},
+    "webhooks": lambda r: {"webhooks": [webhook_json(w) for w in r.webhooks.webhooks]},
+    "webhook_delete": lambda r: {},
+    "deliveries": lambda r: {
+        "deliveries": [
+            {
+                "event_id": d.event_id,
+                "attempt": d.attempt,
+                "status_code": d.status_code or None,
+                "error": d.error,
+                "duration_ms": d.duration_ms,
+                "attempted_at": d.attempted_at,
+            }
+            for d in r.deliveries.deliveries
+        ],
+        "next_cursor": r.deliveries.next_cursor or None,
     },
 }
 """Response body field -> the JSON fields of the answer beside ``status``."""

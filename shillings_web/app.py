@@ -25,7 +25,7 @@ from shillings_proto import pb
 from shillings_web import validation
 from shillings_web.answers import JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
-from shillings_web.cache import ProfileCache, Redis, RedisRefused, RedisUnavailable
+from shillings_web.cache import ProfileCache
 from shillings_web.config import WebConfig
 from shillings_web.errors import (
     REASON_FOR_STATUS,
@@ -33,8 +33,10 @@ from shillings_web.errors import (
     envelope,
     unavailable_message,
 )
+from shillings_web.operations import OPERATIONS, Operation
 from shillings_web.pool import AppPool, AppUnavailable
 from shillings_web.ratelimit import limits, subject_keys
+from shillings_web.redisclient import Redis, RedisRefused, RedisUnavailable
 from shillings_web.site import set_json
 
 log = Logger()
@@ -53,10 +55,11 @@ class Reply:
     reason: str | None = None
 
 
-Handler = Callable[[Any, Any], Awaitable[Reply]]
+Handler = Callable[..., Awaitable[Reply]]
+"""A route: ``(api, request, **path parameters)``."""
 
 
-def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
+def endpoint(handler: Handler) -> Callable[..., defer.Deferred[bytes]]:
     """Run ``handler`` to completion and render its Reply; an error goes on to the Klein
     error handlers (``handle_errors``), which render it as an envelope.
 
@@ -65,8 +68,8 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
     """
 
     @functools.wraps(handler)
-    def run(self: ShillingsApi, request: Any) -> defer.Deferred[bytes]:
-        work = defer.ensureDeferred(self._render(handler, request))
+    def run(self: ShillingsApi, request: Any, **params: str) -> defer.Deferred[bytes]:
+        work = defer.ensureDeferred(self._render(handler, request, **params))
         shielded: defer.Deferred[bytes] = defer.Deferred()
 
         def relay(result: Any) -> None:
@@ -83,40 +86,11 @@ def endpoint(handler: Handler) -> Callable[[Any, Any], defer.Deferred[bytes]]:
     return run
 
 
-@dataclass(frozen=True)
-class Operation:
-    """An authenticated call that is one command: how the HTTP request becomes the body
-    (without ``auth``), and whose cached profiles it may change (bumped before answering,
-    whatever the outcome). One that changes nothing, or carries an Idempotency-Key, may
-    be sent again to another app server."""
-
-    command: pb.Command
-    field: str
-    body: Callable[[Any], Any]
-    touches: Callable[[Identity, Any], tuple[str, ...]] | None = None
-
-
-def _money(parse: Callable[[bytes], Any]) -> Callable[[Any], Any]:
-    """The body of a pay, top-up or refund: JSON fields and the Idempotency-Key header."""
-
-    def build(request: Any) -> Any:
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
-        body = parse(request.body())
-        header = request.requestHeaders.getRawHeaders(b"idempotency-key")
-        body.idempotency_key = validation.idempotency_key(header)
-        return body
-
-    return build
-
-
-OPERATIONS = {
-    "topup": Operation(pb.TPU, "topup", _money(validation.topup), lambda i, b: (i.email,)),
-    "pay": Operation(
-        pb.PAY, "pay", _money(validation.pay), lambda i, b: (i.email, b.receiver_email)
-    ),
-    "refund": Operation(pb.RFD, "refund", _money(validation.refund), lambda i, b: (i.email,)),
-    "transactions": Operation(pb.TXQ, "transactions", lambda r: validation.page(r.args)),
-}
+def _may_have_changed(error: Exception) -> bool:
+    """Whether a failed call may still have taken effect: no answer came (or a 5xx one)."""
+    if isinstance(error, AppUnavailable):
+        return not error.no_effect
+    return isinstance(error, ApiError) and error.code >= 500
 
 
 class ShillingsApi:
@@ -140,8 +114,8 @@ class ShillingsApi:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    async def _render(self, handler: Handler, request: Any) -> bytes:
-        reply = await handler(self, request)
+    async def _render(self, handler: Handler, request: Any, **params: str) -> bytes:
+        reply = await handler(self, request, **params)
         request_id = request.request_id if reply.code >= 500 else None
         document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
         return set_json(request, reply.code, document)
@@ -178,21 +152,29 @@ class ShillingsApi:
             raise ApiError(code, reason, message, retry_after)
         raise ApiError(code, reason, message)
 
-    async def _operate(self, request: Any, op: Operation) -> Reply:
-        """Authenticate, build the body, send the command, answer with its JSON."""
+    async def _operate(self, request: Any, op: Operation, **params: str) -> Reply:
+        """Authenticate, build the body, send the command, answer with its JSON and the
+        app server's success status (200, or 201 for what it created); bump the cached
+        profiles it may have changed before answering (``Operation``)."""
         identity = self._identity(request)
-        body = op.body(request)
+        body = op.body(request, **params)
         body.auth.user_id, body.auth.token_id = identity.user_id, identity.token_id
         touched = op.touches(identity, body) if op.touches is not None else ()
         try:
             response = await self._call(
                 request,
                 pb.Request(command=op.command, **{op.field: body}),
-                retry_safe=not touched or bool(body.idempotency_key),
+                retry_safe=not op.changes or bool(body.idempotency_key),
             )
+        except (ApiError, AppUnavailable) as e:
+            if op.answer_touches is not None and _may_have_changed(e):
+                await self.cache.bump_all()
+            raise
         finally:
             if touched:
                 await self.cache.bump(*touched)
+        if op.answer_touches is not None:
+            await self.cache.bump(*op.answer_touches(response))
         return Reply(response.status.code, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:
@@ -288,31 +270,9 @@ class ShillingsApi:
             retry_safe=True,
         )
         answer = JSON["profile"](response)
-        await self.cache.fill(identity, cached, answer["user"])
+        until = response.profile.user.next_hold_expiry_ms / 1000
+        await self.cache.fill(identity, cached, answer["user"], until)
         return Reply(200, answer)
-
-    @app.route("/v1/topup", methods=["POST"])
-    @endpoint
-    async def topup(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["topup"])
-
-    @app.route("/v1/pay", methods=["POST"])
-    @endpoint
-    async def pay(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["pay"])
-
-    @app.route("/v1/refunds", methods=["POST"])
-    @endpoint
-    async def refund(self, request: Any) -> Reply:
-        reply = await self._operate(request, OPERATIONS["refund"])
-        # The original sender, credited, is known only from the answer.
-        await self.cache.bump(reply.body["refund"]["receiver_email"])
-        return reply
-
-    @app.route("/v1/transactions", methods=["GET"])
-    @endpoint
-    async def transactions(self, request: Any) -> Reply:
-        return await self._operate(request, OPERATIONS["transactions"])
 
     @app.route("/healthz", methods=["GET"])
     @endpoint
@@ -400,3 +360,19 @@ class ShillingsApi:
             request_id=getattr(request, "request_id", "-"),
         )
         return self._error(request, ApiError(500, "internal_error", "internal error"))
+
+
+def _serve(name: str, op: Operation) -> Handler:
+    """The route handler of ``OPERATIONS[name]``."""
+
+    async def run(api: ShillingsApi, request: Any, **params: str) -> Reply:
+        return await api._operate(request, op, **params)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+for _name, _op in OPERATIONS.items():
+    ShillingsApi.app.route(_op.route, methods=[_op.method], endpoint=_name)(
+        endpoint(_serve(_name, _op))
+    )

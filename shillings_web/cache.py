@@ -1,4 +1,4 @@
-"""Redis: a guarded client, and the cache of authenticated users' profiles.
+"""The cache of authenticated users' profiles in Redis (``redisclient``).
 
 Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": G, "epoch": E, "user":
 {...}}`` with a TTL of the token's remaining life; ``shl:gen:<hash of the email>`` holds the
@@ -7,7 +7,10 @@ receiver without knowing the receiver's id, even when the app server's answer wa
 An entry is used only when its ``gen`` equals the current generation. Pay, top-up and
 logout invalidate by deleting the generation before the web layer answers; a later read
 creates a new random one, so an older entry can never match again, and a pay to an email
-nobody reads creates no key at all. Redis is an optimisation: when it is down every call
+nobody reads creates no key at all. An operation whose users are unknown (its answer was
+lost) replaces the epoch instead (``bump_all``). An entry also carries when the profile
+changes by itself (``until``: one of the user's holds expires) and is not read after it.
+Redis is an optimisation: when it is down every call
 raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the app server.
 """
 
@@ -15,18 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.logger import Logger
 
 from shillings_web.auth import Identity
-from shillings_web.config import RedisAddress
+from shillings_web.redisclient import Redis, RedisUnavailable
 
 log = Logger()
 
@@ -43,43 +45,6 @@ def gen_key(email: str) -> str:
     return "shl:gen:" + digest[:32]
 
 
-class RedisUnavailable(Exception):
-    """Redis could not answer (not connected, timed out, or an error reply)."""
-
-
-class RedisRefused(RedisUnavailable):
-    """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
-
-
-class _Factory(txredisapi.RedisFactory):
-    # Reconnect quickly after a Redis restart: 0.2 s, 0.5 s, 1.5 s, then every 2 s.
-    initialDelay = 0.2
-    maxDelay = 2.0
-
-
-class _SentinelFactory(txredisapi.SentinelConnectionFactory):
-    # Follow a failover quickly: the next attempt asks the sentinels again.
-    initialDelay = 0.1
-    maxDelay = 1.0
-
-
-class _Sentinel(txredisapi.Sentinel):
-    """txredisapi's Sentinel client, remembering the primary it last found."""
-
-    discovery_timeout = 1
-
-    def __init__(self, addresses: list[tuple[str, int]]) -> None:
-        super().__init__(addresses)
-        self.primary: tuple[str, int] | None = None
-
-    def discover_master(self, service_name: str) -> Any:
-        def found(address: tuple[str, int]) -> tuple[str, int]:
-            self.primary = address
-            return address
-
-        return super().discover_master(service_name).addCallback(found)
-
-
 _REPLACE_EPOCH = (
     "#!lua\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2])"
@@ -87,114 +52,12 @@ _REPLACE_EPOCH = (
 )
 """Replace the epoch only if it is still the one read (one new epoch per new primary)."""
 
-
-class Redis:
-    """A txredisapi connection pool whose every command fails fast instead of waiting."""
-
-    def __init__(
-        self, address: RedisAddress, reactor: Any, timeout: float = 1.0, poolsize: int = 2
-    ) -> None:
-        self._address = address
-        self._reactor = reactor
-        self._timeout = timeout
-        self._poolsize = poolsize
-        self._factory: _Factory | None = None
-        self._was_up = True
-        self._refused_logged_at = float("-inf")
-        self._sentinel: _Sentinel | None = None
-
-    @property
-    def primary(self) -> str | None:
-        """Through Sentinel: the primary in use, as ``host/port`` (None before one was found,
-        and without Sentinel)."""
-        found = self._sentinel.primary if self._sentinel is not None else None
-        return None if found is None else f"{found[0]}/{found[1]}".replace(":", "_")
-
-    def start(self) -> None:
-        """Begin connecting (and reconnecting with back-off) in the background."""
-        address = self._address
-        if address.sentinels:
-            self._sentinel = _Sentinel(list(address.sentinels))
-            handler = self._sentinel.master_for(
-                address.master_name,
-                factory_class=_SentinelFactory,
-                dbid=address.db or None,
-                poolsize=self._poolsize,
-                isLazy=True,
-                password=address.password,
-                replyTimeout=self._timeout,
-                convertNumbers=False,
-            )
-            self._factory = handler._factory
-            return
-        factory = _Factory(
-            address.describe(),
-            address.db or None,
-            self._poolsize,
-            isLazy=True,
-            handler=txredisapi.ConnectionHandler,
-            password=address.password,
-            replyTimeout=self._timeout,
-            convertNumbers=False,
-        )
-        if address.unix_socket:
-            endpoint: Any = UNIXClientEndpoint(
-                self._reactor, address.unix_socket, timeout=self._timeout
-            )
-        else:
-            endpoint = HostnameEndpoint(
-                self._reactor, address.host, address.port, timeout=self._timeout
-            )
-        factory.startConnecting(endpoint)
-        self._factory = factory
-
-    async def stop(self) -> None:
-        if self._factory is not None:
-            factory, self._factory = self._factory, None
-            await factory.disconnect()
-        if self._sentinel is not None:
-            await self._sentinel.disconnect()
-
-    @property
-    def connected(self) -> bool:
-        return self._factory is not None and self._factory.size > 0
-
-    async def execute(self, command: str, *args: Any) -> Any:
-        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout
-        (``RedisRefused`` when Redis answered with an error)."""
-        if self._factory is None or self._factory.size == 0:
-            self._note_down(f"{command}: not connected")
-            raise RedisUnavailable("not connected to Redis")
-        try:
-            d = getattr(self._factory.handler, command)(*args)
-            d.addTimeout(self._timeout, self._reactor)
-            result = await d
-        except txredisapi.ResponseError as e:
-            self._note_refused(command, e)
-            raise RedisRefused(str(e)) from None
-        except Exception as e:
-            self._note_down(f"{command}: {e.__class__.__name__}: {e}")
-            raise RedisUnavailable(str(e) or e.__class__.__name__) from None
-        if not self._was_up:
-            self._was_up = True
-            log.info("Redis at {address} is reachable again", address=self._address.describe())
-        return result
-
-    def _note_refused(self, command: str, error: Exception) -> None:
-        """Log a refusal (e.g. OOM) at most once a minute: a full Redis refuses every write."""
-        now = self._reactor.seconds()
-        if now - self._refused_logged_at >= 60.0:
-            self._refused_logged_at = now
-            log.warn("Redis refused {command}: {error}", command=command, error=str(error))
-
-    def _note_down(self, why: str) -> None:
-        if self._was_up:
-            self._was_up = False
-            log.warn(
-                "Redis at {address} unavailable ({why}); serving without cache",
-                address=self._address.describe(),
-                why=why,
-            )
+_RESET_EPOCH = (
+    "#!lua\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1])"
+    " return 1 end return 0"
+)
+"""Replace the epoch if there is one (``ProfileCache.bump_all``)."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +136,7 @@ class ProfileCache:
                 cached["gen"] == gen
                 and cached["epoch"] == epoch
                 and isinstance(cached["user"], dict)
+                and self._clock.seconds() < float(cached.get("until") or "inf")
             ):
                 return Lookup(cached["user"], gen, epoch)
         except (ValueError, TypeError, KeyError):
@@ -325,15 +189,23 @@ class ProfileCache:
         )
         return epoch
 
-    async def fill(self, identity: Identity, lookup: Lookup, user: dict[str, Any]) -> None:
+    async def fill(
+        self, identity: Identity, lookup: Lookup, user: dict[str, Any], until: float = 0.0
+    ) -> None:
         """Store ``user`` under the generation and epoch its ``lookup`` read *before* it was
-        fetched; nothing when that lookup may not be filled."""
+        fetched; nothing when that lookup may not be filled. ``until`` (unix seconds; 0:
+        none) is when the profile changes by itself (a hold of the user's expires): the
+        entry is not read from then on."""
         if lookup.gen is None or lookup.epoch is None:
             return
-        ttl = identity.seconds_left(self._clock.seconds())
-        value = json.dumps(
-            {"gen": lookup.gen, "epoch": lookup.epoch, "user": user}, separators=(",", ":")
-        )
+        now = self._clock.seconds()
+        ttl = identity.seconds_left(now)
+        if until:
+            if until <= now:
+                return
+            ttl = max(1, min(ttl, math.ceil(until - now)))
+        entry = {"gen": lookup.gen, "epoch": lookup.epoch, "user": user, "until": until or None}
+        value = json.dumps(entry, separators=(",", ":"))
         try:
             await self._redis.execute("set", TOKEN_KEY.format(identity.token_id), value, ttl)
         except RedisUnavailable:
@@ -343,6 +215,24 @@ class ProfileCache:
         """Invalidate every cached profile of the users with these emails (delete their
         generations); what fails is retried in the background."""
         await self._delete({gen_key(email) for email in emails})
+
+    async def bump_all(self) -> None:
+        """Invalidate every cached profile at once (a change whose users are unknown, e.g.
+        its answer was lost): replace the epoch by a new one, settled at once, so the cache
+        serves again on the next request. When Redis holds no epoch, the next lookup starts
+        one (with its grace period) anyway; when Redis fails, the epoch's deletion is
+        retried like any invalidation."""
+        primary = self._redis.primary
+        tag = f"@{primary}" if primary is not None else ""
+        settled = self._clock.seconds() - self._epoch_grace
+        epoch = f"{secrets.token_hex(4)}{tag}:{settled!r}"
+        try:
+            await self._redis.execute("eval", _RESET_EPOCH, [EPOCH_KEY], [epoch])
+            return
+        except RedisUnavailable as e:
+            log.warn("could not reset the cache epoch ({why}); will retry", why=str(e))
+        self._pending.add(EPOCH_KEY)
+        self._schedule()
 
     async def forget(self, identity: Identity) -> None:
         """Drop the token's entry after logout, and outdate any concurrent refill of it."""

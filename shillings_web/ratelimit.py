@@ -29,10 +29,10 @@ from typing import Any
 
 from twisted.internet.task import deferLater
 
-from shillings_web.cache import Redis, RedisUnavailable
 from shillings_web.config import WebConfig
 from shillings_web.device import DeviceCookies
 from shillings_web.errors import ApiError
+from shillings_web.redisclient import Redis, RedisUnavailable
 
 _RESERVE = """#!lua
 -- The shebang (Redis >= 7) makes Redis refuse this script as a whole when it is out of

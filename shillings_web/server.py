@@ -10,11 +10,11 @@ from twisted.logger import Logger
 
 from shillings_proto.metrics import MetricsListener
 from shillings_web.app import ShillingsApi
-from shillings_web.cache import Redis
 from shillings_web.config import WebConfig
 from shillings_web.drain import Drainer
 from shillings_web.metrics import WebMetrics
 from shillings_web.pool import AppPool
+from shillings_web.redisclient import Redis
 from shillings_web.site import ShillingsSite
 
 log = Logger()

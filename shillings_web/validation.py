@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from shillings_proto.fields import (
     FieldError,
 )
 from shillings_web.errors import (
+    ApiError,
     invalid_amount,
     invalid_request,
     parameter_duplicated,
@@ -36,6 +38,15 @@ SIGNUP_FIELDS = frozenset({"first_name", "middle_name", "last_name", "email", "p
 LOGIN_FIELDS = frozenset({"email", "password"})
 PAY_FIELDS = frozenset({"receiver_email", "amount"})
 TOPUP_FIELDS = frozenset({"amount"})
+HOLD_FIELDS = frozenset({"receiver_email", "amount", "expires_in"})
+CAPTURE_FIELDS = frozenset({"amount"})
+HOLD_ROLES = ("payer", "receiver")
+HOLD_STATES = ("held", "captured", "voided", "expired")
+MIN_EXPIRES_IN, MAX_EXPIRES_IN = 60, 2_592_000
+"""A hold's ``expires_in`` as the SPEC bounds it (the app server may allow shorter, for
+tests: ``SHILLINGS_HOLD_MIN_EXPIRES_IN``, so the web layer checks only the type and the
+upper bound)."""
+WEBHOOK_FIELDS = frozenset({"url", "event_types"})
 REFUND_FIELDS = frozenset({"transaction_id", "amount"})
 
 
@@ -200,6 +211,59 @@ def topup(body: bytes) -> pb.TopupRequest:
     return pb.TopupRequest(amount=amount(json_object(body, TOPUP_FIELDS)))
 
 
+def hold(body: bytes) -> pb.HoldRequest:
+    """``receiver_email``, ``amount`` and ``expires_in`` (whole seconds, optional)."""
+    obj = json_object(body, HOLD_FIELDS)
+    receiver = _checked(fields.email, _string(obj, "receiver_email") or "", "receiver_email")
+    expires_in = obj.get("expires_in")
+    if expires_in is not None and (
+        not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        raise invalid_request(
+            f"expires_in must be a whole number of seconds from {MIN_EXPIRES_IN}"
+            f" to {MAX_EXPIRES_IN}"
+        )
+    return pb.HoldRequest(receiver_email=receiver, amount=amount(obj), expires_in=expires_in or 0)
+
+
+def _hold_id(value: str) -> str:
+    """A hold id from the path: a UUID in its canonical form, else no hold has it (404)."""
+    try:
+        if str(uuid.UUID(value)) == value:
+            return value
+    except ValueError:
+        pass
+    raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+
+
+def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:
+    """An optional ``amount`` (default: all of the hold); an empty body is allowed."""
+    obj = json_object(body, CAPTURE_FIELDS) if body.strip() else {}
+    cents = amount(obj) if obj.get("amount") is not None else 0
+    return pb.CaptureRequest(hold_id=_hold_id(hold_id), amount=cents)
+
+
+def void(body: bytes, hold_id: str) -> pb.VoidRequest:
+    """No fields; an empty body or ``{}``."""
+    if body.strip():
+        json_object(body, frozenset())
+    return pb.VoidRequest(hold_id=_hold_id(hold_id))
+
+
+def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
+    """``role`` (payer/receiver, default both), ``state``, ``limit`` and ``cursor``."""
+    listing = page(args)
+    role = _single(args, b"role") or ""
+    if role and role not in HOLD_ROLES:
+        raise invalid_request("role must be payer or receiver")
+    state = _single(args, b"state") or ""
+    if state and state not in HOLD_STATES:
+        raise invalid_request(f"state must be one of {', '.join(HOLD_STATES)}")
+    return pb.HoldsRequest(role=role, state=state, limit=listing.limit, cursor=listing.cursor)
+
+
 def refund(body: bytes) -> pb.RefundRequest:
     """``transaction_id`` (a string, required; 404 ``transaction_not_found`` when it is not
     a UUID, as no transaction has that id) and ``amount`` (optional: absent or null asks
@@ -217,6 +281,35 @@ def refund(body: bytes) -> pb.RefundRequest:
 
 def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.TransactionsRequest(limit=limit, cursor=cursor)
+
+
+def events(args: dict[bytes, list[bytes]]) -> pb.EventsRequest:
+    """``type`` (checked by the app server against the event types), ``limit``, ``cursor``."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.EventsRequest(type=_single(args, b"type") or "", limit=limit, cursor=cursor)
+
+
+def deliveries(args: dict[bytes, list[bytes]], webhook_id: str) -> pb.DeliveriesRequest:
+    """One endpoint's delivery log: ``limit`` and ``cursor``."""
+    limit, cursor = _limit_and_cursor(args)
+    return pb.DeliveriesRequest(webhook_id=webhook_id, limit=limit, cursor=cursor)
+
+
+def webhook(body: bytes) -> pb.WebhookCreateRequest:
+    """``url`` (its rules are the app server's: it resolves the host) and ``event_types``,
+    an optional list of strings."""
+    obj = json_object(body, WEBHOOK_FIELDS)
+    types = obj.get("event_types")
+    if types is None:
+        types = []
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise invalid_request("event_types must be a list of strings")
+    return pb.WebhookCreateRequest(url=_string(obj, "url", required=False) or "", event_types=types)
+
+
+def _limit_and_cursor(args: dict[bytes, list[bytes]]) -> tuple[int, str]:
     limit = fields.DEFAULT_PAGE
     raw_limit = _single(args, b"limit")
     if raw_limit is not None:
@@ -228,7 +321,7 @@ def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     cursor = _single(args, b"cursor") or ""
     if cursor and not _CURSOR_RE.match(cursor):
         raise invalid_request("cursor is not valid")
-    return pb.TransactionsRequest(limit=limit, cursor=cursor)
+    return limit, cursor
 
 
 def _single(args: dict[bytes, list[bytes]], name: bytes) -> str | None:

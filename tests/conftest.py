@@ -58,6 +58,9 @@ def database(mariadb: MariaDB) -> Iterator[str]:
 
 TEST_JWT_SECRET = "shillings-test-jwt-secret-0123456789abcdef"
 """The JWT secret of the ``app_server`` fixture (tests decode tokens with it)."""
+TEST_WEBHOOK_KEY = bytes(range(32))
+"""The webhook key of the ``app_server`` fixture, which lets webhooks target 127.0.0.0/8
+(the default, ``public``, refuses loopback)."""
 
 
 @pytest_twisted.async_yield_fixture
@@ -71,6 +74,7 @@ async def app_server(database: str):
     from shillings_app.config import AppConfig
     from shillings_app.migrations import migrate
     from shillings_app.server import AppServer
+    from shillings_app.webhooks.allow import parse_allow
 
     migrate(database)
     config = AppConfig(
@@ -81,6 +85,8 @@ async def app_server(database: str):
         bcrypt_cost=4,
         db_pool_min=1,
         db_pool_max=10,
+        webhook_key=TEST_WEBHOOK_KEY,
+        webhook_allow=parse_allow("127.0.0.0/8"),
     )
     server = AppServer(config)
     await server.start()

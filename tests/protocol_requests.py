@@ -96,3 +96,57 @@ def health() -> pb.Request:
 
 def hello(secret: str) -> pb.Request:
     return pb.Request(command=pb.HEL, hello=pb.HelloRequest(secret=secret))
+
+
+def hold(
+    user_id: int,
+    token_id: str,
+    receiver_email: str,
+    amount: int,
+    expires_in: int = 0,
+    idempotency_key: str = "",
+) -> pb.Request:
+    return pb.Request(
+        command=pb.HLD,
+        hold=pb.HoldRequest(
+            auth=_auth(user_id, token_id),
+            receiver_email=receiver_email,
+            amount=amount,
+            expires_in=expires_in,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
+def capture(
+    user_id: int, token_id: str, hold_id: str, amount: int = 0, idempotency_key: str = ""
+) -> pb.Request:
+    return pb.Request(
+        command=pb.HLC,
+        capture=pb.CaptureRequest(
+            auth=_auth(user_id, token_id),
+            hold_id=hold_id,
+            amount=amount,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
+def void(user_id: int, token_id: str, hold_id: str, idempotency_key: str = "") -> pb.Request:
+    return pb.Request(
+        command=pb.HLV,
+        void=pb.VoidRequest(
+            auth=_auth(user_id, token_id), hold_id=hold_id, idempotency_key=idempotency_key
+        ),
+    )
+
+
+def holds(
+    user_id: int, token_id: str, role: str = "", state: str = "", limit: int = 0, cursor: str = ""
+) -> pb.Request:
+    return pb.Request(
+        command=pb.HLQ,
+        holds=pb.HoldsRequest(
+            auth=_auth(user_id, token_id), role=role, state=state, limit=limit, cursor=cursor
+        ),
+    )

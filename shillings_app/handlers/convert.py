@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from shillings_app.storage.events import NewEvent
+from shillings_app.storage.holds import HoldRecord
 from shillings_app.storage.records import TransactionRecord, UserRecord
 from shillings_proto import pb, shapes
 
@@ -11,6 +13,14 @@ from shillings_proto import pb, shapes
 def rfc3339(value: datetime) -> str:
     """A naive UTC datetime as RFC 3339 with microseconds, e.g. 2026-11-24T19:39:34.123456Z."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def unix_ms(value: datetime) -> int:
+    """A naive UTC datetime as unix milliseconds (rounded down)."""
+    return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
 def user_message(user: UserRecord) -> pb.User:
@@ -24,6 +34,9 @@ def user_message(user: UserRecord) -> pb.User:
         balance=user.balance,
         created_at=rfc3339(user.created_at),
         updated_at=rfc3339(user.updated_at),
+        held=user.held,
+        available=user.balance - user.held,
+        next_hold_expiry_ms=unix_ms(user.next_hold_expiry) if user.next_hold_expiry else 0,
     )
 
 
@@ -66,3 +79,23 @@ def ledger_message(
         refund_of=refund_of,
         refunded_amount=refunded_amount if kind in shapes.REFUNDABLE else None,
     )
+
+
+def hold_message(hold: HoldRecord) -> pb.Hold:
+    return pb.Hold(
+        hold_id=hold.hold_id,
+        payer_email=hold.payer_email,
+        receiver_email=hold.receiver_email,
+        amount=hold.amount,
+        captured_amount=hold.captured_amount,
+        state=hold.state,
+        expires_at=rfc3339(hold.expires_at),
+        created_at=rfc3339(hold.created_at),
+        updated_at=rfc3339(hold.updated_at),
+    )
+
+
+def hold_events(hold: HoldRecord, type_: str) -> list[NewEvent]:
+    """The event ``type_`` for the hold's payer and receiver, with the hold as data."""
+    data = shapes.hold_json(hold_message(hold))
+    return [NewEvent(hold.payer_id, type_, data), NewEvent(hold.receiver_id, type_, data)]

@@ -11,7 +11,6 @@ from shillings_app.handlers.convert import transaction_message
 from shillings_app.storage import RequestScope
 from shillings_app.storage.history import transactions_txn
 from shillings_proto import pb
-from shillings_proto.fields import DEFAULT_PAGE, MAX_PAGE
 
 _CURSOR_PREFIX = "t1:"
 
@@ -37,9 +36,7 @@ def decode_cursor(cursor: str) -> int:
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.transactions
     user_id, token_id = validation.auth(body.auth)
-    limit = body.limit or DEFAULT_PAGE
-    if limit > MAX_PAGE:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    limit = validation.page_limit(body.limit)
     before_id = decode_cursor(body.cursor) if body.cursor else None
     rows = await ctx.db.run(
         "transactions", transactions_txn, user_id, token_id, limit + 1, before_id, scope=scope

@@ -5,13 +5,16 @@ themselves are ``shillings_proto.fields`` (called directly; the dispatcher maps 
 from __future__ import annotations
 
 import hashlib
+import uuid
 
-from shillings_app.errors import InvalidAmount, InvalidRequest, Unauthenticated
+from shillings_app.errors import HoldNotFound, InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
 from shillings_proto import pb
 from shillings_proto.fields import (
+    DEFAULT_PAGE,
     IDEMPOTENCY_KEY_RE,
     MAX_IDEMPOTENCY_KEY,
+    MAX_PAGE,
     amount_in_range,
 )
 
@@ -40,3 +43,21 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
         )
     digest = hashlib.sha256("\x00".join([command, *map(str, parts)]).encode("utf-8")).digest()
     return IdempotencyKey(key=key, command=command, request_hash=digest)
+
+
+def hold_id(value: str) -> str:
+    """A hold id: a UUID in its canonical form; anything else names no hold."""
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        raise HoldNotFound() from None
+    if canonical != value:
+        raise HoldNotFound()
+    return value
+
+
+def page_limit(value: int) -> int:
+    """A page size: 1 to ``MAX_PAGE``, 0 meaning the default."""
+    if value > MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    return value or DEFAULT_PAGE

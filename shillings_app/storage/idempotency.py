@@ -1,6 +1,9 @@
-"""Idempotency keys: the outcome of a payment or top-up stored as result columns
-(transaction id, resulting balance, status) in the transaction that made it, and read back
-by a retry of the same request."""
+"""Idempotency keys: the outcome of a payment, top-up or hold operation stored as result
+columns (transaction id, resulting balance, status, and the hold it made or changed) in the
+transaction that made it, and read back by a retry of the same request. A request that
+creates something other than a transaction (a webhook endpoint, WHC) stores that thing's id
+in the ``transaction_id`` column, with the caller's balance, unchanged
+(``remember_created``)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 STORED = "k.request_hash, k.transaction_id, k.balance, k.status"
 """The SELECT list of a key's earlier use (all NULL when unused), from ``JOINED``."""
+HOLD_STORED = f"{STORED}, k.hold_id"
+"""``STORED`` and the hold the earlier use made or changed (the hold commands)."""
 JOINED = (
     " FROM (SELECT 1) AS one LEFT JOIN idempotency_keys AS k ON k.user_id = %s AND k.idem_key = %s"
 )
@@ -26,34 +31,74 @@ def key_of(idem: IdempotencyKey | None) -> str:
 
 
 def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult | None:
-    """The stored outcome (the four ``STORED`` columns) of an earlier use of ``idem``; None
-    when it is unused; ``IdempotencyKeyReused`` if that use was another request."""
-    request_hash, transaction_id, balance, status = stored
+    """The stored outcome (the ``STORED`` or ``HOLD_STORED`` columns) of an earlier use of
+    ``idem``; None when it is unused; ``IdempotencyKeyReused`` if that use was another
+    request."""
+    found = _earlier_use(idem, stored)
+    if found is None:
+        return None
+    transaction_id, balance, status, *hold = found
+    hold_id = hold[0] if hold else None
+    return MoneyResult(transaction_id, int(balance), int(status), replayed=True, hold_id=hold_id)
+
+
+def replayed_id(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> str | None:
+    """The id of what an earlier use of ``idem`` created (``remember_created``); None when
+    it is unused; ``IdempotencyKeyReused`` if that use was another request."""
+    found = _earlier_use(idem, stored)
+    return None if found is None else str(found[0])
+
+
+def _earlier_use(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    request_hash, *result = stored
     if idem is None or request_hash is None:
         return None
     if bytes(request_hash) != idem.request_hash:
         raise IdempotencyKeyReused()
-    return MoneyResult(transaction_id, int(balance), int(status), replayed=True)
+    return tuple(result)
 
 
 def remember(txn: Any, user_id: int, idem: IdempotencyKey | None, result: MoneyResult) -> None:
     """Store ``result`` under ``idem``; a concurrent duplicate that committed first makes
     this attempt roll back and retry, and the retry replays the winner's outcome."""
+    _insert(
+        txn, user_id, idem, result.transaction_id, result.balance, result.status, result.hold_id
+    )
+
+
+def remember_created(
+    txn: Any, user_id: int, idem: IdempotencyKey | None, created_id: str, balance: int, status: int
+) -> None:
+    """Store under ``idem`` the id of what the request created and the caller's balance (which
+    it did not change), like ``remember``."""
+    _insert(txn, user_id, idem, created_id, balance, status, None)
+
+
+def _insert(
+    txn: Any,
+    user_id: int,
+    idem: IdempotencyKey | None,
+    result_id: str,
+    balance: int,
+    status: int,
+    hold_id: str | None,
+) -> None:
     if idem is None:
         return
     try:
         txn.execute(
             "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
-            " transaction_id, balance, status, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+            " transaction_id, balance, status, hold_id, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
             (
                 user_id,
                 idem.key,
                 idem.command,
                 idem.request_hash,
-                result.transaction_id,
-                result.balance,
-                result.status,
+                result_id,
+                balance,
+                status,
+                hold_id,
             ),
         )
     except pymysql.err.IntegrityError as e:

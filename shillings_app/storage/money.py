@@ -21,13 +21,20 @@ TOPUP_LOOKUP = f"SELECT {REVOKED}, {STORED}{JOINED}"
 user id, key."""
 
 
-ACTIVE_HELD = (
-    "(SELECT COALESCE(SUM(h.amount), 0) FROM holds AS h WHERE h.payer_id = {user}"
-    " AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6))"
+ACTIVE_HOLDS = (
+    "holds AS h WHERE h.payer_id = {user} AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6)"
 )
-"""SQL of a user's ``held`` (SPEC §6): their holds as payer in state 'held' whose expiry is
-still ahead, so an expired hold stops counting at ``expires_at`` before the sweep marks it.
-``{user}`` is the SQL expression of the user id."""
+"""The held rule (SPEC §6), as a FROM … WHERE clause: a user's holds as payer in state
+'held' whose expiry is still ahead on the database's clock, so an expired hold stops
+counting at ``expires_at`` before the sweep marks it. ``{user}`` is the SQL expression of
+the user id."""
+
+ACTIVE_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS})"
+"""SQL of a user's ``held``: the sum of their active holds (``ACTIVE_HOLDS``)."""
+
+NEXT_HOLD_EXPIRY = f"(SELECT MIN(h.expires_at) FROM {ACTIVE_HOLDS})"
+"""SQL of when the user's ``held`` next shrinks by itself: the earliest expiry of their
+active holds (NULL: none)."""
 
 
 @dataclass(frozen=True)

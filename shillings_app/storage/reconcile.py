@@ -13,6 +13,7 @@ from typing import Any
 import pymysql
 
 from shillings_app.config import parse_dsn
+from shillings_app.storage.money import ACTIVE_HOLDS
 
 _REPLAY_MISMATCHES = (
     "SELECT u.user_id, u.balance, COALESCE(m.net, 0), COUNT(*) OVER ()"
@@ -42,11 +43,52 @@ _KEY_MISMATCHES = (
     " COUNT(*) OVER ()"
     " FROM idempotency_keys AS k LEFT JOIN transactions AS t"
     " ON t.transaction_id = k.transaction_id"
-    " WHERE t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id"
+    " WHERE k.hold_id IS NULL AND k.command <> 'WHC'"
+    " AND (t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id)"
     " ORDER BY k.user_id, k.idem_key LIMIT %s"
 )
-"""Keys whose transaction is missing or was made by another user (the maker
-is the sender, or for a top-up the receiver); the maker is NULL when it is missing."""
+"""Keys of payments and top-ups whose transaction is missing or was made by another user
+(the maker is the sender, or for a top-up the receiver); the maker is NULL when it is
+missing. Keys of webhook registrations (WHC) name an endpoint, not a transaction, and are not
+checked."""
+
+_HOLD_KEY_MISMATCHES = (
+    "SELECT k.user_id, k.idem_key, k.hold_id, k.transaction_id,"
+    " IF(k.command = 'HLD', h.payer_id, h.receiver_id), COUNT(*) OVER ()"
+    " FROM idempotency_keys AS k LEFT JOIN holds AS h ON h.hold_id = k.hold_id"
+    " LEFT JOIN transactions AS t ON k.command = 'HLC' AND t.transaction_id = k.transaction_id"
+    " WHERE k.hold_id IS NOT NULL AND (h.id IS NULL"
+    " OR IF(k.command = 'HLD', h.payer_id, h.receiver_id) <> k.user_id"
+    " OR (k.command = 'HLC' AND (t.id IS NULL OR t.hold_id <> k.hold_id)))"
+    " ORDER BY k.user_id, k.idem_key LIMIT %s"
+)
+"""Keys of hold commands whose hold is missing or not the key user's (the payer for a
+create, the receiver for a capture or void: NULL when the hold is missing), or, for a
+capture, whose transaction is not a capture of that hold."""
+
+_NEGATIVE_AVAILABLE = (
+    "SELECT u.user_id, u.balance, a.held, COUNT(*) OVER () FROM ("
+    "  SELECT h.payer_id, SUM(h.amount) AS held"
+    f" FROM {ACTIVE_HOLDS.format(user='h.payer_id')} GROUP BY h.payer_id"
+    " ) AS a JOIN users AS u ON u.user_id = a.payer_id WHERE u.balance < a.held"
+    " ORDER BY u.user_id LIMIT %s"
+)
+"""Users whose active holds (``money.ACTIVE_HOLDS``, every payer's at once) reserve more
+than their balance: ``available`` < 0 now. It reads the active holds, not every user (a
+negative balance without holds is the negative-balance check's)."""
+
+_HOLD_MISMATCHES = (
+    "SELECT h.payer_id, h.hold_id, h.state, h.amount, h.captured_amount, COUNT(t.id),"
+    " COALESCE(SUM(t.amount), 0), COUNT(*) OVER ()"
+    " FROM holds AS h LEFT JOIN transactions AS t ON t.hold_id = h.hold_id AND t.kind = 'capture'"
+    " GROUP BY h.id"
+    " HAVING h.captured_amount > h.amount"
+    " OR (h.state = 'captured' AND (COUNT(t.id) <> 1 OR SUM(t.amount) <> h.captured_amount))"
+    " OR (h.state <> 'captured' AND COUNT(t.id) > 0)"
+    " ORDER BY h.payer_id, h.id LIMIT %s"
+)
+"""Holds captured beyond their amount, captured holds without exactly one capture of the
+captured amount, and holds with a capture that are not captured (voided or expired)."""
 
 _REFUND_MISMATCHES = (
     "SELECT t.transaction_id, IF(t.refund_of IS NULL, t.receiver_id, t.sender_id), t.amount,"
@@ -147,6 +189,28 @@ class LedgerReader:
                 (tx, int(u), int(a), int(r), int(s), of, None if o is None else int(o))
                 for tx, u, a, r, s, of, o, _ in rows
             ],
+        )
+
+    def hold_key_mismatches(self, limit: int) -> Offenders:
+        """(user_id, key, hold_id, transaction_id, party or None) of the hold commands' keys
+        whose hold is missing or not the key user's, or whose capture is not of it."""
+        rows = self._all(_HOLD_KEY_MISMATCHES, (limit,))
+        return Offenders(
+            int(rows[0][-1]) if rows else 0,
+            [(int(u), k, h, tx, None if p is None else int(p)) for u, k, h, tx, p, _ in rows],
+        )
+
+    def negative_available(self, limit: int) -> Offenders:
+        """(user_id, balance, held) of users whose holds reserve more than their balance."""
+        return _offenders(self._all(_NEGATIVE_AVAILABLE, (limit,)), ints=3)
+
+    def hold_mismatches(self, limit: int) -> Offenders:
+        """(payer_id, hold_id, state, amount, captured, captures, captured by them) of holds
+        whose captures disagree with them."""
+        rows = self._all(_HOLD_MISMATCHES, (limit,))
+        return Offenders(
+            int(rows[0][-1]) if rows else 0,
+            [(int(p), h, st, int(a), int(c), int(n), int(s)) for p, h, st, a, c, n, s, _ in rows],
         )
 
 

@@ -20,6 +20,10 @@ class UserRecord:
     balance: int
     created_at: datetime
     updated_at: datetime
+    held: int = 0
+    """What the user's active holds as payer reserve (SPEC §6)."""
+    next_hold_expiry: datetime | None = None
+    """The earliest expiry of those holds (None: none)."""
 
 
 USER_COLUMNS = (
@@ -65,8 +69,9 @@ class IdempotencyKey:
 
 @dataclass(frozen=True)
 class MoneyResult:
-    """What a payment or top-up did, as its idempotency key stores it for replays: the
-    transaction it made and the caller's balance after it."""
+    """What a payment, top-up or hold operation did, as its idempotency key stores it for
+    replays: the transaction it made ("" for none) and the caller's balance after it (a
+    hold's creation: the payer's ``available``; 0 when the answer has none)."""
 
     transaction_id: str
     balance: int
@@ -74,3 +79,5 @@ class MoneyResult:
     """The protocol status of the answer (stored, so a replay answers the same)."""
     replayed: bool = False
     """Read from the idempotency key of an earlier request, not done now."""
+    hold_id: str | None = None
+    """The hold made or changed (hold commands only)."""

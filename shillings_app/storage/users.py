@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pymysql
@@ -9,7 +10,18 @@ import pymysql
 from shillings_app.errors import EmailTaken
 from shillings_app.storage.auth import REVOKED, authenticated
 from shillings_app.storage.database import ER_DUP_ENTRY, error_code
+from shillings_app.storage.money import ACTIVE_HELD, NEXT_HOLD_EXPIRY
 from shillings_app.storage.records import USER_COLUMNS, UserRecord, user_from_row
+
+_COLUMNS = (
+    f"{USER_COLUMNS}, {ACTIVE_HELD.format(user='u.user_id')},"
+    f" {NEXT_HOLD_EXPIRY.format(user='u.user_id')}"
+)
+"""A user with what their holds reserve and when that next shrinks; ``_user`` reads it."""
+
+
+def _user(row: tuple[Any, ...]) -> UserRecord:
+    return replace(user_from_row(row), held=int(row[9]), next_hold_expiry=row[10])
 
 
 def email_exists_txn(txn: Any, email: str) -> bool:
@@ -44,21 +56,21 @@ def create_user_txn(
         " VALUES (%s, %s, %s, UTC_TIMESTAMP(6))",
         (user_id, email, password_hash),
     )
-    txn.execute(f"SELECT {USER_COLUMNS} FROM users u WHERE u.user_id = %s", (user_id,))
-    return user_from_row(txn.fetchone())
+    txn.execute(f"SELECT {_COLUMNS} FROM users u WHERE u.user_id = %s", (user_id,))
+    return _user(txn.fetchone())
 
 
 def credentials_txn(txn: Any, email: str) -> tuple[str, UserRecord] | None:
     """The bcrypt hash and the user for ``email``, or None."""
     txn.execute(
-        f"SELECT {USER_COLUMNS}, c.password FROM credentials c"
+        f"SELECT {_COLUMNS}, c.password FROM credentials c"
         " JOIN users u ON u.user_id = c.user_id WHERE c.email = %s",
         (email,),
     )
     row = txn.fetchone()
     if row is None:
         return None
-    return row[9], user_from_row(row)
+    return row[11], _user(row)
 
 
 def record_login_txn(txn: Any, user_id: int) -> None:
@@ -68,11 +80,12 @@ def record_login_txn(txn: Any, user_id: int) -> None:
 
 
 def profile_txn(txn: Any, user_id: int, token_id: str) -> UserRecord:
-    """The caller's profile (the token check folded into the same statement)."""
+    """The caller's profile with their holds' ``held`` (the token check folded into the same
+    statement)."""
     txn.execute(
-        f"SELECT {USER_COLUMNS}, {REVOKED} FROM users u WHERE u.user_id = %s",
+        f"SELECT {_COLUMNS}, {REVOKED} FROM users u WHERE u.user_id = %s",
         (token_id, user_id),
     )
     row = txn.fetchone()
-    authenticated(row is not None, row[9] if row is not None else False)
-    return user_from_row(row)
+    authenticated(row is not None, row[11] if row is not None else False)
+    return _user(row)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 
 import pytest
 
 from shillings_app.config import DEFAULT_LISTEN, AppConfig, ConfigError
+from shillings_app.webhooks.allow import parse_allow
 
 
 def test_defaults_generate_a_private_secret_under_var(tmp_path):
@@ -24,6 +26,21 @@ def test_defaults_generate_a_private_secret_under_var(tmp_path):
     assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
     again = AppConfig.from_env({"SHILLINGS_VAR": str(tmp_path)})
     assert again.jwt_secret == config.jwt_secret
+    assert config.webhook_allow == parse_allow("public")
+    key_file = tmp_path / "webhook.key"
+    assert base64.b64decode(key_file.read_text()) == config.webhook_key
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert again.webhook_key == config.webhook_key
+
+
+def test_webhook_key_file(tmp_path):
+    key_file = tmp_path / "elsewhere.key"
+    key_file.write_text(base64.b64encode(bytes(range(32))).decode())
+    env = {"SHILLINGS_VAR": str(tmp_path), "SHILLINGS_WEBHOOK_KEY_FILE": str(key_file)}
+    assert AppConfig.from_env(env).webhook_key == bytes(range(32))
+    key_file.write_text("not a key")
+    with pytest.raises(ConfigError, match=f"{key_file}: the webhook key must be base64"):
+        AppConfig.from_env(env)
 
 
 def test_every_variable_is_read(tmp_path):
@@ -39,6 +56,8 @@ def test_every_variable_is_read(tmp_path):
         "SHILLINGS_DB_POOL_MIN": "2",
         "SHILLINGS_DB_POOL_MAX": "4",
         "SHILLINGS_APP_IDLE_TIMEOUT": "5",
+        "SHILLINGS_WEBHOOK_KEY": base64.b64encode(bytes(32)).decode(),
+        "SHILLINGS_WEBHOOK_ALLOW": "10.0.0.0/8,public",
     }
     config = AppConfig.from_env(env)
     assert config == AppConfig(
@@ -52,8 +71,11 @@ def test_every_variable_is_read(tmp_path):
         db_pool_max=4,
         idle_timeout=5.0,
         log_level="warn",
+        webhook_key=bytes(32),
+        webhook_allow=parse_allow("10.0.0.0/8,public"),
     )
     assert not (tmp_path / "jwt_secret").exists()
+    assert not (tmp_path / "webhook.key").exists()
 
 
 @pytest.mark.parametrize(
@@ -67,6 +89,8 @@ def test_every_variable_is_read(tmp_path):
         ("SHILLINGS_JWT_SECRET", "short-secret"),
         ("SHILLINGS_APP_LISTEN", "tcp:7070"),
         ("SHILLINGS_APP_LISTEN", "tcp:7070:interface=0.0.0.0"),
+        ("SHILLINGS_WEBHOOK_KEY", base64.b64encode(bytes(16)).decode()),
+        ("SHILLINGS_WEBHOOK_ALLOW", "10.0.0.0/33"),
     ],
 )
 def test_bad_values_are_config_errors(tmp_path, name, value):

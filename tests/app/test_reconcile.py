@@ -16,6 +16,7 @@ import pytest_twisted
 from shillings_app.config import parse_dsn
 from shillings_app.reconcile import reconcile
 from shillings_app.storage.reconcile import LedgerReader
+from tests import protocol_requests as messages
 from tests.app.helpers import Session, new_session, sql
 
 KEYS = "every idempotency key names a transaction of its user"
@@ -105,12 +106,12 @@ def test_a_ledger_written_by_the_app_server_reconciles(ledger: Ledger) -> None:
     assert report.ok, report.text()
     assert (report.users, report.transactions, report.keys) == (3, 4, 3)
     assert report.total_balance == report.total_topups == 12_500
-    assert len(report.checks) == 5 and report.problems == []
+    assert len(report.checks) == 8 and report.problems == []
 
     result = run_cli(ledger.dsn)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconcile: OK" in result.stdout
-    assert result.stdout.count("\nok    ") == 5
+    assert result.stdout.count("\nok    ") == 8
 
 
 def test_a_balance_that_drifted_from_its_transactions(ledger: Ledger) -> None:
@@ -247,6 +248,106 @@ def test_an_unmigrated_database_exits_2(database: str) -> None:
     result = run_cli(database)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "doesn't exist" in result.stderr
+
+
+async def _holds(client: Any, ledger: Ledger) -> tuple[str, str, str]:
+    """Alice holds for Bob three times, with keys: one captured in part, one voided, one
+    left held. Their ids."""
+    alice, bob = ledger.alice, ledger.bob
+    made = []
+    for n in range(3):
+        response = await client.call(
+            messages.hold(alice.user_id, alice.token_id, bob.email, 1000, 0, f"a-hold-{n}")
+        )
+        assert response.status.code == 201
+        made.append(response.hold.hold.hold_id)
+    captured = await client.call(
+        messages.capture(bob.user_id, bob.token_id, made[0], 400, "b-cap-0")
+    )
+    assert captured.status.code == 200
+    voided = await client.call(messages.void(bob.user_id, bob.token_id, made[1], "b-void-1"))
+    assert voided.status.code == 200
+    return made[0], made[1], made[2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_holds_written_by_the_app_server_reconcile(ledger: Ledger, client: Any) -> None:
+    await _holds(client, ledger)
+    report = reconcile(ledger.dsn)
+    assert report.ok, report.text()
+    assert report.keys == 3 + 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_holds_over_the_balance(ledger: Ledger, client: Any) -> None:
+    await _holds(client, ledger)
+    carol, alice = ledger.carol, ledger.alice
+    sql(
+        ledger.dsn,
+        "INSERT INTO holds (hold_id, payer_id, payer_email, receiver_id, receiver_email,"
+        " amount, expires_at, created_at, updated_at) VALUES (UUID(), %s, %s, %s, %s, 500,"
+        " UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        (carol.user_id, carol.email, alice.user_id, alice.email),
+    )
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {"no available balance is negative"}
+    check = bad["no available balance is negative"]
+    assert check.user_ids == [carol.user_id]
+    assert check.details == [f"user {carol.user_id}: balance 0.00, held 5.00"]
+    # An expired hold reserves nothing: the same hold past its expiry is fine.
+    sql(ledger.dsn, "UPDATE holds SET expires_at = UTC_TIMESTAMP(6) WHERE payer_id = %s",
+        (carol.user_id,))  # fmt: skip
+    assert reconcile(ledger.dsn).ok
+
+
+@pytest_twisted.ensureDeferred
+async def test_holds_whose_captures_disagree(ledger: Ledger, client: Any) -> None:
+    captured, voided, _ = await _holds(client, ledger)
+    sql(ledger.dsn, "UPDATE holds SET captured_amount = 300 WHERE hold_id = %s", (captured,))
+    # A capture of the voided hold (as if captured after voiding).
+    sql(
+        ledger.dsn,
+        "UPDATE transactions SET hold_id = %s WHERE hold_id = %s",
+        (voided, captured),
+    )
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {
+        "every hold's captures agree with it",
+        "every hold key names a hold of its user",
+    }
+    check = bad["every hold's captures agree with it"]
+    assert check.count == 2 and check.user_ids == [ledger.alice.user_id]
+    text = "\n".join(check.details)
+    assert f"hold {captured} (captured, 10.00, captured 3.00): 0 capture(s) of 0.00" in text
+    assert f"hold {voided} (voided, 10.00, captured 0.00): 1 capture(s) of 4.00" in text
+    keys = bad["every hold key names a hold of its user"]
+    assert keys.count == 1 and "is not a capture of hold" in keys.details[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_hold_keys_that_name_no_hold_of_their_user(ledger: Ledger, client: Any) -> None:
+    captured, _, held = await _holds(client, ledger)
+    bob, carol = ledger.bob.user_id, ledger.carol.user_id
+    missing = "00000000-0000-4000-8000-0000000000ee"
+    for user_id, key, command, hold_id in (
+        (carol, "c-hold", "HLD", held),  # Alice's hold
+        (bob, "b-void-x", "HLV", missing),
+    ):
+        sql(
+            ledger.dsn,
+            "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+            " transaction_id, balance, status, hold_id, created_at)"
+            " VALUES (%s, %s, %s, %s, '', 0, 200, %s, UTC_TIMESTAMP(6))",
+            (user_id, key, command, b"\0" * 32, hold_id),
+        )
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {"every hold key names a hold of its user"}
+    check = bad["every hold key names a hold of its user"]
+    assert check.count == 2 and check.user_ids == sorted([bob, carol])
+    text = "\n".join(check.details)
+    assert f"hold {held} is user {ledger.alice.user_id}'s" in text
+    assert f"hold {missing} does not exist" in text
+    assert captured not in text
 
 
 @pytest_twisted.ensureDeferred

@@ -64,6 +64,8 @@ def test_leftovers_of_an_unclean_stop_are_removed(var: Path) -> None:
     interrupted = var / f"jwt_secret.{_dead_pid()}.tmp"
     interrupted.write_text("")
     (var / "jwt_secret").write_bytes(b"")  # named before its data reached the disk
+    (var / f"webhook.key.{_dead_pid()}.tmp").write_text("")
+    (var / "webhook.key").write_bytes(b"")
     in_progress = var / f"jwt_secret.{os.getpid()}.tmp"  # its creator still runs
     in_progress.write_text("")
     keep = [run / "notes.txt", var / "mysql" / "ibdata1"]
@@ -76,14 +78,17 @@ def test_leftovers_of_an_unclean_stop_are_removed(var: Path) -> None:
     assert sorted(os.listdir(run)) == ["notes.txt"]
     assert "run/app_00.sock.lock" in removed and "run/supervisord.pid" in removed
     assert not interrupted.exists() and not (var / "jwt_secret").exists()
+    assert not list(var.glob("webhook.key*"))
     assert in_progress.exists()
     assert all(path.read_text() == "data" for path in keep)
 
 
 def test_a_complete_secret_file_is_kept(var: Path) -> None:
     (var / "jwt_secret").write_text("a" * 64 + "\n")
+    (var / "webhook.key").write_text("A" * 44 + "\n")
     assert recover(_config(var)) == []
     assert (var / "jwt_secret").read_text() == "a" * 64 + "\n"
+    assert (var / "webhook.key").read_text() == "A" * 44 + "\n"
 
 
 def test_a_socket_still_served_is_never_removed(var: Path) -> None:

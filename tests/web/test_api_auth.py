@@ -21,10 +21,13 @@ def assert_user(user, email):
         "email",
         "phone",
         "balance",
+        "held",
+        "available",
         "created_at",
         "updated_at",
     }
     assert user["email"] == email
+    assert user["available"] == user["balance"] and user["held"] == "0.00"
     assert isinstance(user["user_id"], int)
     assert user["created_at"].endswith("Z")
 

@@ -8,7 +8,8 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from shillings_web.auth import verify_token
-from shillings_web.cache import RedisUnavailable, gen_key
+from shillings_web.cache import gen_key
+from shillings_web.redisclient import RedisUnavailable
 from tests.app.helpers import row_locked
 from tests.polling import poll_until
 from tests.web.conftest import user_with_token

@@ -1,0 +1,66 @@
+"""HLC: the receiver captures all or part of a hold; the rest is released (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shillings_app.errors import BalanceLimit, InvalidAmount
+from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers.convert import hold_events, hold_message
+from shillings_app.storage import RequestScope, events, holds, idempotency, money
+from shillings_app.storage.holds import HoldRecord
+from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
+from shillings_proto import pb
+
+
+async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
+    body = request.capture
+    receiver_id, token_id = validation.auth(body.auth)
+    hold_id = validation.hold_id(body.hold_id)
+    amount = validation.amount(body.amount) if body.amount else 0
+    idem = validation.idempotency_key(body.idempotency_key, "HLC", hold_id, amount)
+    hold, result = await ctx.db.run(
+        "hold_capture", hold_capture_txn, receiver_id, token_id, hold_id, amount, idem, scope=scope
+    )
+    return pb.Response(
+        status=status(result.status, replayed=result.replayed),
+        capture=pb.CaptureResponse(hold=hold_message(hold), transaction_id=result.transaction_id),
+    )
+
+
+def hold_capture_txn(
+    txn: Any,
+    receiver_id: int,
+    token_id: str,
+    hold_id: str,
+    amount: int,
+    idem: IdempotencyKey | None,
+) -> tuple[HoldRecord, MoneyResult]:
+    """Lock both users and the hold (``holds.begin_change``); move ``amount`` (0: all of
+    the hold) from payer to receiver as a ``capture`` ledger row naming the hold; mark the
+    hold captured, which releases the rest; its two events (and the key)."""
+    change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
+    if isinstance(change, MoneyResult):
+        return holds.hold_by_id(txn, hold_id), change
+    hold, receiver = change.hold, change.receiver
+    captured = amount or hold.amount
+    if captured > hold.amount:
+        raise InvalidAmount("amount exceeds the hold's amount")
+    if receiver.balance + captured > MAX_BALANCE:
+        raise BalanceLimit("the receiver's balance would exceed the limit")
+    money.move(txn, hold.payer_id, receiver_id, captured)
+    at = money.now()
+    transaction_id = money.insert_transaction(
+        txn,
+        kind="capture",
+        sender=(hold.payer_id, hold.payer_email),
+        receiver=(receiver_id, hold.receiver_email),
+        amount=captured,
+        at=at,
+        hold_id=hold.hold_id,
+    )
+    hold = holds.settle(txn, hold, "captured", captured, at)
+    events.emit(txn, hold_events(hold, "hold.captured"), at)
+    result = MoneyResult(transaction_id, 0, hold_id=hold.hold_id)
+    idempotency.remember(txn, receiver_id, idem, result)
+    return hold, result

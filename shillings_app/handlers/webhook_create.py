@@ -1,0 +1,123 @@
+"""WHC: register a webhook endpoint. Its URL must lead only to addresses the allow list
+permits; at most ``MAX_WEBHOOKS`` per user; its secret is made here, stored sealed, and
+shown only in this answer (and in a replay of its idempotency key, unsealed for it)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.logger import Logger
+
+from shillings_app.errors import (
+    AppError,
+    InvalidRequest,
+    InvalidUrl,
+    TooManyWebhooks,
+    Unauthenticated,
+)
+from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers.events import event_type
+from shillings_app.handlers.webhooks import webhook_message
+from shillings_app.storage import RequestScope, idempotency, money, webhooks
+from shillings_app.storage.auth import authenticated
+from shillings_app.storage.records import IdempotencyKey
+from shillings_app.storage.webhooks import MAX_WEBHOOKS, WebhookRecord
+from shillings_app.webhooks.secrets import new_secret, seal, unseal
+from shillings_app.webhooks.urls import BadUrl, target
+from shillings_proto import pb
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Created:
+    webhook: WebhookRecord
+    replayed: bool = False
+
+
+def event_types(values: Sequence[str]) -> list[str]:
+    """Each an event type, none twice (empty: every type)."""
+    checked = [event_type(v, "event_types") for v in values]
+    if len(set(checked)) != len(checked):
+        raise InvalidRequest("event_types must not name a type twice")
+    return checked
+
+
+async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
+    body = request.webhook_create
+    user_id, token_id = validation.auth(body.auth)
+    types = event_types(body.event_types)
+    key = ctx.config.webhook_key
+    if key is None:
+        raise AppError("webhooks are not configured on this server (SHILLINGS_WEBHOOK_KEY)")
+    try:
+        await target(body.url, ctx.config.webhook_allow, ctx.clock)
+    except BadUrl as e:
+        log.info("webhook url refused for user {user_id}: {why}", user_id=user_id, why=str(e))
+        raise InvalidUrl(str(e)) from None
+    idem = validation.idempotency_key(body.idempotency_key, "WHC", body.url, *types)
+    webhook_id = str(uuid.uuid4())
+    secret = new_secret()
+    created = await ctx.db.run(
+        "webhook_create",
+        create_txn,
+        user_id,
+        token_id,
+        webhook_id,
+        body.url,
+        types,
+        seal(secret, key, webhook_id),
+        idem,
+        scope=scope,
+    )
+    webhook = created.webhook
+    if created.replayed:
+        secret = unseal(webhook.secret_sealed, key, webhook.webhook_id)
+    return pb.Response(
+        status=status(201, replayed=created.replayed),
+        webhook_create=pb.WebhookCreateResponse(webhook=webhook_message(webhook, secret)),
+    )
+
+
+def create_txn(
+    txn: Any,
+    user_id: int,
+    token_id: str,
+    webhook_id: str,
+    url: str,
+    types: list[str],
+    sealed: bytes,
+    idem: IdempotencyKey | None,
+) -> Created:
+    """The lookup (token, key), the user's row locked (so concurrent registrations count
+    one after another and a sixth cannot slip in), the count, the row (and the key)."""
+    txn.execute(money.TOPUP_LOOKUP, (token_id, user_id, idempotency.key_of(idem)))
+    revoked, *stored = txn.fetchone()
+    authenticated(True, revoked)
+    earlier = idempotency.replayed_id(idem, tuple(stored))
+    if earlier is not None:
+        found = webhooks.find(txn, user_id, earlier)
+        if found is None:
+            raise AppError(f"idempotency key names a missing webhook {earlier}")
+        return Created(found, replayed=True)
+    balance = webhooks.lock_user(txn, user_id)
+    if balance is None:
+        raise Unauthenticated()
+    if webhooks.count_live(txn, user_id) >= MAX_WEBHOOKS:
+        raise TooManyWebhooks(
+            f"at most {MAX_WEBHOOKS} webhooks per user; delete one (DELETE /v1/webhooks/{{id}})"
+        )
+    record = webhooks.insert(
+        txn,
+        webhook_id=webhook_id,
+        user_id=user_id,
+        url=url,
+        event_types=types,
+        secret_sealed=sealed,
+        at=money.now(),
+    )
+    idempotency.remember_created(txn, user_id, idem, webhook_id, balance, 201)
+    return Created(record)

@@ -1,0 +1,160 @@
+"""A guarded Redis client: every command fails fast (``RedisUnavailable``) instead of
+waiting, reconnecting in the background, directly or through Sentinel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.logger import Logger
+
+from shillings_web.config import RedisAddress
+
+log = Logger()
+
+
+class RedisUnavailable(Exception):
+    """Redis could not answer (not connected, timed out, or an error reply)."""
+
+
+class RedisRefused(RedisUnavailable):
+    """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
+
+
+class _Factory(txredisapi.RedisFactory):
+    # Reconnect quickly after a Redis restart: 0.2 s, 0.5 s, 1.5 s, then every 2 s.
+    initialDelay = 0.2
+    maxDelay = 2.0
+
+
+class _SentinelFactory(txredisapi.SentinelConnectionFactory):
+    # Follow a failover quickly: the next attempt asks the sentinels again.
+    initialDelay = 0.1
+    maxDelay = 1.0
+
+
+class _Sentinel(txredisapi.Sentinel):
+    """txredisapi's Sentinel client, remembering the primary it last found."""
+
+    discovery_timeout = 1
+
+    def __init__(self, addresses: list[tuple[str, int]]) -> None:
+        super().__init__(addresses)
+        self.primary: tuple[str, int] | None = None
+
+    def discover_master(self, service_name: str) -> Any:
+        def found(address: tuple[str, int]) -> tuple[str, int]:
+            self.primary = address
+            return address
+
+        return super().discover_master(service_name).addCallback(found)
+
+
+class Redis:
+    """A txredisapi connection pool whose every command fails fast instead of waiting."""
+
+    def __init__(
+        self, address: RedisAddress, reactor: Any, timeout: float = 1.0, poolsize: int = 2
+    ) -> None:
+        self._address = address
+        self._reactor = reactor
+        self._timeout = timeout
+        self._poolsize = poolsize
+        self._factory: _Factory | None = None
+        self._was_up = True
+        self._refused_logged_at = float("-inf")
+        self._sentinel: _Sentinel | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """Through Sentinel: the primary in use, as ``host/port`` (None before one was found,
+        and without Sentinel)."""
+        found = self._sentinel.primary if self._sentinel is not None else None
+        return None if found is None else f"{found[0]}/{found[1]}".replace(":", "_")
+
+    def start(self) -> None:
+        """Begin connecting (and reconnecting with back-off) in the background."""
+        address = self._address
+        if address.sentinels:
+            self._sentinel = _Sentinel(list(address.sentinels))
+            handler = self._sentinel.master_for(
+                address.master_name,
+                factory_class=_SentinelFactory,
+                dbid=address.db or None,
+                poolsize=self._poolsize,
+                isLazy=True,
+                password=address.password,
+                replyTimeout=self._timeout,
+                convertNumbers=False,
+            )
+            self._factory = handler._factory
+            return
+        factory = _Factory(
+            address.describe(),
+            address.db or None,
+            self._poolsize,
+            isLazy=True,
+            handler=txredisapi.ConnectionHandler,
+            password=address.password,
+            replyTimeout=self._timeout,
+            convertNumbers=False,
+        )
+        if address.unix_socket:
+            endpoint: Any = UNIXClientEndpoint(
+                self._reactor, address.unix_socket, timeout=self._timeout
+            )
+        else:
+            endpoint = HostnameEndpoint(
+                self._reactor, address.host, address.port, timeout=self._timeout
+            )
+        factory.startConnecting(endpoint)
+        self._factory = factory
+
+    async def stop(self) -> None:
+        if self._factory is not None:
+            factory, self._factory = self._factory, None
+            await factory.disconnect()
+        if self._sentinel is not None:
+            await self._sentinel.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self._factory is not None and self._factory.size > 0
+
+    async def execute(self, command: str, *args: Any) -> Any:
+        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout
+        (``RedisRefused`` when Redis answered with an error)."""
+        if self._factory is None or self._factory.size == 0:
+            self._note_down(f"{command}: not connected")
+            raise RedisUnavailable("not connected to Redis")
+        try:
+            d = getattr(self._factory.handler, command)(*args)
+            d.addTimeout(self._timeout, self._reactor)
+            result = await d
+        except txredisapi.ResponseError as e:
+            self._note_refused(command, e)
+            raise RedisRefused(str(e)) from None
+        except Exception as e:
+            self._note_down(f"{command}: {e.__class__.__name__}: {e}")
+            raise RedisUnavailable(str(e) or e.__class__.__name__) from None
+        if not self._was_up:
+            self._was_up = True
+            log.info("Redis at {address} is reachable again", address=self._address.describe())
+        return result
+
+    def _note_refused(self, command: str, error: Exception) -> None:
+        """Log a refusal (e.g. OOM) at most once a minute: a full Redis refuses every write."""
+        now = self._reactor.seconds()
+        if now - self._refused_logged_at >= 60.0:
+            self._refused_logged_at = now
+            log.warn("Redis refused {command}: {error}", command=command, error=str(error))
+
+    def _note_down(self, why: str) -> None:
+        if self._was_up:
+            self._was_up = False
+            log.warn(
+                "Redis at {address} unavailable ({why}); serving without cache",
+                address=self._address.describe(),
+                why=why,
+            )
