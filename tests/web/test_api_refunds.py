@@ -65,6 +65,11 @@ async def test_a_full_refund_and_both_balances_are_fresh(web):
     assert answer.body["balance"] == "0.00"
     assert await balance(web.client, alice) == "100.00"
     assert await balance(web.client, bob) == "0.00"
+    # Each side's event carries the refund as the API shows it.
+    for who, kind in ((bob, "refund.sent"), (alice, "refund.received")):
+        events = await web.client.get(f"/v1/events?type={kind}", token=who)
+        assert events.code == 200, events.raw
+        assert [e["data"] for e in events.body["events"]] == [refund]
 
 
 @pytest_twisted.ensureDeferred
