@@ -161,13 +161,8 @@ async def test_the_refunder_spends_available_not_balance(client, app_server):
     """The merchant's balance covers the refund but a hold reserves part of it."""
     _, merchant, payment = await _paid(client, 1_000)
     other = await new_session(client, "other")
-    sql(
-        app_server.dsn,
-        "INSERT INTO holds (hold_id, payer_id, payer_email, receiver_id, receiver_email,"
-        " amount, expires_at, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 700,"
-        " UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-        (str(uuid.uuid4()), merchant.user_id, merchant.email, other.user_id, other.email),
-    )
+    held = await client.call(messages.hold(merchant.user_id, merchant.token_id, other.email, 700))
+    assert held.status.code == 201, held.status
     assert _status(await merchant.refund(payment, 301)) == (422, "insufficient_funds")
     assert _status(await merchant.refund(payment)) == (422, "insufficient_funds")
     assert await merchant.balance() == 1_000 and _refunded(app_server.dsn, payment) == 0
@@ -191,33 +186,26 @@ async def test_the_original_senders_balance_limit(client, app_server):
 
 @pytest_twisted.ensureDeferred
 async def test_a_capture_is_refundable_and_history_shows_the_new_fields(client, app_server):
-    """A capture written as the holds code writes it (with its hold id), then refunded."""
+    """The payer holds 8.00 for the merchant, who captures 5.00 of it, then refunds 2.00 of
+    the capture and all of an earlier payment."""
     payer, merchant, payment = await _paid(client, 1_000)
-    capture, hold = str(uuid.uuid4()), str(uuid.uuid4())
-    sql(
-        app_server.dsn,
-        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
-        " receiver_email, amount, created_at, hold_id) VALUES"
-        " (%s, 'capture', %s, %s, %s, %s, 500, UTC_TIMESTAMP(6), %s)",
-        (capture, payer.user_id, payer.email, merchant.user_id, merchant.email, hold),
-    )
-    sql(
-        app_server.dsn,
-        "UPDATE users SET balance = balance + IF(user_id = %s, -500, 500)"
-        " WHERE user_id IN (%s, %s)",
-        (payer.user_id, payer.user_id, merchant.user_id),
-    )
+    held = await client.call(messages.hold(payer.user_id, payer.token_id, merchant.email, 800))
+    assert held.status.code == 201, held.status
+    hold = held.hold.hold.hold_id
+    captured = await client.call(messages.capture(merchant.user_id, merchant.token_id, hold, 500))
+    assert captured.status.code == 200, captured.status
+    capture = captured.capture.transaction_id
     refund = await merchant.refund(capture, 200)
     assert _status(refund) == (201, "") and refund.refund.refund.refund_of == capture
     await merchant.refund(payment, 1_000)
 
     rows = list((await merchant.transactions()).transactions.transactions)
     assert [t.kind for t in rows] == ["refund", "refund", "capture", "payment"]
-    full, part, captured, paid = rows
+    full, part, captured_row, paid = rows
     assert (full.refund_of, part.refund_of) == (payment, capture)
     assert not full.HasField("hold_id") and not full.HasField("refunded_amount")
-    assert (captured.hold_id, captured.refunded_amount) == (hold, 200)
-    assert not captured.HasField("refund_of")
+    assert (captured_row.hold_id, captured_row.refunded_amount) == (hold, 200)
+    assert not captured_row.HasField("refund_of")
     assert (paid.refunded_amount, paid.HasField("hold_id")) == (1_000, False)
     topup = (await payer.transactions()).transactions.transactions[-1]
     assert topup.kind == "topup"

@@ -106,23 +106,17 @@ async def test_partial_refunds_and_the_transactions_list(web):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_capture_shows_its_hold_and_refunds_like_a_payment(web, app_server):
-    """A capture row as the holds code writes it; the list shows its hold_id."""
+async def test_a_capture_shows_its_hold_and_refunds_like_a_payment(web):
+    """Alice holds 8.00 for Bob, who captures 5.00 and refunds 1.00 of the capture."""
     alice, bob, _ = await _paid(web.client)
-    capture, hold = str(uuid.uuid4()), str(uuid.uuid4())
-    _sql(
-        app_server,
-        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
-        " receiver_email, amount, created_at, hold_id) SELECT %s, 'capture', a.user_id,"
-        " a.email, b.user_id, b.email, 500, UTC_TIMESTAMP(6), %s FROM users AS a, users AS b"
-        " WHERE a.email = 'alice@example.com' AND b.email = 'bob@example.com'",
-        (capture, hold),
+    held = await web.client.post(
+        "/v1/holds", {"receiver_email": "bob@example.com", "amount": "8.00"}, token=alice
     )
-    _sql(
-        app_server,
-        "UPDATE users SET balance = balance + IF(email = 'bob@example.com', 500, -500)"
-        " WHERE email IN ('alice@example.com', 'bob@example.com')",
-    )
+    assert held.code == 201, held.raw
+    hold = held.body["hold"]["hold_id"]
+    captured = await web.client.post(f"/v1/holds/{hold}/capture", {"amount": "5.00"}, token=bob)
+    assert captured.code == 200, captured.raw
+    capture = captured.body["transaction_id"]
     answer = await web.client.post(
         "/v1/refunds", {"transaction_id": capture, "amount": "1.00"}, token=bob
     )
