@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.seed import seed
 from bench.stackctl import ROOT, caller_env, free_port, free_port_base, short_tempdir
+from bench.tables import at, point_row, ratio, table
 from bench.wrk import Point, best_of, run_wrk
 
 CLUSTER_PY = ROOT / "scripts" / "cluster.py"
@@ -131,8 +132,6 @@ def run(args: argparse.Namespace, conns: list[int], log: Callable[[str], None]) 
 
 def render_pay(cluster: dict[str, Any], single: list[dict[str, Any]]) -> list[str]:
     """RESULTS.md's rows of pay through the cluster, beside the single-node pay rows."""
-    from bench.report import _at, _point_row, _ratio, _table  # report.py imports this module
-
     out = [
         "#### POST /v1/pay through the cluster (`make cluster-start`: scripts/cluster.py)",
         "",
@@ -144,7 +143,5 @@ def render_pay(cluster: dict[str, Any], single: list[dict[str, Any]]) -> list[st
         " req/s ÷ the single-node pay above at the same connection count.",
         "",
     ]
-    rows = [
-        [*_point_row(p), _ratio(p["rps"], _at(single, p["connections"]))] for p in cluster["pay"]
-    ]
-    return out + _table(["conns", "req/s", "p50 ms", "p99 ms", "errors", "÷ single node"], rows)
+    rows = [[*point_row(p), ratio(p["rps"], at(single, p["connections"]))] for p in cluster["pay"]]
+    return out + table(["conns", "req/s", "p50 ms", "p99 ms", "errors", "÷ single node"], rows)

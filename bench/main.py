@@ -28,8 +28,9 @@ from typing import Any
 
 import bcrypt
 
-from bench import cluster, dbceiling, micro, profile, report
+from bench import cluster, dbceiling, micro, plots, profile, report
 from bench.baselines import Baselines
+from bench.endpoints import ENDPOINTS
 from bench.seed import PASSWORD, Seeded, seed
 from bench.stackctl import ROOT, Stack
 from bench.wrk import Point, best_of, run_wrk
@@ -37,7 +38,6 @@ from bench.wrk import Point, best_of, run_wrk
 HISTORY_PAGE = 10
 """limit= of the history requests: both users' pages then hold 10 rows, so the two differ
 only in the size of the history behind the page."""
-ENDPOINTS = ("account", "pay", "topup", "transactions_10", "transactions_100k", "login")
 
 
 def log(message: str) -> None:
@@ -163,32 +163,20 @@ def bcrypt_per_core(cost: int, seconds: float = 1.0) -> float:
 # -- runs ----------------------------------------------------------------------------------
 
 
-def _target(name: str, seeded: Seeded) -> tuple[str, Path, str]:
-    """wrk mode, users file and password for an endpoint name."""
-    return {
-        "account": ("account", seeded.users_file, ""),
-        "pay": ("pay", seeded.users_file, ""),
-        "topup": ("topup", seeded.users_file, ""),
-        "transactions_10": ("transactions", seeded.history_10_file, ""),
-        "transactions_100k": ("transactions", seeded.history_100k_file, ""),
-        "login": ("login", seeded.users_file, PASSWORD),
-    }[name]
-
-
 def run_endpoint(
     stack: Stack, seeded: Seeded, name: str, connections: int, seconds: float
 ) -> Point:
-    mode, users_file, password = _target(name, seeded)
+    endpoint = ENDPOINTS[name]
     return run_wrk(
         name,
         stack.url,
         connections=connections,
-        seconds=seconds,
-        mode=mode,
-        users_file=users_file,
-        password=password,
+        seconds=seconds * endpoint.duration_factor,
+        mode=endpoint.mode,
+        users_file=endpoint.users_path(seeded),
+        password=endpoint.password,
         limit=HISTORY_PAGE,
-        timeout_s=15 if name == "login" else 10,
+        timeout_s=endpoint.timeout_s,
     )
 
 
@@ -318,10 +306,7 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                 )
                 return point, None
             before = active.cpu_seconds()
-            # A login takes a bcrypt check: at 64 connections one round of them lasts
-            # seconds, so login runs get twice the time to complete enough of them.
-            seconds = args.duration * 2 if name == "login" else args.duration
-            point = run_endpoint(active, seeded, name, c, seconds)
+            point = run_endpoint(active, seeded, name, c, args.duration)
             return point, cpu_split(before, active.cpu_seconds(), point)
 
         if args.warmup > 0:
@@ -332,22 +317,23 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
         figures: dict[str, list[dict[str, Any]]] = {
             n: [] for n in (*BASELINES, *ENDPOINTS, *CEILINGS)
         }
-        cpu: dict[str, Any] = {}
+        cpu: dict[str, dict[str, dict[str, float]]] = {name: {} for name in ENDPOINTS}
         for c in conns:
             for name in (*BASELINES, *ENDPOINTS, *CEILINGS):
                 if name == "account":
                     warm_account_cache(stack, seeded)
                 point, split = best_of(args.repeats, functools.partial(measure, name, c))
                 figures[name].append(point)
-                if split is not None and c == max(conns):
-                    cpu[name] = split
+                if split is not None:
+                    cpu[name][str(c)] = split
                 log(
                     f"  {name} c={c}: {point['rps']} req/s (runs {point['rps_runs']})"
                     f" p50={point['p50_ms']}ms p99={point['p99_ms']}ms errors={point['errors']}"
                 )
         results["baselines"] = {n: figures[n] for n in (*BASELINES, *CEILINGS)}
         results["endpoints"] = {n: figures[n] for n in ENDPOINTS}
-        results["cpu_per_request_ms"] = cpu
+        results["cpu_per_request_ms"] = {n: by_c[str(max(conns))] for n, by_c in cpu.items()}
+        results["cpu_per_request_ms_by_connections"] = cpu
         if args.profile_seconds > 0:
             results["profile"] = profile_pay(args, stack, seeded, stack.var / "bench")
         results["rss_kib"] = stack.peak_rss()
@@ -431,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     before = None
     if args.before and args.before.exists() and args.before.resolve() != args.out.resolve():
         before = json.loads(args.before.read_text())
-    report.write(args.report, results, before)
+    report.write(args.report, results, before, plots.render(results, args.report.parent))
     log(f"done in {results['elapsed_s']}s: {args.out}, {args.report}")
     return 0
 

@@ -5,46 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import cluster
+from bench import cluster, compare
 from bench.dbceiling import OLD_SQL_CEILING
+from bench.endpoints import ENDPOINTS
+from bench.tables import at, cpu_by_connections, old_sql_points, point_row, ratio, table
 
 HERE = Path(__file__).resolve().parent
 ANALYSIS = HERE / "analysis.md"
-
-LABELS = {
-    "account": "GET /v1/account (Redis-cached: every user's profile read once just before)",
-    "pay": "POST /v1/pay (random users)",
-    "topup": "POST /v1/topup",
-    "transactions_10": "GET /v1/transactions?limit=10, user with 10 rows",
-    "transactions_100k": "GET /v1/transactions?limit=10, user with 100,000 rows",
-    "login": "POST /v1/login (bcrypt)",
-}
-
-
-def _at(points: list[dict[str, Any]], connections: int) -> dict[str, Any] | None:
-    """The point measured at ``connections`` (else the nearest count)."""
-    if not points:
-        return None
-    return min(points, key=lambda p: abs(p["connections"] - connections))
-
-
-def _ratio(value: float, base: dict[str, Any] | None) -> str:
-    if base is None or not base.get("rps"):
-        return "-"
-    return f"{value / base['rps']:.3f}"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def _point_row(p: dict[str, Any]) -> list[Any]:
-    errors = p["errors"]
-    if p.get("error_detail"):
-        errors = f"{errors} {p['error_detail']}"
-    return [p["connections"], f"{p['rps']:,.0f}", p["p50_ms"], p["p99_ms"], errors]
 
 
 def _mib(kib: int) -> str:
@@ -55,55 +22,26 @@ def _max_rss(rss: dict[str, int], prefix: str) -> int:
     return max((kib for name, kib in rss.items() if name.startswith(prefix)), default=0)
 
 
-def _old_sql_points(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """(c''), the pay SQL before the fewer-round-trips fix. A run made before that fix has no
-    such baseline: its (c) *was* that SQL (such runs carry the what-if db_pay_ceiling_4stmt)."""
-    base = results.get("baselines", {})
-    if OLD_SQL_CEILING in base:
-        return list(base[OLD_SQL_CEILING])
-    if "db_pay_ceiling_4stmt" in base:
-        return list(base.get("db_pay_ceiling", []))
-    return []
-
-
-def _summary_figures(results: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """Headline (req/s, ratio to its baseline) pairs, for comparing two runs."""
-    base = results.get("baselines", {})
-    eps = results.get("endpoints", {})
-    out: dict[str, tuple[float, float]] = {}
-    for name, label, points in (
-        ("account", "÷ (b) klein_const", base.get("klein_const", [])),
-        ("pay", "÷ (c'') pay SQL before the fix", _old_sql_points(results)),
-        ("pay", "÷ (c) the run's own app pay SQL", base.get("db_pay_ceiling", [])),
-        ("topup", "÷ (b) klein_const", base.get("klein_const", [])),
-    ):
-        for p in eps.get(name, []):
-            b = _at(points, p["connections"])
-            if b and b["rps"]:
-                out[f"{name} c={p['connections']} {label}"] = (p["rps"], p["rps"] / b["rps"])
-    return out
-
-
 def _sql_fix(results: dict[str, Any]) -> list[str]:
     """(c) against (c'') and the pay endpoint over each, by connection count."""
-    new, old = results.get("baselines", {}).get("db_pay_ceiling", []), _old_sql_points(results)
+    new, old = results.get("baselines", {}).get("db_pay_ceiling", []), old_sql_points(results)
     if not new or not old or OLD_SQL_CEILING not in results.get("baselines", {}):
         return []
     pay = results.get("endpoints", {}).get("pay", [])
     rows = []
     for c_new in new:
         c = c_new["connections"]
-        c_old, p = _at(old, c), _at(pay, c)
+        c_old, p = at(old, c), at(pay, c)
         rows.append(
             [
                 c,
                 f"{c_new['rps']:,.0f}",
                 f"{c_old['rps']:,.0f}" if c_old else "-",
-                _ratio(c_new["rps"], c_old),
+                ratio(c_new["rps"], c_old),
                 c_new["p50_ms"],
                 c_old["p50_ms"] if c_old else "-",
-                _ratio(p["rps"], c_new) if p else "-",
-                _ratio(p["rps"], c_old) if p else "-",
+                ratio(p["rps"], c_new) if p else "-",
+                ratio(p["rps"], c_old) if p else "-",
             ]
         )
     return [
@@ -113,7 +51,7 @@ def _sql_fix(results: dict[str, Any]) -> list[str]:
         "(7 statements + COMMIT), each run by N pymysql threads on the same MariaDB within",
         "seconds of each other; the last two columns divide this run's pay endpoint by each.",
         "",
-        *_table(
+        *table(
             [
                 "conns",
                 "(c) req/s",
@@ -129,7 +67,57 @@ def _sql_fix(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+def _one_connection(results: dict[str, Any]) -> list[str]:
+    """Latency at one connection: what a lone client waits, whatever the load elsewhere."""
+    cpu = results.get("cpu_per_request_ms_by_connections", {})
+    rows = []
+    for name, points in results.get("endpoints", {}).items():
+        p = next((p for p in points if p["connections"] == 1), None)
+        if p is not None:
+            web = cpu.get(name, {}).get("1", {}).get("shillings-web", "-")
+            rows.append([name, p["p50_ms"], p["p99_ms"], f"{p['rps']:,.0f}", web])
+    if not rows:
+        return []
+    return [
+        "## Latency at one connection",
+        "",
+        "One client, one request at a time (wrk -c1): p50 and p99 of each endpoint, and the",
+        "web process's CPU milliseconds per request at that load.",
+        "",
+        *table(["endpoint", "p50 ms", "p99 ms", "req/s", "web CPU ms/req"], rows),
+    ]
+
+
+def _cpu_by_tier(results: dict[str, Any]) -> list[str]:
+    """CPU ms per request of each kind of process, per endpoint and connection count."""
+    by_c = cpu_by_connections(results)
+    splits = [(name, c, per) for name, per_c in by_c.items() for c, per in per_c.items()]
+    if not splits:
+        return []
+    names = sorted({n for _, _, per in splits for n in per})
+    return [
+        "## Where the CPU goes (per request, by tier)",
+        "",
+        "CPU milliseconds (user + system, from /proc) spent by each kind of process of the",
+        "stack per request served, supervisord included; wrk's own CPU is not included.",
+        "",
+        *table(
+            ["endpoint", "conns", *names, "total"],
+            [
+                [name, c, *(per.get(n, 0.0) for n in names), round(sum(per.values()), 3)]
+                for name, c, per in splits
+            ],
+        ),
+    ]
+
+
+def render(
+    results: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    figures: list[tuple[str, str]] | None = None,
+) -> str:
+    """The report; ``figures``: (PNG file beside it, caption) pairs to show."""
+    figures = figures or []
     m, v, params = results["machine"], results["versions"], results["params"]
     base = results.get("baselines", {})
     out = [
@@ -176,8 +164,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
     rows = []
     for name in ("nginx_static", "klein_const", "db_pay_ceiling", OLD_SQL_CEILING):
         for p in base.get(name, []):
-            rows.append([name, *_point_row(p)])
-    out += _table(["baseline", "conns", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+            rows.append([name, *point_row(p)])
+    out += table(["baseline", "conns", "req/s", "p50 ms", "p99 ms", "errors"], rows)
 
     out += ["## Endpoints", ""]
     out += [
@@ -186,23 +174,23 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
         "",
     ]
     for name, points in results.get("endpoints", {}).items():
-        out += [f"### {LABELS.get(name, name)}", ""]
+        endpoint = ENDPOINTS.get(name)
+        http = endpoint is None or endpoint.http  # logins: see the bcrypt ceiling below
+        ceilings = endpoint.ceilings if endpoint is not None else ()
+        out += [f"### {endpoint.label if endpoint else name}", ""]
         rows = []
         for p in points:
             c = p["connections"]
-            row = [*_point_row(p)]
-            http = name != "login"  # bcrypt-bound: see the bcrypt ceiling below instead
-            row.append(_ratio(p["rps"], _at(base.get("nginx_static", []), c)) if http else "-")
-            row.append(_ratio(p["rps"], _at(base.get("klein_const", []), c)) if http else "-")
+            row = [*point_row(p)]
+            row.append(ratio(p["rps"], at(base.get("nginx_static", []), c)) if http else "-")
+            row.append(ratio(p["rps"], at(base.get("klein_const", []), c)) if http else "-")
             row.append(
-                _ratio(p["rps"], _at(base.get("db_pay_ceiling", []), c))
-                if name in ("pay", "topup")
+                ratio(p["rps"], at(base.get("db_pay_ceiling", []), c))
+                if "db_pay_ceiling" in ceilings
                 else "-"
             )
             rows.append(row)
-        out += _table(
-            ["conns", "req/s", "p50 ms", "p99 ms", "errors", "÷(a)", "÷(b)", "÷(c)"], rows
-        )
+        out += table(["conns", "req/s", "p50 ms", "p99 ms", "errors", "÷(a)", "÷(b)", "÷(c)"], rows)
         if name == "pay" and results.get("cluster"):
             out += cluster.render_pay(results["cluster"], points)
     eps = results.get("endpoints", {})
@@ -228,23 +216,9 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
             "",
         ]
 
-    cpu = results.get("cpu_per_request_ms")
-    if cpu:
-        names = sorted({n for per in cpu.values() for n in per})
-        out += [
-            "## Where the CPU goes (per request, at the largest connection count)",
-            "",
-            "CPU milliseconds (user + system, from /proc) spent by each kind of process of the",
-            "stack per request served; wrk's own CPU is not included.",
-            "",
-        ]
-        out += _table(
-            ["endpoint", *names, "total"],
-            [
-                [name, *(per.get(n, 0.0) for n in names), round(sum(per.values()), 3)]
-                for name, per in cpu.items()
-            ],
-        )
+    out += _one_connection(results)
+    out += _cpu_by_tier(results)
+    out += [f"![{caption}]({name})\n" for name, caption in figures]
 
     scaling = results.get("scaling", [])
     if scaling:
@@ -258,15 +232,15 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                     s["app"],
                     c,
                     f"{s['account']['rps']:,.0f}",
-                    _ratio(s["account"]["rps"], _at(base.get("klein_const", []), c)),
+                    ratio(s["account"]["rps"], at(base.get("klein_const", []), c)),
                     f"{s['pay']['rps']:,.0f}",
-                    _ratio(s["pay"]["rps"], _at(base.get("db_pay_ceiling", []), c)),
+                    ratio(s["pay"]["rps"], at(base.get("db_pay_ceiling", []), c)),
                     s["account"]["errors"] + s["pay"]["errors"],
                     _mib(_max_rss(s["rss_kib"], "web")),
                     _mib(_max_rss(s["rss_kib"], "app")),
                 ]
             )
-        out += _table(
+        out += table(
             [
                 "web",
                 "app",
@@ -284,7 +258,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
 
     if results.get("rss_kib"):
         out += ["## Memory: peak RSS (VmHWM) of the main stack's processes after its runs", ""]
-        out += _table(
+        out += table(
             ["process", "peak RSS MiB"],
             [[n, _mib(k)] for n, k in results["rss_kib"].items()],
         )
@@ -305,7 +279,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                 continue
             total = max(1, p["samples"])
             out += [f"### {role}: top categories ({p['samples']} samples)", ""]
-            out += _table(
+            out += table(
                 ["#", "category", "share"],
                 [
                     [i + 1, c, f"{n * 100 / total:.1f} %"]
@@ -313,59 +287,14 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
                 ],
             )
             out += [f"{role}: top functions by self time", ""]
-            out += _table(
+            out += table(
                 ["function", "share"],
                 [[f"`{f}`", f"{n * 100 / total:.1f} %"] for f, n in p["self_top"][:8]],
             )
 
     out += _sql_fix(results)
     if before is not None:
-        now, then = _summary_figures(results), _summary_figures(before)
-        keys = [k for k in now if k in then]
-        if keys:
-            out += [
-                "## Before and after the fixes",
-                "",
-                f"Before: the run of {before['started_utc']} UTC (bench/results-before-fixes.json);"
-                f" after: this run. Each as req/s and as a ratio to its baseline measured in the"
-                " same run; the last column is after-ratio ÷ before-ratio. `pay ÷ (c'')` divides"
-                " by the same SQL in both runs (the pay SQL before the fix on the raw database:"
-                " the before run's (c), this run's (c'')), so it is the like-for-like figure."
-                " `pay ÷ (c)` divides by the raw database running each run's own app SQL (old,"
-                " then new), so it says how close pay gets to its SQL, not how much it gained.",
-                "",
-            ]
-            rows = [
-                [
-                    k,
-                    f"{then[k][0]:,.0f}",
-                    f"{then[k][1]:.3f}",
-                    f"{now[k][0]:,.0f}",
-                    f"{now[k][1]:.3f}",
-                    f"{now[k][1] / then[k][1]:.2f}x" if then[k][1] else "-",
-                ]
-                for k in keys
-            ]
-            out += _table(
-                ["figure", "before req/s", "before ratio", "after req/s", "after ratio", "gain"],
-                rows,
-            )
-    if before is not None and before.get("profile") and prof:
-        for role in ("web_00", "app_00"):
-            was, now_p = before["profile"].get(role), prof.get(role)
-            if not was or not now_p:
-                continue
-            was_share = {c: n * 100 / max(1, was["samples"]) for c, n in was["categories"]}
-            now_share = {c: n * 100 / max(1, now_p["samples"]) for c, n in now_p["categories"]}
-            names = sorted(set(was_share) | set(now_share), key=lambda c: -was_share.get(c, 0))
-            out += [f"## Profile shares of {role} before and after the fixes (pay load)", ""]
-            out += _table(
-                ["category", "before", "after"],
-                [
-                    [c, f"{was_share.get(c, 0):.1f} %", f"{now_share.get(c, 0):.1f} %"]
-                    for c in names[:10]
-                ],
-            )
+        out += compare.render(results, before)
     micro = results.get("micro")
     if micro:
         out += [
@@ -374,30 +303,19 @@ def render(results: dict[str, Any], before: dict[str, Any] | None = None) -> str
             "bench/micro.py: the code path before the fix and after it, microseconds per call.",
             "",
         ]
-        out += _table(
+        out += table(
             ["cost", "before µs/call", "after µs/call", "before ÷ after"],
             [[name, f["before_us"], f["after_us"], f"{f['ratio']}"] for name, f in micro.items()],
         )
-    if before is not None and before.get("cpu_per_request_ms") and cpu:
-        rows = []
-        for name, per in cpu.items():
-            was = before["cpu_per_request_ms"].get(name, {}).get("shillings-web")
-            now_ms = per.get("shillings-web")
-            if was and now_ms:
-                rows.append([name, was, now_ms, f"{now_ms / was:.2f}"])
-        if rows:
-            out += [
-                "## Web-process CPU per request, before and after the fixes",
-                "",
-                "CPU milliseconds of all web processes per request at the largest connection",
-                "count (less sensitive to the other load on the machine than req/s).",
-                "",
-            ]
-            out += _table(["endpoint", "before ms", "after ms", "after ÷ before"], rows)
     if ANALYSIS.exists():
         out += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(out)
 
 
-def write(path: Path, results: dict[str, Any], before: dict[str, Any] | None = None) -> None:
-    path.write_text(render(results, before))
+def write(
+    path: Path,
+    results: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    figures: list[tuple[str, str]] | None = None,
+) -> None:
+    path.write_text(render(results, before, figures))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shillings_stack.config import StackConfig
 from shillings_stack.processes import stack_processes
-from shillings_stack.supervisor import process_infos
+from shillings_stack.supervisor import process_infos, supervisord_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,10 +144,13 @@ class Stack:
         }
 
     def cpu_seconds(self) -> dict[int, tuple[str, float]]:
-        """CPU time (user + system) so far of every process of this stack, by pid."""
+        """CPU time (user + system) so far of every process of this stack (supervisord
+        included: it relays what the programs write to stdout), by pid."""
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
-        for pid in stack_processes(StackConfig.from_env(self.env())):
+        cfg = StackConfig.from_env(self.env())
+        supervisor = supervisord_pid(cfg)
+        for pid in stack_processes(cfg) | ({supervisor} if supervisor else set()):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from shillings_app.config import AppConfig, ConfigError, mysql_dsn
 from shillings_app.logs import start_logging
 from shillings_app.service import migrate
+from shillings_proto.logfile import log_stream
 from shillings_proto.services import run
 
 log = Logger(namespace="shillings.app")
@@ -28,13 +29,14 @@ def cmd_migrate(config: AppConfig) -> int:
     return 0
 
 
-def cmd_serve(config: AppConfig) -> int:
-    """Apply pending migrations, then run the app server's service until a signal."""
+def cmd_serve(config: AppConfig, log_file: str | None = None) -> int:
+    """Apply pending migrations, then run the app server's service until a signal, logging
+    to stdout or ``log_file``."""
     from twisted.internet import reactor
 
     from shillings_app.service import AppService, app_service
 
-    start_logging(config.log_level)
+    start_logging(config.log_level, log_stream(log_file))
     applied = migrate(config)
     if applied:
         log.info("applied migrations {versions}", versions=", ".join(applied))
@@ -66,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
-    sub.add_parser("serve", help="apply pending migrations, then serve (foreground)")
+    serve = sub.add_parser("serve", help="apply pending migrations, then serve (foreground)")
+    serve.add_argument(
+        "--log-file", metavar="PATH", help="write the log to PATH (rotated by size), not stdout"
+    )
     check = sub.add_parser("reconcile", help="check the ledger; exit 1 on any discrepancy")
     check.add_argument("--show", type=int, default=20, help="offending users named per check")
     args = parser.parse_args(argv)
@@ -80,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return cmd_migrate(config)
-        return cmd_serve(config)
+        return cmd_serve(config, args.log_file)
     except pymysql.err.MySQLError as e:
         print(f"shillings-app: database error: {e}", file=sys.stderr)
         return 1

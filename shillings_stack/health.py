@@ -78,14 +78,16 @@ def wait_ready(cfg: StackConfig) -> bool:
 
 
 def print_log_tail(cfg: StackConfig, name: str, lines: int = 15) -> None:
-    path = cfg.log_dir / f"{name}.log"
-    try:
-        tail = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return
-    print(f"--- {path} (last {len(tail)} lines)", file=sys.stderr)
-    for line in tail:
-        print(line, file=sys.stderr)
+    """The end of a program's log and of what supervisord caught of its stdout and stderr
+    (web and app processes write their log themselves: render._process_group)."""
+    for path in (cfg.log_dir / f"{name}.log", cfg.log_dir / f"{name}.stdout.log"):
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        print(f"--- {path} (last {len(tail)} lines)", file=sys.stderr)
+        for line in tail:
+            print(line, file=sys.stderr)
 
 
 def cmd_status(cfg: StackConfig) -> int:

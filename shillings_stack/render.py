@@ -36,9 +36,17 @@ stdout_logfile_backups = 3"""
 
 
 def _process_group(
-    name: str, command: str, numprocs: int, env: Mapping[str, str], priority: int, log: Path
+    cfg: StackConfig, name: str, command: str, numprocs: int, env: Mapping[str, str], priority: int
 ) -> str:
-    """A [program:…] section of ``numprocs`` processes named ``<name>_00``, ``<name>_01``, …"""
+    """A [program:…] section of ``numprocs`` processes named ``<name>_00``, ``<name>_01``, …
+
+    Each writes its log to ``<name>_NN.log`` itself (``--log-file``); supervisord keeps only
+    what else reaches stdout or stderr (a start-up error, a crash) in ``<name>_NN.stdout.log``.
+    In a container (``log_stdout``) everything goes to stdout instead."""
+    log = f"{cfg.log_dir}/%(program_name)s_%(process_num)02d"
+    if not cfg.log_stdout:
+        command = f"{command} --log-file {log}.log"
+        log += ".stdout"
     return f"""
 [program:{name}]
 command = {command}
@@ -51,7 +59,7 @@ startsecs = 1
 startretries = 5
 stopsignal = TERM
 stopwaitsecs = 15
-stdout_logfile = {log}/%(program_name)s_%(process_num)02d.log
+stdout_logfile = {log}.log
 {_COMMON}"""
 
 
@@ -105,7 +113,7 @@ stdout_logfile = {log / "redis.log"}
         }
         parts.append(
             _process_group(
-                "app", f"{VENV_BIN / 'shillings-app'} serve", cfg.app_procs, app_env, 20, log
+                cfg, "app", f"{VENV_BIN / 'shillings-app'} serve", cfg.app_procs, app_env, 20
             )
         )
     web_env = {
@@ -116,7 +124,7 @@ stdout_logfile = {log / "redis.log"}
         **cfg.metrics_env("web"),
     }
     parts.append(
-        _process_group("web", str(VENV_BIN / "shillings-web"), cfg.web_procs, web_env, 30, log)
+        _process_group(cfg, "web", str(VENV_BIN / "shillings-web"), cfg.web_procs, web_env, 30)
     )
     nginx = f"{find_binary('nginx')} -p {var / 'nginx'} -c {cfg.etc_dir / 'nginx.conf'} -e stderr"
     parts.append(

@@ -1,4 +1,4 @@
-"""``shillings-web``: run one web process in the foreground, logging to stdout."""
+"""``shillings-web``: run one web process in the foreground, logging to stdout (or a file)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from twisted.logger import (
 )
 
 from shillings_proto.envconfig import LOG_LEVELS
+from shillings_proto.logfile import log_stream
 from shillings_proto.services import run
 from shillings_web.config import ConfigError, WebConfig
 from shillings_web.logs import BatchedTextObserver
@@ -39,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=LOG_LEVELS,
         help="lowest level logged (default: $SHILLINGS_LOG_LEVEL or info)",
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="write the log to PATH (rotated by size) instead of stdout",
     )
     return parser
 
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Redis reconnection attempts are logged by the cache when the outage starts and ends.
     levels.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
-    output = BatchedTextObserver(sys.stdout, reactor)
+    output = BatchedTextObserver(log_stream(args.log_file), reactor)
     observer: Any = FilteringLogObserver(output, [levels])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 

@@ -112,6 +112,10 @@ def envelope(
     return {"status": status, **body}
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every answer: ``json.dumps`` with options builds a new one per call."""
+
+
 def encode(document: dict[str, Any]) -> bytes:
     """Compact JSON bytes of a response document."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(document).encode("utf-8")

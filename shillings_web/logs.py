@@ -3,15 +3,17 @@
 Twisted's ``textFileLogObserver`` formats the time of every event from scratch and writes
 and flushes each line by itself: with a log line per request that is a ``strftime`` and a
 ``write`` system call per request. This observer formats the same lines (same format, so
-nothing downstream changes), reuses the time prefix within a second, and writes what
-accumulated at most ``delay`` seconds later in one call. Warnings and errors, and any event
-logged outside the reactor thread, are written at once; ``flush()`` writes what is left
-(called when the process stops).
+nothing downstream changes), reuses the time prefix within a second, skips the format
+string pass for a line whose format is one field (each request's: ``classic_text``), and
+writes what accumulated at most ``delay`` seconds later in one call. Warnings and errors,
+and any event logged outside the reactor thread, are written at once; ``flush()`` writes
+what is left (called when the process stops).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 from twisted.logger import ILogObserver, LogLevel, formatEventAsClassicLogText, formatTime
@@ -19,6 +21,28 @@ from twisted.python.util import untilConcludes
 from zope.interface import implementer
 
 _URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
+
+
+def classic_text(event: dict[str, Any], format_time: Callable[[float | None], str]) -> str | None:
+    """``formatEventAsClassicLogText(event, format_time)``, without its pass through
+    ``string.Formatter`` when the format is one plain field holding text and the event has
+    no failure and no ``log_system`` (each request's line: ``"{request_line}"``)."""
+    fmt = event.get("log_format")
+    if (
+        isinstance(fmt, str)
+        and fmt[:1] == "{"
+        and fmt[-1:] == "}"
+        and fmt[1:-1].isidentifier()
+        and "log_failure" not in event
+        and "log_system" not in event
+    ):
+        value = event.get(fmt[1:-1])
+        if isinstance(value, str) and value:
+            level = event.get("log_level")
+            system = f"{event.get('log_namespace', '-')}#{level.name if level else '-'}"
+            text = value.replace("\n", "\n\t")
+            return f"{format_time(event.get('log_time'))} [{system}] {text}\n"
+    return formatEventAsClassicLogText(event, formatTime=format_time)
 
 
 @implementer(ILogObserver)
@@ -57,9 +81,7 @@ class BatchedTextObserver:
     def __call__(self, event: dict[str, Any]) -> None:
         in_reactor = threading.current_thread() is self._thread
         with self._lock:
-            text = formatEventAsClassicLogText(
-                event, formatTime=self._time if in_reactor else formatTime
-            )
+            text = classic_text(event, self._time if in_reactor else formatTime)
             if not text:
                 return
             self._lines.append(text)

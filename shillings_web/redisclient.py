@@ -123,15 +123,15 @@ class Redis:
         return self._factory is not None and self._factory.size > 0
 
     async def execute(self, command: str, *args: Any) -> Any:
-        """Run one Redis command; raise ``RedisUnavailable`` on any failure or timeout
-        (``RedisRefused`` when Redis answered with an error)."""
-        if self._factory is None or self._factory.size == 0:
+        """Run one Redis command on the first live connection (where txredisapi's handler
+        pipelines it too, but after a lookup per call); raise ``RedisUnavailable`` on any
+        failure or on no reply within ``replyTimeout`` (``RedisRefused``: an error reply)."""
+        live = [c for c in self._factory.pool if c.connected] if self._factory else []
+        if not live:
             self._note_down(f"{command}: not connected")
             raise RedisUnavailable("not connected to Redis")
         try:
-            d = getattr(self._factory.handler, command)(*args)
-            d.addTimeout(self._timeout, self._reactor)
-            result = await d
+            result = await getattr(live[0], command)(*args)
         except txredisapi.ResponseError as e:
             self._note_refused(command, e)
             raise RedisRefused(str(e)) from None

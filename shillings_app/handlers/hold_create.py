@@ -88,7 +88,10 @@ def hold_create_txn(
         raise ReceiverNotFound()
     payer, receiver = locked[payer_id], locked[receiver_id]
     if payer.available < amount:
-        raise InsufficientFunds()
+        replayed = idempotency.replay_current(txn, payer_id, idem)
+        if replayed is None:
+            raise InsufficientFunds()
+        return as_created(holds.hold_by_id(txn, str(replayed.hold_id))), replayed
     at = money.now()
     hold = holds.insert_hold(
         txn, (payer_id, payer.email), (receiver_id, receiver.email), amount, expires_in, at

@@ -67,7 +67,10 @@ def pay_txn(
         raise ReceiverNotFound()
     sender, receiver = locked[sender_id], locked[receiver_id]
     if sender.available < amount:
-        raise InsufficientFunds()
+        replayed = idempotency.replay_current(txn, sender_id, idem)
+        if replayed is None:
+            raise InsufficientFunds()
+        return replayed
     if receiver.balance + amount > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
     money.move(txn, sender_id, receiver_id, amount)

@@ -99,14 +99,14 @@ def create_txn(
     authenticated(True, revoked)
     earlier = idempotency.replayed_id(idem, tuple(stored))
     if earlier is not None:
-        found = webhooks.find(txn, user_id, earlier)
-        if found is None:
-            raise AppError(f"idempotency key names a missing webhook {earlier}")
-        return Created(found, replayed=True)
+        return _replayed(txn, user_id, earlier)
     balance = webhooks.lock_user(txn, user_id)
     if balance is None:
         raise Unauthenticated()
     if webhooks.count_live(txn, user_id) >= MAX_WEBHOOKS:
+        racing = idempotency.replay_current(txn, user_id, idem)
+        if racing is not None:  # this request's own first attempt made the fifth
+            return _replayed(txn, user_id, racing.transaction_id)
         raise TooManyWebhooks(
             f"at most {MAX_WEBHOOKS} webhooks per user; delete one (DELETE /v1/webhooks/{{id}})"
         )
@@ -121,3 +121,12 @@ def create_txn(
     )
     idempotency.remember_created(txn, user_id, idem, webhook_id, balance, 201)
     return Created(record)
+
+
+def _replayed(txn: Any, user_id: int, webhook_id: str) -> Created:
+    """The endpoint an earlier use of the request's key created (read current: it may have
+    been committed after this transaction's snapshot)."""
+    found = webhooks.find(txn, user_id, webhook_id, current=True)
+    if found is None:
+        raise AppError(f"idempotency key names a missing webhook {webhook_id}")
+    return Created(found, replayed=True)

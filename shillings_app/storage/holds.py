@@ -92,8 +92,12 @@ def insert_hold(
 
 
 def hold_by_id(txn: Any, hold_id: str) -> HoldRecord:
-    """The hold (no lock), for a replay of the request that made or changed it."""
-    txn.execute(f"SELECT {_COLUMNS} FROM holds AS h WHERE h.hold_id = %s", (hold_id,))
+    """The hold, for a replay of the request that made or changed it: read current (a
+    shared lock), since that request may have committed after this transaction's snapshot
+    (``idempotency.replay_current``)."""
+    txn.execute(
+        f"SELECT {_COLUMNS} FROM holds AS h WHERE h.hold_id = %s LOCK IN SHARE MODE", (hold_id,)
+    )
     return _record(txn.fetchone())
 
 
@@ -138,8 +142,17 @@ def begin_change(
     if hold is None or hold.receiver_id != receiver_id:
         raise HoldNotFound()
     if hold.state != "held":
-        raise HoldNotActive()
+        return _settled_by_this_key(txn, receiver_id, idem)
     return Change(hold, locked[hold.payer_id], locked[receiver_id])
+
+
+def _settled_by_this_key(txn: Any, receiver_id: int, idem: IdempotencyKey | None) -> MoneyResult:
+    """The outcome of the capture or void that settled the hold if it was this request's
+    own key (a retry racing its first attempt); else ``HoldNotActive``."""
+    replayed = idempotency.replay_current(txn, receiver_id, idem)
+    if replayed is None:
+        raise HoldNotActive()
+    return replayed
 
 
 def settle(txn: Any, hold: HoldRecord, state: str, captured: int, at: datetime) -> HoldRecord:

@@ -42,6 +42,22 @@ def replay(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> MoneyResult 
     return MoneyResult(transaction_id, int(balance), int(status), replayed=True, hold_id=hold_id)
 
 
+def replay_current(txn: Any, user_id: int, idem: IdempotencyKey | None) -> MoneyResult | None:
+    """``replay`` of the key read current (a locking read), for a request about to be
+    refused after its row locks: a retry of it that read before the first use committed
+    finds the money reserved, the hold settled or the fifth endpoint made by that use, and
+    must answer what that use answered (SPEC: same key, same body, same response)."""
+    if idem is None:
+        return None
+    txn.execute(
+        f"SELECT {HOLD_STORED} FROM idempotency_keys AS k"
+        " WHERE k.user_id = %s AND k.idem_key = %s LOCK IN SHARE MODE",
+        (user_id, idem.key),
+    )
+    row = txn.fetchone()
+    return None if row is None else replay(idem, tuple(row))
+
+
 def replayed_id(idem: IdempotencyKey | None, stored: tuple[Any, ...]) -> str | None:
     """The id of what an earlier use of ``idem`` created (``remember_created``); None when
     it is unused; ``IdempotencyKeyReused`` if that use was another request."""

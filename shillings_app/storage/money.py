@@ -32,6 +32,12 @@ the user id."""
 ACTIVE_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS})"
 """SQL of a user's ``held``: the sum of their active holds (``ACTIVE_HOLDS``)."""
 
+CURRENT_HELD = f"(SELECT COALESCE(SUM(h.amount), 0) FROM {ACTIVE_HOLDS} LOCK IN SHARE MODE)"
+"""``ACTIVE_HELD`` read current, for ``lock_users``: a plain subquery is a consistent read
+from the transaction's snapshot (taken by its first read, before the row lock was
+granted), which misses holds committed meanwhile and would let two holds (or a hold and a
+payment) spend the same ``available``."""
+
 NEXT_HOLD_EXPIRY = f"(SELECT MIN(h.expires_at) FROM {ACTIVE_HOLDS})"
 """SQL of when the user's ``held`` next shrinks by itself: the earliest expiry of their
 active holds (NULL: none)."""
@@ -54,10 +60,11 @@ def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
     """Lock the users' rows in one statement and return user id -> ``Locked`` for those
     that exist. InnoDB walks the primary key upwards, so the rows are locked in ascending
     user id order and opposite payments cannot deadlock. Holds are only created and
-    released under their payer's row lock, so ``held`` cannot change until COMMIT."""
+    released under their payer's row lock, so ``held`` (read current: ``CURRENT_HELD``)
+    cannot change until COMMIT."""
     marks = ", ".join(["%s"] * len(user_ids))
     txn.execute(
-        f"SELECT user_id, balance, email, {ACTIVE_HELD.format(user='users.user_id')}"
+        f"SELECT user_id, balance, email, {CURRENT_HELD.format(user='users.user_id')}"
         f" FROM users WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
         user_ids,
     )

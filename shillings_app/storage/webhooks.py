@@ -85,10 +85,12 @@ def insert(
     )
 
 
-def find(txn: Any, user_id: int, webhook_id: str) -> WebhookRecord | None:
-    """The user's endpoint ``webhook_id`` in any state (another user's: None)."""
+def find(txn: Any, user_id: int, webhook_id: str, current: bool = False) -> WebhookRecord | None:
+    """The user's endpoint ``webhook_id`` in any state (another user's: None); ``current``:
+    a locking read, for one that may have been committed after the transaction's snapshot."""
+    lock = " LOCK IN SHARE MODE" if current else ""
     txn.execute(
-        f"SELECT {_COLUMNS} FROM webhooks WHERE webhook_id = %s AND user_id = %s",
+        f"SELECT {_COLUMNS} FROM webhooks WHERE webhook_id = %s AND user_id = %s{lock}",
         (webhook_id, user_id),
     )
     row = txn.fetchone()

@@ -35,13 +35,15 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 
 def is_public(ip: IPAddress) -> bool:
-    """Globally routable: not loopback, private, link-local, shared (CGNAT), multicast,
-    reserved or unspecified, and neither is the IPv4 address it embeds."""
+    """Globally routable: not loopback, private, link-local, IPv6 site-local (``fec0::/10``,
+    which ``is_global`` lets through), shared (CGNAT), multicast, reserved or unspecified,
+    and neither is the IPv4 address it embeds."""
     inner = embedded_ipv4(ip)
     if inner is not None and not is_public(inner):
         return False
     return ip.is_global and not (
-        ip.is_multicast
+        (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+        or ip.is_multicast
         or ip.is_reserved
         or ip.is_unspecified
         or ip.is_loopback
@@ -123,10 +125,11 @@ async def permitted_addresses(host: str, allow: Allow, reactor: Any) -> list[IPA
     addresses = await resolve(host, reactor)
     if not addresses:
         raise NotPermitted(f"host {host!r} does not resolve")
-    refused = [str(ip) for ip in addresses if not allow.permits(ip)]
-    if refused:
+    if not all(allow.permits(ip) for ip in addresses):
+        # The message reaches the user: the addresses are not in it, or registration would
+        # tell anyone what the operator's internal names resolve to.
         raise NotPermitted(
-            f"host {host!r} resolves to {', '.join(refused)}, outside the networks webhooks"
-            f" may target ({allow})"
+            f"host {host!r} resolves to an address outside the networks webhooks may target"
+            f" ({allow})"
         )
     return addresses

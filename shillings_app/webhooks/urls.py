@@ -4,6 +4,7 @@ send)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,9 @@ from shillings_app.webhooks.allow import Allow, IPAddress, NotPermitted, permitt
 
 MAX_URL = 2048
 SCHEMES = ("http", "https")
+_BRACKETED = re.compile(r"\[[^\]]*\](:[0-9]*)?")
+"""A netloc with an IPv6 literal: nothing but an optional port after its "]" (urlsplit
+ignores such text; other clients may not)."""
 
 
 class BadUrl(ValueError):
@@ -39,18 +43,27 @@ def parse_url(url: str) -> tuple[str, int]:
         raise BadUrl("url must be ASCII: percent-encode other characters, an IDN host in punycode")
     if not url.isprintable() or any(c.isspace() for c in url):
         raise BadUrl("url must not contain spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # brackets: unbalanced, or around an IPv4 address
+        raise BadUrl(f"url is malformed ({e})") from None
     if parts.scheme.lower() not in SCHEMES:
         raise BadUrl("url must start with http:// or https://")
     if parts.username is not None or parts.password is not None:
         raise BadUrl("url must not carry a user name or password")
+    if "[" in parts.netloc and not _BRACKETED.fullmatch(parts.netloc):
+        raise BadUrl("url is malformed (text after the bracketed IPv6 address)")
     try:
         port = parts.port
     except ValueError:
         raise BadUrl("url has an invalid port") from None
+    if port == 0 or parts.netloc.endswith(":"):
+        raise BadUrl("url has an invalid port")
     host = parts.hostname
     if not host:
         raise BadUrl("url has no host")
+    if "%" in host:
+        raise BadUrl("url host must not carry a zone id or percent-encoding")
     return host, port or (443 if parts.scheme.lower() == "https" else 80)
 
 

@@ -99,6 +99,7 @@ async def test_create_shows_the_secret_once_and_stores_it_sealed(app_server, cli
         ("http://no-such-host.invalid/hook", "does not resolve"),
         ("http://10.1.2.3/hook", "outside the networks webhooks may target"),
         ("http://[::1]/hook", "outside the networks webhooks may target"),
+        ("http://[127.0.0.1]/hook", "malformed"),
     ],
 )
 @pytest_twisted.ensureDeferred

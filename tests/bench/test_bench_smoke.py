@@ -97,6 +97,9 @@ def test_tiny_bench_run_writes_results(tmp_path):
     assert set(results["rss_kib"]) == {"web_00", "web_01", "app_00"}
     assert all(20_000 < kib < 2_000_000 for kib in results["rss_kib"].values())
     assert results["cpu_per_request_ms"]["pay"]["shillings-web"] > 0
+    by_connections = results["cpu_per_request_ms_by_connections"]
+    assert set(by_connections) == set(results["endpoints"])
+    assert by_connections["account"]["2"]["shillings-web"] > 0
     assert results["profile"]["web_00"]["samples"] > 0
     assert results["profile"]["app_00"]["samples"] > 0
     for figures in results["micro"].values():
@@ -106,4 +109,8 @@ def test_tiny_bench_run_writes_results(tmp_path):
     for heading in (*headings, "## The pay SQL fix on the raw database"):
         assert heading in text
     assert "## Machine and versions" in text and "÷(b)" in text
+    assert "## Where the CPU goes (per request, by tier)" in text
+    for png in ("rps.png", "p99.png", "cpu.png"):
+        assert f"]({png})" in text
+        assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
     assert "through the cluster" not in text

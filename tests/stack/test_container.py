@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,8 +56,11 @@ def test_log_stdout_sends_every_program_to_stdout_with_its_name(var: Path) -> No
         assert process.stdout_logfile_maxbytes == 0
         assert process.redirect_stderr
         assert process.command.startswith(wrapper)
-        # The program itself is the one the plain rendering runs.
-        assert f"command = {process.command.removeprefix(wrapper)}\n" in plain
+        # The program itself is the one the plain rendering runs, there with its own log
+        # file (web and app processes: `--log-file`).
+        program = process.command.removeprefix(wrapper)
+        assert "--log-file" not in program
+        assert re.search(rf"^command = {re.escape(program)}( --log-file \S+)?$", plain, re.M)
     with pytest.raises(StackError):
         StackConfig.from_env(clean_env(SHILLINGS_VAR=str(var), SHILLINGS_LOG_STDOUT="yes"))
 

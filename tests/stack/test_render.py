@@ -62,6 +62,11 @@ def test_programs_follow_process_counts(var: Path) -> None:
         )
         assert process.environment["SHILLINGS_TRUST_PROXY"] == "1"
         assert process.environment["SHILLINGS_VAR"] == str(var)
+    # Web and app processes write their log files themselves, not through supervisord's
+    # pipes, which keep only what else they print.
+    for process in [*web, *groups["app"]]:
+        assert process.command.endswith(f" --log-file {var}/log/{process.name}.log")
+        assert process.stdout_logfile == f"{var}/log/{process.name}.stdout.log"
 
     # MariaDB and Redis start first; every program stops with its whole process group.
     priority = {name: processes[0].priority for name, processes in groups.items()}

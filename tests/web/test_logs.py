@@ -9,7 +9,7 @@ import threading
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEventAsClassicLogText, formatTime
 
-from shillings_web.logs import BatchedTextObserver
+from shillings_web.logs import BatchedTextObserver, classic_text
 
 
 class Counting(io.StringIO):
@@ -98,3 +98,20 @@ def test_stop_writes_the_rest_and_cancels_the_timer():
     assert all(not call.active() for call in clock.getDelayedCalls())
     observer.stop()
     assert stream.writes == 1
+
+
+def test_one_field_lines_are_formatted_as_twisted_formats_them():
+    base = {"log_time": 1_700_000_000.25, "log_level": LogLevel.info, "log_namespace": "ns"}
+    events = [
+        {**base, "log_format": "{request_line}", "request_line": "GET /v1/account 200 rid=1"},
+        {**base, "log_format": "{request_line}", "request_line": "two\nlines"},
+        {**base, "log_format": "{line}", "line": "x", "log_system": "legacy"},
+        {**base, "log_format": "{line}", "line": 17},
+        {**base, "log_format": "{line}", "line": ""},
+        {**base, "log_format": "{missing}"},
+        {**base, "log_format": "{a.b}", "a": "x"},
+        {"log_format": "{line}", "line": "no time, level or namespace"},
+        {**base, "log_format": "plain {n} text", "n": 3},
+    ]
+    for e in events:
+        assert classic_text(e, formatTime) == formatEventAsClassicLogText(e, formatTime), e

@@ -27,6 +27,7 @@ NOT_PUBLIC = [
     "fc00::1",
     "169.254.169.254",  # link-local (cloud metadata)
     "fe80::1",
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
     "100.64.0.1",  # shared address space (CGNAT)
     "224.0.0.1",  # multicast
     "ff02::1",
@@ -97,3 +98,13 @@ async def test_permitted_addresses_checks_every_resolved_address() -> None:
     assert await permitted_addresses("localhost", loopback, reactor)
     with pytest.raises(NotPermitted, match=r"outside the networks webhooks may target \(public\)"):
         await permitted_addresses("localhost", parse_allow("public"), reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusal_does_not_tell_what_a_name_resolves_to() -> None:
+    """The message goes back to the user: naming the refused addresses would make webhook
+    registration an oracle for the operator's internal DNS (``db.internal`` -> 10.x)."""
+    with pytest.raises(NotPermitted) as refused:
+        await permitted_addresses("localhost", parse_allow("public"), reactor)
+    assert "127.0.0.1" not in str(refused.value) and "::1" not in str(refused.value)
+    assert "host 'localhost' resolves to an address outside" in str(refused.value)
