@@ -86,7 +86,7 @@ def refund_txn(
         amount = _refundable(amount, original_amount - already, refunder, sender)
     except (RefundExceedsPayment, InsufficientFunds, BalanceLimit):
         # A duplicate (same key) that committed while this one waited for the locks.
-        late = idempotency.replay(idem, idempotency.stored_now(txn, user_id, idem))
+        late = idempotency.replay_current(txn, user_id, idem)
         if late is None:
             raise
         return _replayed(txn, late)

@@ -122,18 +122,3 @@ def _insert(
             raise RetryTransaction() from None
         raise
 
-
-def stored_now(txn: Any, user_id: int, idem: IdempotencyKey | None) -> tuple[Any, ...]:
-    """The ``STORED`` columns of ``idem`` as committed now, for a request refused under
-    its user's row lock: a locking read sees a duplicate that committed while this one
-    waited for that lock (the transaction's first, plain read could not), so the refused
-    duplicate can replay the winner's outcome instead."""
-    if idem is None:
-        return (None, None, None, None)
-    txn.execute(
-        f"SELECT {STORED} FROM idempotency_keys AS k WHERE k.user_id = %s AND k.idem_key = %s"
-        " LOCK IN SHARE MODE",
-        (user_id, idem.key),
-    )
-    row = txn.fetchone()
-    return tuple(row) if row is not None else (None, None, None, None)
