@@ -121,3 +121,4 @@ def _insert(
         if error_code(e) == ER_DUP_ENTRY:
             raise RetryTransaction() from None
         raise
+
