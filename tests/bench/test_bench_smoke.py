@@ -87,6 +87,8 @@ def test_tiny_bench_run_writes_results(tmp_path):
         "transactions_10",
         "transactions_100k",
         "login",
+        "hold",
+        "refund",
     }
     for points in results["endpoints"].values():
         check(points)
