@@ -100,3 +100,19 @@ class WebhookNotFound(AppError):
 
 class TooManyWebhooks(AppError):
     code, reason, message = 422, "too_many_webhooks", "too many webhooks"
+
+
+class TransactionNotFound(AppError):
+    code, reason, message = 404, "transaction_not_found", "no such transaction of yours"
+
+
+class NotRefundable(AppError):
+    code, reason, message = 422, "not_refundable", "only payments and captures can be refunded"
+
+
+class RefundExceedsPayment(AppError):
+    code, reason, message = (
+        422,
+        "refund_exceeds_payment",
+        "refunds would exceed the amount of the original transaction",
+    )

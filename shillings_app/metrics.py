@@ -1,9 +1,11 @@
 """The metrics of one app server (docs/ARCHITECTURE.md, "Metrics").
 
 Requests are counted as they are answered (``observe``, called by the protocol), by command
-and status; payments and top-ups from a PAY / TPU request answered 200, holds as they are
-created, captured, voided (answered) or expired (by the sweep). Connections, requests
-in progress, the database pool and its retries are read from the server's state when scraped.
+and status; payments and top-ups from a PAY / TPU request answered 200, refunds from an RFD
+answered 201 (with the amount from the answer: a request may leave it to what remains),
+holds as they are created, captured, voided (answered) or expired (by the sweep).
+Connections, requests in progress, the database pool and its retries are read from the
+server's state when scraped.
 """
 
 from __future__ import annotations
@@ -77,6 +79,16 @@ class AppMetrics:
             "Cents added by TPU requests answered 200",
             registry=self.registry,
         )
+        self._refunds = Counter(
+            "shillings_app_refunds",
+            "Refunds made (RFD answered 201, replays of an idempotency key not counted)",
+            registry=self.registry,
+        )
+        self._refund_cents = Counter(
+            "shillings_app_refund_cents",
+            "Cents given back by RFD requests answered 201",
+            registry=self.registry,
+        )
         self._holds = Counter(
             "shillings_app_holds",
             "Holds by what happened to them: created (HLD answered 201), captured (HLC 200),"
@@ -118,6 +130,9 @@ class AppMetrics:
         hold_event = self._hold_events.get(request.command)
         if hold_event is not None:
             hold_event.inc()
+        elif request.command == pb.RFD:
+            self._refunds.inc()
+            self._refund_cents.inc(response.refund.refund.amount)
         elif request.command == pb.PAY:
             self._payments.inc()
             self._payment_cents.inc(request.pay.amount)

@@ -1,6 +1,6 @@
 """``shillings-app reconcile``: check the ledger in the database and report.
 
-Seven checks, over one consistent snapshot (a reconcile of a running stack sees each
+Eight checks, over one consistent snapshot (a reconcile of a running stack sees each
 payment entirely or not at all):
 
 - every balance equals the replay of its transactions (received minus sent);
@@ -12,7 +12,9 @@ payment entirely or not at all):
 - every stored idempotency key names an existing transaction made by the key's user (its
   sender, or for a top-up its receiver);
 - every hold command's key names a hold of its user (payer of a created one, receiver of a
-  captured or voided one), and a capture's key a capture of that hold.
+  captured or voided one), and a capture's key a capture of that hold;
+- every payment or capture's ``refunded_amount`` is the sum of its refunds and at most its
+  amount, and every refund names a payment or capture it reverses.
 
 Each failed check names the first ``limit`` users involved and how many there are.
 """
@@ -106,7 +108,7 @@ def reconcile(dsn: str, limit: int = SHOWN) -> Report:
         users, transactions, keys = reader.counts()
         total_balance, total_topups = reader.totals()
         checks = []
-        for run in (_replay, _negative, _available, _holds, _keys, _hold_keys):
+        for run in (_replay, _negative, _available, _holds, _keys, _hold_keys, _refunds):
             begun = time.monotonic()
             checks.append(replace(run(reader, limit), seconds=time.monotonic() - begun))
         checks.insert(1, _conservation(total_balance, total_topups))
@@ -221,3 +223,39 @@ def _hold_key_problem(
     if party != user_id:
         return f"{what}: hold {hold_id} is user {party}'s"
     return f"{what}: transaction {transaction_id} is not a capture of hold {hold_id}"
+
+
+def _refunds(reader: LedgerReader, limit: int) -> Check:
+    found = reader.refund_mismatches(limit)
+    return Check(
+        "refunds add up to each payment's refunded amount, never above it",
+        found.count,
+        sorted({row[1] for row in found.rows}),
+        [_refund_problem(*row) for row in found.rows],
+        f"{found.count} transaction(s) whose refunds do not add up",
+    )
+
+
+def _refund_problem(
+    transaction_id: str,
+    user_id: int,
+    amount: int,
+    refunded: int,
+    refunds: int,
+    refund_of: str | None,
+    original_refunded: int | None,
+) -> str:
+    if refund_of is not None and original_refunded is None:
+        return (
+            f"refund {transaction_id} by user {user_id} of {money(amount)}: {refund_of}"
+            " is not a payment or capture it reverses"
+        )
+    if refund_of is not None and original_refunded == 0:
+        return (
+            f"refund {transaction_id} by user {user_id} of {money(amount)}: its original"
+            f" {refund_of} counts nothing refunded"
+        )
+    return (
+        f"transaction {transaction_id} to user {user_id}: amount {money(amount)},"
+        f" refunded_amount {money(refunded)}, its refunds add up to {money(refunds)}"
+    )

@@ -130,3 +130,13 @@ def new_password(value: str) -> str:
 def amount_in_range(cents: int) -> bool:
     """An amount of one operation: more than 0, at most ``MAX_AMOUNT`` cents."""
     return 0 < cents <= MAX_AMOUNT
+
+
+_PUBLIC_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def public_id(value: str) -> str | None:
+    """The canonical (lower-case, hyphenated) form of a UUID naming an object, e.g. a
+    transaction; None when ``value`` is not one, so no object has that id."""
+    lowered = value.lower()
+    return lowered if _PUBLIC_ID_RE.fullmatch(lowered) else None

@@ -8,6 +8,9 @@ from typing import Any
 
 from shillings_proto import pb
 
+REFUNDABLE = ("payment", "capture")
+"""The kinds of transaction that can be refunded, so carry ``refunded_amount``."""
+
 
 def format_cents(cents: int) -> str:
     """12345 -> "123.45"; exactly two decimal places."""
@@ -28,7 +31,7 @@ def transaction_json(tx: pb.Transaction) -> dict[str, Any]:
         "hold_id": tx.hold_id if tx.HasField("hold_id") else None,
         "refund_of": tx.refund_of if tx.HasField("refund_of") else None,
     }
-    if tx.kind in ("payment", "capture"):
+    if tx.kind in REFUNDABLE:
         shape["refunded_amount"] = format_cents(tx.refunded_amount)
     return shape
 

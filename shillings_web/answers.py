@@ -66,6 +66,10 @@ JSON: dict[str, Callable[[pb.Response], dict[str, Any]]] = {
         "transaction_id": r.pay.transaction_id,
         "balance": format_cents(r.pay.sender_balance),
     },
+    "refund": lambda r: {
+        "refund": transaction_json(r.refund.refund),
+        "balance": format_cents(r.refund.balance),
+    },
     "transactions": lambda r: {
         "transactions": [transaction_json(tx) for tx in r.transactions.transactions],
         "next_cursor": r.transactions.next_cursor or None,

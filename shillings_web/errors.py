@@ -58,6 +58,10 @@ def invalid_amount(message: str) -> ApiError:
     return ApiError(400, "invalid_amount", message)
 
 
+def transaction_not_found() -> ApiError:
+    return ApiError(404, "transaction_not_found", "no such transaction of yours")
+
+
 def unauthenticated(message: str = "authentication required") -> ApiError:
     return ApiError(401, "unauthenticated", message, {"WWW-Authenticate": "Bearer"})
 
@@ -66,7 +70,7 @@ def unavailable(message: str = "service temporarily unavailable, try again") -> 
     return ApiError(503, "unavailable", message)
 
 
-MONEY_PATHS = (b"/v1/pay", b"/v1/topup")
+MONEY_PATHS = (b"/v1/pay", b"/v1/topup", b"/v1/refunds")
 """POSTs that move money: after a lost answer their outcome is unknown."""
 
 

@@ -91,6 +91,15 @@ OPERATIONS = {
         _posted(validation.pay),
         lambda i, b: (i.email, b.receiver_email),
     ),
+    "refund": Operation(
+        "/v1/refunds",
+        "POST",
+        pb.RFD,
+        "refund",
+        _posted(validation.refund),
+        _caller,
+        lambda r: (r.refund.refund.receiver_email,),  # the original sender, credited
+    ),
     "transactions": Operation(
         "/v1/transactions", "GET", pb.TXQ, "transactions", lambda r: validation.page(r.args)
     ),

@@ -26,6 +26,7 @@ from shillings_web.errors import (
     invalid_request,
     parameter_duplicated,
     parameter_unknown,
+    transaction_not_found,
     unsupported_media_type,
 )
 from shillings_web.money import AmountError, parse_amount
@@ -46,6 +47,7 @@ MIN_EXPIRES_IN, MAX_EXPIRES_IN = 60, 2_592_000
 tests: ``SHILLINGS_HOLD_MIN_EXPIRES_IN``, so the web layer checks only the type and the
 upper bound)."""
 WEBHOOK_FIELDS = frozenset({"url", "event_types"})
+REFUND_FIELDS = frozenset({"transaction_id", "amount"})
 
 
 def _reject_constant(name: str) -> None:
@@ -260,6 +262,21 @@ def holds(args: dict[bytes, list[bytes]]) -> pb.HoldsRequest:
     if state and state not in HOLD_STATES:
         raise invalid_request(f"state must be one of {', '.join(HOLD_STATES)}")
     return pb.HoldsRequest(role=role, state=state, limit=listing.limit, cursor=listing.cursor)
+
+
+def refund(body: bytes) -> pb.RefundRequest:
+    """``transaction_id`` (a string, required; 404 ``transaction_not_found`` when it is not
+    a UUID, as no transaction has that id) and ``amount`` (optional: absent or null asks
+    for all that remains refundable)."""
+    obj = json_object(body, REFUND_FIELDS)
+    given = _string(obj, "transaction_id") or ""
+    if not given:
+        raise invalid_request("transaction_id is required")
+    transaction_id = fields.public_id(given)
+    if transaction_id is None:
+        raise transaction_not_found()
+    cents = amount(obj) if obj.get("amount") is not None else 0
+    return pb.RefundRequest(transaction_id=transaction_id, amount=cents)
 
 
 def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:

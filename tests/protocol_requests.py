@@ -59,6 +59,21 @@ def topup(user_id: int, token_id: str, amount: int, idempotency_key: str = "") -
     )
 
 
+def refund(
+    user_id: int, token_id: str, transaction_id: str, amount: int = 0, idempotency_key: str = ""
+) -> pb.Request:
+    """A refund of ``amount`` cents (0: all that remains) of ``transaction_id``."""
+    return pb.Request(
+        command=pb.RFD,
+        refund=pb.RefundRequest(
+            auth=_auth(user_id, token_id),
+            transaction_id=transaction_id,
+            amount=amount,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
 def transactions(user_id: int, token_id: str, limit: int, cursor: str = "") -> pb.Request:
     return pb.Request(
         command=pb.TXQ,

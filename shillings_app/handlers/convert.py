@@ -41,14 +41,17 @@ def user_message(user: UserRecord) -> pb.User:
 
 
 def transaction_message(tx: TransactionRecord) -> pb.Transaction:
-    """One ledger row; ``sender_email`` stays unset for a top-up."""
-    return pb.Transaction(
-        transaction_id=tx.transaction_id,
-        sender_email=tx.sender_email,
-        receiver_email=tx.receiver_email,
-        amount=tx.amount,
-        created_at=rfc3339(tx.created_at),
-        kind=tx.kind,
+    """One ledger row as stored (``sender_email`` None for a top-up)."""
+    return ledger_message(
+        tx.transaction_id,
+        tx.kind,
+        tx.sender_email,
+        tx.receiver_email,
+        tx.amount,
+        tx.created_at,
+        hold_id=tx.hold_id,
+        refund_of=tx.refund_of,
+        refunded_amount=tx.refunded_amount,
     )
 
 
@@ -74,7 +77,7 @@ def ledger_message(
         kind=kind,
         hold_id=hold_id,
         refund_of=refund_of,
-        refunded_amount=refunded_amount if kind in ("payment", "capture") else None,
+        refunded_amount=refunded_amount if kind in shapes.REFUNDABLE else None,
     )
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shillings_app.storage.auth import authenticate
-from shillings_app.storage.records import TransactionRecord
-
-_COLUMNS = "id, transaction_id, kind, sender_email, receiver_email, amount, created_at"
+from shillings_app.storage.records import TRANSACTION_COLUMNS, TransactionRecord
 
 
 def transactions_txn(
@@ -19,10 +17,10 @@ def transactions_txn(
     authenticate(txn, user_id, token_id)
     upper = before_id if before_id is not None else 2**63
     txn.execute(
-        f"(SELECT {_COLUMNS} FROM transactions WHERE sender_id = %s AND id < %s"
+        f"(SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE sender_id = %s AND id < %s"
         " ORDER BY id DESC LIMIT %s)"
         " UNION "
-        f"(SELECT {_COLUMNS} FROM transactions WHERE receiver_id = %s AND id < %s"
+        f"(SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE receiver_id = %s AND id < %s"
         " ORDER BY id DESC LIMIT %s)"
         " ORDER BY id DESC LIMIT %s",
         (user_id, upper, limit, user_id, upper, limit, limit),

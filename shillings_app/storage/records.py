@@ -46,6 +46,16 @@ class TransactionRecord:
     receiver_email: str
     amount: int
     created_at: datetime
+    hold_id: str | None
+    refund_of: str | None
+    refunded_amount: int
+
+
+TRANSACTION_COLUMNS = (
+    "id, transaction_id, kind, sender_email, receiver_email, amount, created_at,"
+    " hold_id, refund_of, refunded_amount"
+)
+"""SELECT list matching ``TransactionRecord`` field order."""
 
 
 @dataclass(frozen=True)

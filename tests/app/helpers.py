@@ -89,6 +89,11 @@ class Session:
             messages.pay(self.user_id, self.token_id, receiver_email, amount, key)
         )
 
+    async def refund(self, transaction_id: str, amount: int = 0, key: str = "") -> pb.Response:
+        return await self.client.call(
+            messages.refund(self.user_id, self.token_id, transaction_id, amount, key)
+        )
+
     async def profile(self) -> pb.Response:
         return await self.client.call(messages.profile(self.user_id, self.token_id))
 

@@ -113,3 +113,27 @@ async def test_in_flight_pool_use_and_retries_are_read_when_scraped(make_server)
     assert restarted("shillings_app_db_retries_total", cause="retry_transaction") == 3
     assert restarted("shillings_app_requests_total", command="PAY", status="200") == 4
     assert restarted("shillings_app_connections") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_refunds_and_their_cents_are_counted(make_server):
+    """A refund of a given amount and one of the rest (amount 0 in the request) count
+    what they moved; a replay and a refusal count nothing."""
+    server = await make_server(metrics_listen=METRICS)
+    client = await _connect(server)
+    try:
+        payer = await new_session(client, "payer")
+        payee = await new_session(client, "payee")
+        await payer.topup(10_000)
+        payment = (await payer.pay(payee.email, 1_000)).pay.transaction_id
+        assert (await payee.refund(payment, 300, key="r")).status.code == 201
+        assert (await payee.refund(payment, 300, key="r")).status.replayed
+        assert (await payee.refund(payment)).refund.refund.amount == 700
+        assert (await payee.refund(payment)).status.reason == "refund_exceeds_payment"
+        m = await scrape(server.metrics_port)
+    finally:
+        await _close(client)
+    assert m("shillings_app_requests_total", command="RFD", status="201") == 3
+    assert m("shillings_app_requests_total", command="RFD", status="422") == 1
+    assert m("shillings_app_refunds_total") == 2
+    assert m("shillings_app_refund_cents_total") == 1_000

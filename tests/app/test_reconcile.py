@@ -20,6 +20,7 @@ from tests import protocol_requests as messages
 from tests.app.helpers import Session, new_session, sql
 
 KEYS = "every idempotency key names a transaction of its user"
+REFUNDS = "refunds add up to each payment's refunded amount, never above it"
 CHECKS_OFF = "SET SESSION check_constraint_checks = 0"
 """Lets a test store what the schema's CHECK constraints forbid (a negative balance)."""
 
@@ -105,12 +106,12 @@ def test_a_ledger_written_by_the_app_server_reconciles(ledger: Ledger) -> None:
     assert report.ok, report.text()
     assert (report.users, report.transactions, report.keys) == (3, 4, 3)
     assert report.total_balance == report.total_topups == 12_500
-    assert len(report.checks) == 7 and report.problems == []
+    assert len(report.checks) == 8 and report.problems == []
 
     result = run_cli(ledger.dsn)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconcile: OK" in result.stdout
-    assert result.stdout.count("\nok    ") == 7
+    assert result.stdout.count("\nok    ") == 8
 
 
 def test_a_balance_that_drifted_from_its_transactions(ledger: Ledger) -> None:
@@ -347,3 +348,55 @@ async def test_hold_keys_that_name_no_hold_of_their_user(ledger: Ledger, client:
     assert f"hold {held} is user {ledger.alice.user_id}'s" in text
     assert f"hold {missing} does not exist" in text
     assert captured not in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_refunds_that_do_not_add_up(ledger: Ledger) -> None:
+    """Bob refunds part of Alice's payment (the ledger reconciles); then the payment's
+    refunded amount drifts, goes past its amount, and a refund names a top-up."""
+    bob = ledger.bob
+    refund = await bob.refund(ledger.alice_pays_bob, 234)
+    assert refund.status.code == 201
+    report = reconcile(ledger.dsn)
+    assert report.ok, report.text()
+
+    payment = ledger.alice_pays_bob
+    drift = "UPDATE transactions SET refunded_amount = 300 WHERE transaction_id = %s"
+    sql(ledger.dsn, drift, (payment,))
+    bad = failed(reconcile(ledger.dsn))
+    assert set(bad) == {REFUNDS}
+    assert (bad[REFUNDS].count, bad[REFUNDS].user_ids) == (1, [bob.user_id])
+    assert bad[REFUNDS].details == [
+        f"transaction {payment} to user {bob.user_id}: amount 12.34, refunded_amount 3.00,"
+        " its refunds add up to 2.34"
+    ]
+
+    refund_id = refund.refund.refund.transaction_id
+    unchecked(
+        ledger.dsn,
+        f"UPDATE transactions SET refunded_amount = 2000 WHERE transaction_id = '{payment}'",
+        f"UPDATE transactions SET refund_of = '{ledger.alice_topup}'"
+        f" WHERE transaction_id = '{refund_id}'",
+    )
+    check = failed(reconcile(ledger.dsn))[REFUNDS]
+    assert check.count == 2 and check.user_ids == [bob.user_id]
+    assert "refunded_amount 20.00, its refunds add up to 0.00" in check.details[0]
+    assert check.details[1] == (
+        f"refund {refund_id} by user {bob.user_id} of 2.34:"
+        f" {ledger.alice_topup} is not a payment or capture it reverses"
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refund_whose_original_counts_nothing_refunded(ledger: Ledger) -> None:
+    refund = await ledger.bob.refund(ledger.alice_pays_bob, 100)
+    sql(
+        ledger.dsn,
+        "UPDATE transactions SET refunded_amount = 0 WHERE transaction_id = %s",
+        (ledger.alice_pays_bob,),
+    )
+    check = failed(reconcile(ledger.dsn))[REFUNDS]
+    assert check.details == [
+        f"refund {refund.refund.refund.transaction_id} by user {ledger.bob.user_id} of 1.00:"
+        f" its original {ledger.alice_pays_bob} counts nothing refunded"
+    ]
