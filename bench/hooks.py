@@ -3,8 +3,9 @@ payment, and how fast the delivery workers deliver.
 
 1. Outbox cost: the pay ceiling (bench/dbceiling.py: the app's own ``pay_batch_txn``, one
    payment per transaction, on N connections straight to MariaDB) with its two event rows,
-   and the same transaction with the events insert left out, run alternately on one stack whose delivery workers fan the
-   events out meanwhile (no endpoints yet); the slowdown is the ratio of the medians.
+   and the same transaction with the events insert left out, run alternately on one stack
+   whose delivery workers fan the events out meanwhile (no endpoints yet); the slowdown is
+   the ratio of the medians.
 2. Throughput: a backlog of events made while the workers are stopped, then the workers
    started: deliveries per second until the receiver (bench/hooks_receiver.py, its own
    process, verifying every signature) has every one, and worker CPU per delivery.
