@@ -3,6 +3,7 @@
 # MariaDB and Redis data, sockets, logs, the generated JWT secret and webhook key live in
 # /app/var (a volume).
 # Give it time to stop MariaDB cleanly: `docker stop -t 60`.
+# The webhook delivery workers (program group hooks, HOOKS_PROCS of them) run in it too.
 # docker-compose.yml runs the same image one piece per service instead.
 FROM python:3.11-slim-bookworm
 

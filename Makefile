@@ -43,7 +43,8 @@ stop:
 status:
 	@$(STACK) status
 
-# Rolling restart: app servers one at a time, then web processes while nginx leaves them out.
+# Rolling restart: app servers one at a time, then web processes while nginx leaves them out,
+# then the webhook delivery workers.
 restart:
 	$(STACK) restart
 

@@ -68,5 +68,18 @@ ENDPOINTS: dict[str, Endpoint] = {
             duration_factor=2.0,
             timeout_s=15,
         ),
+        Endpoint(
+            "hold",
+            "POST /v1/holds, then its capture or void, alternately (half the requests each)",
+            "hold",
+            ceilings=PAY_CEILING,
+        ),
+        Endpoint(
+            "refund",
+            "POST /v1/refunds of 0.01 of a seeded payment (random users)",
+            "refund",
+            users="refunds_file",
+            ceilings=PAY_CEILING,
+        ),
     )
 }

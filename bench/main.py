@@ -28,7 +28,7 @@ from typing import Any
 
 import bcrypt
 
-from bench import cluster, dbceiling, micro, plots, profile, report
+from bench import cluster, dbceiling, hooks, micro, plots, profile, report
 from bench.baselines import Baselines
 from bench.endpoints import ENDPOINTS
 from bench.seed import PASSWORD, Seeded, seed
@@ -60,6 +60,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=2, help="runs per point; the best is kept")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per target, 0: none")
     p.add_argument("--connections", default="1,16,64", help="connection counts")
+    p.add_argument(
+        "--endpoints",
+        default=",".join(ENDPOINTS),
+        help="endpoints of the main stack to measure (baselines are always measured)",
+    )
     p.add_argument("--web", type=int, default=2, help="web processes of the main stack")
     p.add_argument("--app", type=int, default=1, help="app processes of the main stack")
     p.add_argument(
@@ -70,6 +75,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--cluster-connections",
         default="16,64",
         help="connection counts of pay through the cluster shape (scripts/cluster.py), '': none",
+    )
+    p.add_argument(
+        "--hooks-seconds",
+        type=float,
+        default=2.0,
+        help="per webhook bench run (bench/hooks.py), 0: none",
     )
     p.add_argument("--users", type=int, default=2000, help="seeded users")
     p.add_argument("--history-rows", type=int, default=100_000)
@@ -309,17 +320,18 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
             point = run_endpoint(active, seeded, name, c, args.duration)
             return point, cpu_split(before, active.cpu_seconds(), point)
 
+        endpoints = [n for n in ENDPOINTS if n in args.endpoints.split(",")]
         if args.warmup > 0:
             for name in BASELINES:
                 run_wrk(f"{name}_warmup", urls[name], connections=16, seconds=args.warmup)
-            for name in ENDPOINTS:
+            for name in endpoints:
                 run_endpoint(stack, seeded, name, 16, args.warmup)
         figures: dict[str, list[dict[str, Any]]] = {
-            n: [] for n in (*BASELINES, *ENDPOINTS, *CEILINGS)
+            n: [] for n in (*BASELINES, *endpoints, *CEILINGS)
         }
-        cpu: dict[str, dict[str, dict[str, float]]] = {name: {} for name in ENDPOINTS}
+        cpu: dict[str, dict[str, dict[str, float]]] = {name: {} for name in endpoints}
         for c in conns:
-            for name in (*BASELINES, *ENDPOINTS, *CEILINGS):
+            for name in (*BASELINES, *endpoints, *CEILINGS):
                 if name == "account":
                     warm_account_cache(stack, seeded)
                 point, split = best_of(args.repeats, functools.partial(measure, name, c))
@@ -331,10 +343,10 @@ def run_main_stack(args: argparse.Namespace, conns: list[int], results: dict[str
                     f" p50={point['p50_ms']}ms p99={point['p99_ms']}ms errors={point['errors']}"
                 )
         results["baselines"] = {n: figures[n] for n in (*BASELINES, *CEILINGS)}
-        results["endpoints"] = {n: figures[n] for n in ENDPOINTS}
+        results["endpoints"] = {n: figures[n] for n in endpoints}
         results["cpu_per_request_ms"] = {n: by_c[str(max(conns))] for n, by_c in cpu.items()}
         results["cpu_per_request_ms_by_connections"] = cpu
-        if args.profile_seconds > 0:
+        if args.profile_seconds > 0 and "pay" in endpoints:
             results["profile"] = profile_pay(args, stack, seeded, stack.var / "bench")
         results["rss_kib"] = stack.peak_rss()
         results["seed"] = {"users": seeded.users, "history_rows": seeded.history_rows}
@@ -409,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = _parse_shapes(args.scaling)
     if shapes:
         run_scaling(args, results, shapes)
+    if args.hooks_seconds > 0:
+        results["hooks"] = hooks.run(args.hooks_seconds, log)
     cluster_conns = [int(c) for c in args.cluster_connections.split(",") if c.strip()]
     if cluster_conns:
         results["cluster"] = cluster.run(args, cluster_conns, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, compare
+from bench import cluster, compare, hooks
 from bench.dbceiling import OLD_SQL_CEILING
 from bench.endpoints import ENDPOINTS
 from bench.tables import at, cpu_by_connections, old_sql_points, point_row, ratio, table
@@ -307,6 +307,8 @@ def render(
             ["cost", "before µs/call", "after µs/call", "before ÷ after"],
             [[name, f["before_us"], f["after_us"], f"{f['ratio']}"] for name, f in micro.items()],
         )
+    if results.get("hooks"):
+        out += hooks.section(results["hooks"])
     if ANALYSIS.exists():
         out += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(out)

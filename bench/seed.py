@@ -18,6 +18,8 @@ PASSWORD = "bench-password-1"
 BALANCE_CENTS = 10**11
 """Each bench user starts with 1,000,000,000.00: pays of 0.01 never run out."""
 TOKEN_TTL_S = 3600
+REFUNDABLE_CENTS = 100_000_000
+"""The seeded payments refunded by the refund bench: 1,000,000.00, the largest amount."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Seeded:
     """The user with 10 transactions (one line)."""
     history_100k_file: Path
     """The user with ``history_rows`` transactions (one line)."""
+    refunds_file: Path
+    """All bench users, each line ending with "<TAB>transaction_id" of a payment it received."""
     users: int
     history_rows: int
 
@@ -75,6 +79,22 @@ def _history(cur: pymysql.cursors.Cursor, email: str, rows: int, other: tuple[in
     return user_id
 
 
+def _refundable(cur: pymysql.cursors.Cursor, users: list[tuple[int, str]]) -> list[str]:
+    """One payment of the largest amount to each user, from the next one: the refund bench's
+    originals (10^8 refunds of 0.01 each before one is spent)."""
+    ids = [str(uuid.uuid4()) for _ in users]
+    cur.executemany(
+        "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email, receiver_id,"
+        " receiver_email, amount, created_at)"
+        " VALUES (%s, 'payment', %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        [
+            (tx, *users[(n + 1) % len(users)], *users[n], REFUNDABLE_CENTS)
+            for n, tx in enumerate(ids)
+        ],
+    )
+    return ids
+
+
 def seed(
     socket_path: Path,
     secret_file: Path,
@@ -85,7 +105,8 @@ def seed(
     bcrypt_cost: int,
 ) -> Seeded:
     """Insert ``users`` bench users with balances and credentials, a user with 10
-    transactions and one with ``history_rows``; write their tokens under ``out_dir``."""
+    transactions and one with ``history_rows``, and a payment to each bench user to refund;
+    write their tokens under ``out_dir``."""
     secret = load_or_create_secret(str(secret_file))
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=bcrypt_cost)).decode()
     conn = connect(socket_path)
@@ -112,14 +133,19 @@ def seed(
             rows = [(int(r[0]), str(r[1])) for r in cur.fetchall()]
             h10 = _history(cur, "history10@example.com", 10, rows[0])
             h100k = _history(cur, "history100k@example.com", history_rows, rows[1])
+            originals = _refundable(cur, rows)
     finally:
         conn.close()
     now = int(time.time())
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def write(name: str, people: list[tuple[int, str]]) -> Path:
+    def write(name: str, people: list[tuple[int, str]], extra: list[str] | None = None) -> Path:
         path = out_dir / name
-        lines = [f"{uid}\t{email}\t{_mint(secret, uid, email, now)}\n" for uid, email in people]
+        tails = [f"\t{e}" for e in extra] if extra else [""] * len(people)
+        lines = [
+            f"{uid}\t{email}\t{_mint(secret, uid, email, now)}{tail}\n"
+            for (uid, email), tail in zip(people, tails, strict=True)
+        ]
         path.write_text("".join(lines))
         return path
 
@@ -127,6 +153,7 @@ def seed(
         users_file=write("users.tsv", rows),
         history_10_file=write("history10.tsv", [(h10, "history10@example.com")]),
         history_100k_file=write("history100k.tsv", [(h100k, "history100k@example.com")]),
+        refunds_file=write("refunds.tsv", rows, originals),
         users=len(rows),
         history_rows=history_rows,
     )

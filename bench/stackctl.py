@@ -24,7 +24,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_port_base(span: int = 200) -> int:
+def free_port_base(span: int = 300) -> int:
     """A SHILLINGS_METRICS_PORT_BASE (a multiple of 100, below the ephemeral port range)
     whose next ``span`` ports are free now: stacks started side by side do not collide."""
     for _ in range(200):
@@ -46,7 +46,7 @@ def _port_free(port: int) -> bool:
 def caller_env() -> dict[str, str]:
     """This process's environment without make's variables and the stack's settings, so a
     private stack gets only what its caller sets."""
-    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
+    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS", "HOOKS_PROCS"}
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")}
 
 

@@ -1,5 +1,5 @@
 """``shillings-app``: ``migrate`` applies schema migrations, ``serve`` runs the app server,
-``reconcile`` checks the ledger."""
+``hooks`` a webhook delivery worker, ``reconcile`` checks the ledger."""
 
 from __future__ import annotations
 
@@ -46,6 +46,25 @@ def cmd_serve(config: AppConfig, log_file: str | None = None) -> int:
     return 1 if isinstance(child, AppService) and child.failed else 0
 
 
+def cmd_hooks(log_file: str | None = None) -> int:
+    """Run one webhook delivery worker until a signal, logging to stdout or ``log_file``."""
+    from twisted.internet import reactor
+
+    from shillings_app.hooks.config import HooksConfig
+    from shillings_app.hooks.service import HooksService, hooks_service
+
+    try:
+        config = HooksConfig.from_env()
+    except ConfigError as e:
+        print(f"shillings-app hooks: configuration error: {e}", file=sys.stderr)
+        return 2
+    start_logging(config.log_level, log_stream(log_file))
+    service = hooks_service(config, reactor)
+    run(service, reactor)
+    child = service.getServiceNamed("delivery worker")
+    return 1 if isinstance(child, HooksService) and child.failed else 0
+
+
 def cmd_reconcile(show: int) -> int:
     """Check the ledger: 0 when it holds, 1 on any discrepancy, 2 when it cannot be read."""
     from shillings_app.reconcile import reconcile
@@ -69,14 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
     serve = sub.add_parser("serve", help="apply pending migrations, then serve (foreground)")
-    serve.add_argument(
-        "--log-file", metavar="PATH", help="write the log to PATH (rotated by size), not stdout"
-    )
+    hooks = sub.add_parser("hooks", help="run a webhook delivery worker (foreground)")
+    for command in (serve, hooks):
+        command.add_argument(
+            "--log-file", metavar="PATH", help="write the log to PATH (rotated by size), not stdout"
+        )
     check = sub.add_parser("reconcile", help="check the ledger; exit 1 on any discrepancy")
     check.add_argument("--show", type=int, default=20, help="offending users named per check")
     args = parser.parse_args(argv)
     if args.command == "reconcile":
         return cmd_reconcile(max(args.show, 0))
+    if args.command == "hooks":
+        return cmd_hooks(args.log_file)
     try:
         config = AppConfig.from_env()
     except ConfigError as e:

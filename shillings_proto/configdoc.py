@@ -13,9 +13,10 @@ from collections.abc import Callable
 def tables() -> dict[str, Callable[[], str]]:
     """The generated tables by marker name."""
     from shillings_app.config import AppConfig
+    from shillings_app.hooks.config import HooksConfig
     from shillings_web.config import WebConfig
 
-    return {"app": AppConfig.table, "web": WebConfig.table}
+    return {"app": AppConfig.table, "hooks": HooksConfig.table, "web": WebConfig.table}
 
 
 def render(text: str) -> str:

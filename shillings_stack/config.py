@@ -23,6 +23,10 @@ _SAFE_UPSTREAM = re.compile(r"^[A-Za-z0-9._:=,\[\]/-]+$")
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9._/=+:,@-]+$")
 
 
+_METRICS_OFFSET = {"app": 0, "web": 100, "hooks": 200}
+"""Each program group's metrics ports, from ``SHILLINGS_METRICS_PORT_BASE``."""
+
+
 class StackError(Exception):
     """A problem the operator has to fix; printed without a traceback."""
 
@@ -57,6 +61,14 @@ class StackConfig:
             "APP_PROCS",
             "`1` (`0` when `SHILLINGS_APP_SERVERS` is set)",
             "number of app servers (`app:app_00`, …)",
+        ),
+    )
+    hooks_procs: int = field(
+        default=2,
+        metadata=_env(
+            "HOOKS_PROCS",
+            "`2`",
+            "number of webhook delivery workers (`hooks:hooks_00`, …; `0`: none)",
         ),
     )
     http_host: str = field(
@@ -129,8 +141,8 @@ class StackConfig:
         metadata=_env(
             "SHILLINGS_METRICS_PORT_BASE",
             "`9200`",
-            "metrics ports: app NN on base + NN, web NN on base + 100 + NN (a multiple of"
-            " 100; `0`: no metrics listeners)",
+            "metrics ports: app NN on base + NN, web NN on base + 100 + NN, hooks NN on"
+            " base + 200 + NN (a multiple of 100; `0`: no metrics listeners)",
         ),
     )
     metrics_host: str = field(
@@ -184,6 +196,7 @@ class StackConfig:
             var=var,
             web_procs=env_int(env, "WEB_PROCS", 2, 1, 64),
             app_procs=app_procs,
+            hooks_procs=env_int(env, "HOOKS_PROCS", 2, 0, 32),
             http_host=host,
             http_port=env_int(env, "SHILLINGS_HTTP_PORT", 8080, 1, 65535),
             nginx_workers=env_int(env, "SHILLINGS_NGINX_WORKERS", 1, 1, 64),
@@ -250,10 +263,11 @@ class StackConfig:
 
     def metrics_env(self, kind: str) -> dict[str, str]:
         """SHILLINGS_METRICS_LISTEN of the group ``kind``: app NN listens on base + NN, web
-        NN on base + 100 + NN (supervisord expands the process number; empty: no metrics)."""
+        NN on base + 100 + NN, hooks NN on base + 200 + NN (supervisord expands the process
+        number; empty: no metrics)."""
         if not self.metrics_port_base:
             return {}
-        prefix = self.metrics_port_base // 100 + (kind == "web")
+        prefix = self.metrics_port_base // 100 + _METRICS_OFFSET[kind] // 100
         listen = f"tcp:{prefix}%(process_num)02d:interface={self.metrics_host}"
         return {"SHILLINGS_METRICS_LISTEN": listen}
 
@@ -262,8 +276,9 @@ class StackConfig:
         if not self.metrics_port_base:
             return []
         host = "127.0.0.1" if self.metrics_host == "0.0.0.0" else self.metrics_host
-        count, first = (self.web_procs, 100) if kind == "web" else (self.app_procs, 0)
-        return [f"{host}:{self.metrics_port_base + first + n}" for n in range(count)]
+        count = {"app": self.app_procs, "web": self.web_procs, "hooks": self.hooks_procs}[kind]
+        first = self.metrics_port_base + _METRICS_OFFSET[kind]
+        return [f"{host}:{first + n}" for n in range(count)]
 
     @property
     def url(self) -> str:

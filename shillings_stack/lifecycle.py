@@ -26,6 +26,7 @@ from shillings_stack.processes import (
 from shillings_stack.render import make_dirs, render, render_nginx, write_atomic
 from shillings_stack.supervisor import (
     app_program,
+    hooks_program,
     print_status,
     rpc,
     running_config,
@@ -174,16 +175,20 @@ def exclusive(cfg: StackConfig) -> Iterator[None]:
 
 
 def cmd_restart(cfg: StackConfig) -> int:
-    """Restart app servers, then web processes, one at a time, waiting for /healthz between
-    them. No request is lost: an app server answers what it read before exiting while web
-    processes hold new requests; a stopping web process drains its connections (nginx's
-    keep-alive connections included) and nginx sends new ones to the others. No nginx
-    reload: a reload would close clients' idle keep-alive connections."""
+    """Restart app servers, then web processes, then delivery workers, one at a time,
+    waiting for /healthz between them. No request is lost: an app server answers what it
+    read before exiting while web processes hold new requests; a stopping web process
+    drains its connections (nginx's keep-alive connections included) and nginx sends new
+    ones to the others. No nginx reload: a reload would close clients' idle keep-alive
+    connections."""
     if cfg.app_procs == 1:
         print("shillings: one app server only: requests needing it wait while it restarts")
     names = [app_program(n) for n in range(cfg.app_procs)] + [
         web_program(n) for n in range(cfg.web_procs)
     ]
+    # Delivery workers last: a stopping one finishes its sends; what it had claimed and not
+    # sent is claimed again by the others once its lease passes.
+    names += [hooks_program(n) for n in range(cfg.hooks_procs)]
     for name in names:
         subprocess.run(
             [str(VENV_BIN / "supervisorctl"), "-c", str(cfg.conf), "restart", name],

@@ -116,6 +116,13 @@ stdout_logfile = {log / "redis.log"}
                 cfg, "app", f"{VENV_BIN / 'shillings-app'} serve", cfg.app_procs, app_env, 20
             )
         )
+    if cfg.hooks_procs > 0:
+        hooks_env = {"SHILLINGS_VAR": str(var), **cfg.metrics_env("hooks")}
+        parts.append(
+            _process_group(
+                cfg, "hooks", f"{VENV_BIN / 'shillings-app'} hooks", cfg.hooks_procs, hooks_env, 25
+            )
+        )
     web_env = {
         "SHILLINGS_VAR": str(var),
         "SHILLINGS_WEB_LISTEN": f"unix:{cfg.run_dir}/web_%(process_num)02d.sock:mode=600",
@@ -192,7 +199,7 @@ def render_prometheus(cfg: StackConfig) -> str:
     prometheus-targets.json (``file_sd``: Prometheus follows `make scale` without a reload)."""
     targets = cfg.etc_dir / "prometheus-targets.json"
     return (
-        "# Rendered by scripts/stack.py: scrape every app and web process of this stack.\n"
+        "# Rendered by scripts/stack.py: scrape every app, web and hooks process of this stack.\n"
         "# Use as prometheus.yml, or copy the job into yours (docs/ARCHITECTURE.md, Metrics).\n"
         "scrape_configs:\n"
         "  - job_name: shillings\n"
@@ -202,9 +209,10 @@ def render_prometheus(cfg: StackConfig) -> str:
 
 
 def render_prometheus_targets(cfg: StackConfig) -> str:
-    """Every app and web process's metrics address, labelled with its group and name."""
+    """Every app, web and hooks process's metrics address, labelled with its group and
+    name."""
     groups = []
-    for kind in ("app", "web"):
+    for kind in ("app", "web", "hooks"):
         for n, target in enumerate(cfg.metrics_targets(kind)):
             labels = {"group": kind, "process": f"{kind}_{n:02d}"}
             groups.append({"targets": [target], "labels": labels})

@@ -94,6 +94,7 @@ def running_config(cfg: StackConfig) -> StackConfig:
     if groups:
         env["WEB_PROCS"] = str(groups.count("web"))
         env["APP_PROCS"] = str(groups.count("app"))
+        env["HOOKS_PROCS"] = str(groups.count("hooks"))
     return StackConfig.from_env(env)
 
 
@@ -116,3 +117,8 @@ def web_program(n: int) -> str:
 def app_program(n: int) -> str:
     """supervisord's name of app server ``n``."""
     return f"app:app_{n:02d}"
+
+
+def hooks_program(n: int) -> str:
+    """supervisord's name of webhook delivery worker ``n``."""
+    return f"hooks:hooks_{n:02d}"

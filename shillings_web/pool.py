@@ -377,7 +377,10 @@ class AppPool:
                     raise AppUnavailable("app server did not answer in time", no_effect=False)
                 raise AppUnavailable(why, no_effect=True)
             try:
-                return await protocol.call(request, left)
+                response = await protocol.call(request, left)
+                # An earlier attempt lost with its connection may have committed.
+                response.status.no_effect = response.status.no_effect and not may_have_run
+                return response
             except NotProcessedError:
                 continue
             except RequestTimeoutError:

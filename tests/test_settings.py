@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shillings_app.config import AppConfig
+from shillings_app.hooks.config import HooksConfig
 from shillings_proto import configdoc
 from shillings_proto.envconfig import settings_of
 from shillings_web.config import WebConfig
@@ -23,13 +24,15 @@ def test_readme_tables_are_the_generated_ones():
 def test_render_replaces_a_stale_table():
     stale = "x\n<!-- settings:app -->\n| old |\n<!-- /settings:app -->\n"
     stale += "<!-- settings:web -->\n<!-- /settings:web -->\n"
+    stale += "<!-- settings:hooks -->\n<!-- /settings:hooks -->\n"
     new = configdoc.render(stale)
     assert "| old |" not in new
     assert AppConfig.table() in new and WebConfig.table() in new
+    assert HooksConfig.table() in new
 
 
 def test_every_variable_is_declared_once_per_kind():
-    for config in (AppConfig, WebConfig):
+    for config in (AppConfig, WebConfig, HooksConfig):
         names = [s.env for _, s in settings_of(config)]
         assert len(names) == len(set(names))
         assert all(name.startswith("SHILLINGS_") for name in names)

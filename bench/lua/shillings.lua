@@ -3,8 +3,12 @@
 --   wrk ... -s bench/lua/shillings.lua URL -- MODE USERS_FILE [PASSWORD [LIMIT]]
 --
 -- MODE: get (plain GET of the URL's path), account, pay, topup, transactions (page of
--- LIMIT, default 20, of the first user's history), login (with PASSWORD).
--- USERS_FILE: one user a line, "user_id<TAB>email<TAB>jwt". Each thread builds a table of
+-- LIMIT, default 20, of the first user's history), login (with PASSWORD), hold (POST
+-- /v1/holds of 0.01, then its receiver captures it or voids it, alternately: half the
+-- requests create holds, half finish them), refund (POST /v1/refunds of 0.01 of the
+-- seeded payment that the user received).
+-- USERS_FILE: one user a line, "user_id<TAB>email<TAB>jwt[<TAB>transaction_id]" (the
+-- refund mode's file names the payment each user received). Each thread builds a table of
 -- ready-made requests at start (random users, random pay receivers) and picks one at random
 -- per request, so the client spends as little as possible per request.
 -- done() prints one line "BENCH_JSON {...}" that bench/wrk.py parses.
@@ -15,6 +19,9 @@ local mode = "get"
 local requests = {}
 local count = 0
 local next_id = 0
+local tokens = {}  -- email -> jwt, for the receivers who capture or void (hold mode)
+local pending = {}  -- holds created and not yet finished: { hold_id, token }
+local finished = 0
 
 function setup(thread)
    next_id = next_id + 1
@@ -25,9 +32,10 @@ local function read_users(path)
    local users = {}
    local f = assert(io.open(path, "r"))
    for line in f:lines() do
-      local uid, email, token = line:match("^(%d+)\t([^\t]+)\t([^\t]+)$")
+      local uid, email, token, tx = line:match("^(%d+)\t([^\t]+)\t([^\t]+)\t?([^\t]*)$")
       if uid then
-         table.insert(users, { id = uid, email = email, token = token })
+         table.insert(users, { id = uid, email = email, token = token, tx = tx })
+         tokens[email] = token
       end
    end
    f:close()
@@ -58,13 +66,17 @@ local function build(users, password, limit)
          req = wrk.format("GET", "/v1/transactions?limit=" .. limit, auth(users[1]))
       elseif mode == "topup" then
          req = wrk.format("POST", "/v1/topup", auth(user, true), '{"amount":"0.01"}')
-      elseif mode == "pay" then
+      elseif mode == "pay" or mode == "hold" then
          local receiver = users[math.random(n)]
          while receiver.id == user.id and n > 1 do
             receiver = users[math.random(n)]
          end
          local body = '{"receiver_email":"' .. receiver.email .. '","amount":"0.01"}'
-         req = wrk.format("POST", "/v1/pay", auth(user, true), body)
+         local path = mode == "pay" and "/v1/pay" or "/v1/holds"
+         req = wrk.format("POST", path, auth(user, true), body)
+      elseif mode == "refund" then
+         local body = '{"transaction_id":"' .. user.tx .. '","amount":"0.01"}'
+         req = wrk.format("POST", "/v1/refunds", auth(user, true), body)
       elseif mode == "login" then
          local body = '{"email":"' .. user.email .. '","password":"' .. password .. '"}'
          req = wrk.format("POST", "/v1/login", { ["Content-Type"] = "application/json" }, body)
@@ -85,9 +97,31 @@ function init(args)
    end
    requests = build(users, args[3] or "", args[4] or "20")
    count = #requests
+   if mode == "hold" then
+      response = hold_created
+   end
+end
+
+-- hold mode: a created hold (201) is queued for its receiver to capture or void next.
+function hold_created(status, headers, body)
+   if status ~= 201 then
+      return
+   end
+   local hold_id = body:match('"hold_id"%s*:%s*"([^"]+)"')
+   local receiver = body:match('"receiver_email"%s*:%s*"([^"]+)"')
+   if hold_id and tokens[receiver] then
+      table.insert(pending, { hold_id, tokens[receiver] })
+   end
 end
 
 function request()
+   local hold = table.remove(pending)
+   if hold then
+      finished = finished + 1
+      local action = finished % 2 == 0 and "/capture" or "/void"
+      local headers = { ["Authorization"] = "Bearer " .. hold[2], ["Content-Type"] = "application/json" }
+      return wrk.format("POST", "/v1/holds/" .. hold[1] .. action, headers, "{}")
+   end
    return requests[math.random(count)]
 end
 

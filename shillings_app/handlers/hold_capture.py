@@ -49,7 +49,7 @@ def hold_capture_txn(
     if receiver.balance + captured > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
     money.move(txn, hold.payer_id, receiver_id, captured)
-    at = money.now()
+    at = change.at
     transaction_id = money.insert_transaction(
         txn,
         kind="capture",

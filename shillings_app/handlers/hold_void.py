@@ -6,7 +6,7 @@ from typing import Any
 
 from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import hold_events, hold_message
-from shillings_app.storage import RequestScope, events, holds, idempotency, money
+from shillings_app.storage import RequestScope, events, holds, idempotency
 from shillings_app.storage.holds import HoldRecord
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
 from shillings_proto import pb
@@ -34,7 +34,7 @@ def hold_void_txn(
     change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
     if isinstance(change, MoneyResult):
         return holds.hold_by_id(txn, hold_id), change
-    at = money.now()
+    at = change.at
     hold = holds.settle(txn, change.hold, "voided", 0, at)
     events.emit(txn, hold_events(hold, "hold.voided"), at)
     result = MoneyResult("", 0, hold_id=hold.hold_id)

@@ -17,7 +17,7 @@ from shillings_app.errors import HoldNotActive, HoldNotFound, Unauthenticated
 from shillings_app.storage import idempotency
 from shillings_app.storage.auth import REVOKED, authenticate, authenticated
 from shillings_app.storage.idempotency import HOLD_STORED, JOINED
-from shillings_app.storage.money import Locked, lock_users
+from shillings_app.storage.money import Locked, lock_users, now
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 CREATE_LOOKUP = (
@@ -111,11 +111,13 @@ def lock_hold(txn: Any, hold_id: str) -> HoldRecord | None:
 
 @dataclass(frozen=True)
 class Change:
-    """An active hold locked for its receiver to capture or void, with both users' rows."""
+    """An active hold locked for its receiver to capture or void, with both users' rows,
+    and the instant of the change (taken under the locks; the hold is active at it)."""
 
     hold: HoldRecord
     payer: Locked
     receiver: Locked
+    at: datetime
 
 
 def begin_change(
@@ -143,7 +145,13 @@ def begin_change(
         raise HoldNotFound()
     if hold.state != "held":
         return _settled_by_this_key(txn, receiver_id, idem)
-    return Change(hold, locked[hold.payer_id], locked[receiver_id])
+    # ``state`` was read on the database's clock as the statement began; the change is
+    # stamped at ``at``, later, which must be before the expiry too: else a capture
+    # checked in time would be recorded after the hold expired.
+    at = now()
+    if hold.expires_at <= at:
+        raise HoldNotActive()
+    return Change(hold, locked[hold.payer_id], locked[receiver_id], at)
 
 
 def _settled_by_this_key(txn: Any, receiver_id: int, idem: IdempotencyKey | None) -> MoneyResult:

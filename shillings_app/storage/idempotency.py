@@ -121,4 +121,3 @@ def _insert(
         if error_code(e) == ER_DUP_ENTRY:
             raise RetryTransaction() from None
         raise
-

@@ -57,6 +57,7 @@ def test_tiny_bench_run_writes_results(tmp_path):
             "--bcrypt-cost=4",
             "--profile-seconds=1",
             "--micro-seconds=0.05",
+            "--hooks-seconds=1",
             f"--out={out}",
             f"--report={report}",
             f"--before={tmp_path / 'none.json'}",
@@ -64,7 +65,7 @@ def test_tiny_bench_run_writes_results(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=420,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -86,6 +87,8 @@ def test_tiny_bench_run_writes_results(tmp_path):
         "transactions_10",
         "transactions_100k",
         "login",
+        "hold",
+        "refund",
     }
     for points in results["endpoints"].values():
         check(points)
@@ -104,7 +107,14 @@ def test_tiny_bench_run_writes_results(tmp_path):
     assert results["profile"]["app_00"]["samples"] > 0
     for figures in results["micro"].values():
         assert figures["before_us"] > 0 and figures["after_us"] > 0
+    hooks = results["hooks"]
+    assert hooks["verification_failures"] == 0
+    assert hooks["throughput"]["events"] > 0 and hooks["throughput"]["deliveries_per_s"] > 0
+    assert 0 < hooks["latency"]["p50_ms"] <= hooks["latency"]["p99_ms"]
+    for side in ("deployed", "insert_only"):
+        assert hooks["outbox"][side]["with_events_rps"] > 0
     text = report.read_text()
+    assert "## Webhooks: the outbox's cost on payments" in text
     headings = ("## Baselines", "## Endpoints", "## Scaling", "## Memory", "## Profile")
     for heading in (*headings, "## The pay SQL fix on the raw database"):
         assert heading in text

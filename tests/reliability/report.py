@@ -29,6 +29,8 @@ TOTALS = (
     ("hostile inputs tried (fuzz cases, tokens, frames)", "fuzz_cases"),
     ("unexpected 5xx seen", "unexpected_5xx"),
     ("cents lost", "cents_lost"),
+    ("webhook events delivered, verified", "events_delivered"),
+    ("webhook events lost", "events_lost"),
 )
 
 

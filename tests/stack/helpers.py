@@ -31,7 +31,7 @@ __all__ = [
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """This process's environment without any stack setting or outer make's variables."""
-    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS"}
+    drop = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "WEB_PROCS", "APP_PROCS", "HOOKS_PROCS"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SHILLINGS_")}
     env.update(overrides)
     return env

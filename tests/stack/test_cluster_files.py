@@ -63,6 +63,10 @@ def test_compose_cluster_variant() -> None:
     services = _compose()["services"]
     assert {"galera1", "galera2", "galera3", "redis1", "redis2", "migrate"} <= set(services)
     assert {"sentinel1", "sentinel2", "sentinel3", "app1", "app2", "web", "nginx"} <= set(services)
+    assert services["hooks"]["command"][-1] == "hooks"
+    assert services["hooks"]["environment"]["SHILLINGS_MYSQL_DSN"].endswith(
+        "@galera3:3306/shillings"
+    )
     args = services["galera2"]["command"][-1]
     assert "--binlog-format=ROW" in args and "--innodb-autoinc-lock-mode=2" in args
     assert "--wsrep-new-cluster" not in " ".join(services["galera2"]["command"])

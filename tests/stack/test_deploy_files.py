@@ -20,7 +20,7 @@ from tests.stack.helpers import ROOT, clean_env
 
 pytestmark = pytest.mark.stack
 
-OUR_SERVICES = ("app", "web", "nginx")
+OUR_SERVICES = ("app", "hooks", "web", "nginx")
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -115,12 +115,14 @@ def test_dockerignore_keeps_local_state_out() -> None:
 
 def test_compose_services_and_commands() -> None:
     services = _compose()["services"]
-    assert set(services) == {"mysql", "redis", "app", "web", "nginx"}
+    assert set(services) == {"mysql", "redis", "app", "hooks", "web", "nginx"}
     for name in OUR_SERVICES:
         assert services[name]["build"] == "."
         _check_command(services[name]["command"])
     assert services["web"]["deploy"]["replicas"] >= 2
-    assert "ports" not in services["app"] and "ports" not in services["web"]
+    assert services["hooks"]["deploy"]["replicas"] >= 2
+    for name in ("app", "hooks", "web"):
+        assert "ports" not in services[name]
 
 
 def test_compose_addresses_and_settings_agree() -> None:
@@ -152,10 +154,16 @@ def test_compose_addresses_and_settings_agree() -> None:
     assert services["mysql"]["environment"]["MARIADB_DATABASE"] == "shillings"
     assert urlsplit(web_env["SHILLINGS_REDIS_URL"]).hostname == "redis"
 
+    # Delivery workers: the app server's database, webhook key and allow list.
+    hooks_env = services["hooks"]["environment"]
+    for variable in ("SHILLINGS_MYSQL_DSN", "SHILLINGS_WEBHOOK_KEY", "SHILLINGS_WEBHOOK_ALLOW"):
+        assert hooks_env[variable] == app_env[variable], variable
+
 
 def test_compose_env_vars_are_ones_the_code_reads() -> None:
     sources = [
         ROOT / "shillings_app" / "config.py",
+        ROOT / "shillings_app" / "hooks" / "config.py",
         ROOT / "shillings_web" / "config.py",
         *sorted((ROOT / "shillings_stack").glob("*.py")),
     ]
@@ -185,10 +193,12 @@ def test_health_checks_ask_each_service_on_its_own_port() -> None:
     app_port = _endpoint_port(services["app"]["environment"]["SHILLINGS_APP_LISTEN"])
     web_listen = services["web"]["command"][services["web"]["command"].index("--listen") + 1]
     nginx_port = services["nginx"]["environment"]["SHILLINGS_HTTP_PORT"]
+    hooks_metrics = _endpoint_port(services["hooks"]["environment"]["SHILLINGS_METRICS_LISTEN"])
     expected = {
         "app": ["--app", f"127.0.0.1:{app_port}"],
         "web": ["--http", f"http://127.0.0.1:{_endpoint_port(web_listen)}/healthz"],
         "nginx": ["--http", f"http://127.0.0.1:{nginx_port}/healthz"],
+        "hooks": ["--http", f"http://127.0.0.1:{hooks_metrics}/metrics"],
     }
     for name, args in expected.items():
         test = services[name]["healthcheck"]["test"]

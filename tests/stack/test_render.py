@@ -40,11 +40,14 @@ def _programs(conf: Path) -> dict[str, list[Any]]:
 
 
 def test_programs_follow_process_counts(var: Path) -> None:
-    cfg = _config(var, WEB_PROCS="3", APP_PROCS="2")
+    cfg = _config(var, WEB_PROCS="3", APP_PROCS="2", HOOKS_PROCS="3")
     conf = render(cfg)
     assert conf == var / "etc" / "supervisord.conf"
     groups = _programs(conf)
-    assert set(groups) == {"mariadb", "redis", "app", "web", "nginx"}
+    assert set(groups) == {"mariadb", "redis", "app", "hooks", "web", "nginx"}
+    hooks = groups["hooks"]
+    assert [p.name for p in hooks] == ["hooks_00", "hooks_01", "hooks_02"]
+    assert all("/shillings-app hooks --log-file " in p.command for p in hooks)
 
     app = groups["app"]
     assert [p.name for p in app] == ["app_00", "app_01"]
@@ -64,13 +67,14 @@ def test_programs_follow_process_counts(var: Path) -> None:
         assert process.environment["SHILLINGS_VAR"] == str(var)
     # Web and app processes write their log files themselves, not through supervisord's
     # pipes, which keep only what else they print.
-    for process in [*web, *groups["app"]]:
+    for process in [*web, *groups["app"], *hooks]:
         assert process.command.endswith(f" --log-file {var}/log/{process.name}.log")
         assert process.stdout_logfile == f"{var}/log/{process.name}.stdout.log"
 
     # MariaDB and Redis start first; every program stops with its whole process group.
     priority = {name: processes[0].priority for name, processes in groups.items()}
     assert priority["mariadb"] < priority["app"] < priority["web"] < priority["nginx"]
+    assert priority["mariadb"] < priority["app"] < priority["hooks"]
     assert priority["redis"] < priority["web"]
     for processes in groups.values():
         for process in processes:
@@ -143,7 +147,7 @@ def test_external_services_replace_the_embedded_ones(var: Path) -> None:
         SHILLINGS_APP_SERVERS="tcp:app1.internal:7070,tcp:app2.internal:7070",
     )
     groups = _programs(render(cfg))
-    assert set(groups) == {"web", "nginx"}
+    assert set(groups) == {"hooks", "web", "nginx"}  # delivery workers use the database
     assert groups["web"][0].environment["SHILLINGS_APP_SERVERS"] == (
         "tcp:app1.internal:7070,tcp:app2.internal:7070"
     )

@@ -14,7 +14,7 @@ from shillings_proto import pb
 from shillings_web.pool import AppPool, AppUnavailable, retry_delay
 from tests import protocol_requests as messages
 from tests.polling import poll_until
-from tests.web.fakeapp import FakeApp
+from tests.web.fakeapp import FakeApp, ok_health
 
 
 def watch_errors() -> list[dict]:
@@ -151,6 +151,36 @@ async def test_lost_connection_retried_only_when_safe():
         app.factory.drop_next = 1
         with pytest.raises(AppUnavailable, match="lost"):
             await pool.call(messages.pay(1, "t", "b@c.de", 100))
+    finally:
+        await pool.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resend_after_a_lost_connection_never_claims_no_effect():
+    """A keyed pay lost with its connection may have committed on the first server: the
+    resend's "no effect" 503 speaks only for itself, so the answer must not claim it."""
+
+    def refuse(request: pb.Request) -> pb.Response:
+        if request.command == pb.HEL:
+            return ok_health(request)
+        return pb.Response(
+            status=pb.Status(code=503, reason="unavailable", message="db", no_effect=True)
+        )
+
+    app = FakeApp(reactor, refuse)
+    await app.start()
+    pool = AppPool([app.address], reactor=reactor, connections=2, timeout=2.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        first = await pool.call(messages.pay(1, "t", "b@c.de", 100, "k"), retry_safe=True)
+        assert first.status.no_effect
+        app.factory.drop_next = 1
+        resent = await pool.call(messages.pay(1, "t", "b@c.de", 100, "k"), retry_safe=True)
+        assert resent.status.code == 503
+        assert not resent.status.no_effect
+        assert len([r for r in app.factory.received if r.command == pb.PAY]) == 3
     finally:
         await pool.stop()
         await app.stop()

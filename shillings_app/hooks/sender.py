@@ -1,0 +1,155 @@
+"""Sending one delivery: the event JSON ``POST``ed with treq, signed per Standard Webhooks
+with the ``standardwebhooks`` package. The URL is checked again by the registration's rules
+(``webhooks/urls.py``: the host resolved, every address permitted by
+``SHILLINGS_WEBHOOK_ALLOW``) at each send, and the connection goes to the vetted
+address itself (a DNS answer that changes between the check and the connect cannot lead
+anywhere else). Redirects are not followed; the whole send has a deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+from standardwebhooks import Webhook
+from treq.client import HTTPClient
+from treq.content import collect
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError, ConnectionRefusedError, TimeoutError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from shillings_app.handlers.convert import rfc3339
+from shillings_app.storage.deliveries import Claimed, Outcome
+from shillings_app.webhooks.allow import Allow, IPAddress
+from shillings_app.webhooks.urls import BadUrl, target
+
+USER_AGENT = b"Shillings-Webhooks/1"
+REFUSED = "refused:"
+"""Prefix of the error of an attempt the allow list stopped (nothing was sent)."""
+SECRET = "secret:"
+"""Prefix of the error of an attempt whose signing secret would not unseal (nothing sent)."""
+
+
+def payload(claimed: Claimed) -> str:
+    """The body of a delivery: ``{event_id, type, created_at, data}`` (SPEC §7)."""
+    return json.dumps(
+        {
+            "event_id": claimed.event_id,
+            "type": claimed.event_type,
+            "created_at": rfc3339(claimed.event_created_at),
+            "data": json.loads(claimed.event_data),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def signed_headers(secret: str, msg_id: str, body: str, at: datetime) -> Headers:
+    """The Standard Webhooks headers of ``body`` sent at ``at`` as message ``msg_id``."""
+    signature = Webhook(secret).sign(msg_id, at, body)
+    return Headers(
+        {
+            b"content-type": [b"application/json"],
+            b"user-agent": [USER_AGENT],
+            b"webhook-id": [msg_id.encode("ascii")],
+            b"webhook-timestamp": [str(int(at.timestamp())).encode("ascii")],
+            b"webhook-signature": [signature.encode("ascii")],
+        }
+    )
+
+
+@implementer(IAgentEndpointFactory)
+class _Pinned:
+    """Connects to ``address`` (already vetted) whatever the URL's host resolves to now;
+    TLS still checks the certificate against the URL's host name."""
+
+    def __init__(self, reactor: Any, address: IPAddress, timeout: float) -> None:
+        self._reactor = reactor
+        self._address = address
+        self._timeout = timeout
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        kind = TCP6ClientEndpoint if self._address.version == 6 else TCP4ClientEndpoint
+        tcp = kind(self._reactor, str(self._address), uri.port, timeout=self._timeout)
+        if uri.scheme != b"https":
+            return tcp
+        policy = BrowserLikePolicyForHTTPS()
+        return wrapClientTLS(policy.creatorForNetloc(uri.host, uri.port), tcp)
+
+
+def _timed_out(_result: object, timeout: float) -> Failure:
+    """What a send cancelled by its deadline ends with, whatever the cancelled step raised."""
+    return Failure(defer.TimeoutError(f"timed out after {timeout:g} s"))
+
+
+def describe(error: BaseException, timeout: float) -> str:
+    """A short, operator-readable reason for a failed send."""
+    if isinstance(error, defer.TimeoutError | TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectError):
+        return f"cannot connect: {error}"
+    return f"{type(error).__name__}: {error}"[:255]
+
+
+class Sender:
+    """Sends deliveries; keeps connections to endpoints open between them."""
+
+    def __init__(self, reactor: Any, allow: Allow, timeout: float, concurrency: int) -> None:
+        self._reactor = reactor
+        self._allow = allow
+        self.timeout = timeout
+        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = concurrency
+        self._pool.cachedConnectionTimeout = 30
+        self._pool.retryAutomatically = False
+        self._cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+
+    async def send(self, claimed: Claimed, secret: str) -> Outcome:
+        """POST ``claimed``'s event to its endpoint; its outcome (never raises)."""
+        started = time.monotonic()
+        sending = defer.ensureDeferred(self._post(claimed, secret))
+        sending.addTimeout(self.timeout, self._reactor, onTimeoutCancel=_timed_out)
+        try:
+            status, error = await sending
+        except BadUrl as e:
+            status, error = 0, f"{REFUSED} {e}"
+        except Exception as e:
+            status, error = 0, describe(e, self.timeout)
+        return Outcome(status, error[:255], int((time.monotonic() - started) * 1000))
+
+    async def _post(self, claimed: Claimed, secret: str) -> tuple[int, str]:
+        vetted = await target(claimed.url, self._allow, self._reactor)
+        agent = Agent.usingEndpointFactory(
+            self._reactor,
+            _Pinned(self._reactor, vetted.addresses[0], self.timeout),
+            pool=self._pool,
+        )
+        body = payload(claimed)
+        client = HTTPClient(agent, cookiejar=self._cookies)  # type: ignore[arg-type]
+        response = await client.post(
+            claimed.url,
+            data=body.encode("utf-8"),
+            headers=signed_headers(secret, claimed.event_id, body, datetime.now(UTC)),
+            allow_redirects=False,
+            unbuffered=True,
+        )
+        await collect(response, lambda _chunk: None)
+        code = int(response.code)
+        if 200 <= code < 300:
+            return code, ""
+        if 300 <= code < 400:
+            return code, f"HTTP {code}: redirect not followed"
+        return code, f"HTTP {code}"
+
+    async def close(self) -> None:
+        await self._pool.closeCachedConnections()
