@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -70,17 +71,18 @@ def unavailable(message: str = "service temporarily unavailable, try again") -> 
     return ApiError(503, "unavailable", message)
 
 
-MONEY_PATHS = (b"/v1/pay", b"/v1/topup", b"/v1/refunds")
-"""POSTs that move money: after a lost answer their outcome is unknown."""
+MONEY_PATHS = re.compile(rb"/v1/(pay|topup|refunds|holds(/[^/]+/(capture|void))?)")
+"""POSTs that move or reserve money: after a lost answer their outcome is unknown (the same
+paths as nginx's ``$shl_unavailable`` map)."""
 
 
 def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
     """A 503's message: its cause and what is known of the outcome. "Unknown" (with the
-    advice to retry with the same Idempotency-Key) only for a pay or top-up that may have
-    reached an app server; "no effect" when it surely did not take effect."""
+    advice to retry with the same Idempotency-Key) only for a POST of ``MONEY_PATHS`` that
+    may have reached an app server; "no effect" when it surely did not take effect."""
     if no_effect:
         return f"service temporarily unavailable ({why}); the request had no effect: retry"
-    if request.method == b"POST" and request.path in MONEY_PATHS:
+    if request.method == b"POST" and MONEY_PATHS.fullmatch(request.path):
         return (
             f"service temporarily unavailable ({why}); the outcome is unknown:"
             " retry with the same Idempotency-Key, or check /v1/transactions first"

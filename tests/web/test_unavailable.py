@@ -71,6 +71,15 @@ async def test_lost_answer_is_unknown_only_for_money(edge_web, fake_app):
         assert_503(pay, says=UNKNOWN)
         read = await web.client.get("/v1/account", token=token())
         assert_503(read, says="try again", never=("unknown", "Idempotency"))
+        hold_id = "5b0c6a1e-0000-4000-8000-000000000001"
+        for path, body in (
+            ("/v1/refunds", {"transaction_id": hold_id, "amount": "1.00"}),
+            ("/v1/holds", {"receiver_email": "b@c.de", "amount": "1.00"}),
+            (f"/v1/holds/{hold_id}/capture", {"amount": "1.00"}),
+            (f"/v1/holds/{hold_id}/void", {}),
+        ):
+            answer = await web.client.post(path, body, token=token())
+            assert_503(answer, says=UNKNOWN)
         answer = await web.client.post("/v1/login", {"email": "a@b.co", "password": "x" * 8})
         assert_503(answer, says="try again", never=("unknown", "Idempotency"))
     finally:
