@@ -48,7 +48,7 @@ def test_log_stdout_sends_every_program_to_stdout_with_its_name(var: Path) -> No
     assert options.parse_warnings == []
     processes = [p for g in options.process_group_configs for p in g.process_configs]
     assert sorted(p.name for p in processes) == [
-        "app_00", "mariadb", "nginx", "redis", "web_00", "web_01"
+        "app_00", "hooks_00", "hooks_01", "mariadb", "nginx", "redis", "web_00", "web_01"
     ]  # fmt: skip
     wrapper = f"{ROOT}/.venv/bin/python {LOGPREFIX} "
     for process in processes:

@@ -59,7 +59,7 @@ def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
     listens = {
         process.name: process.environment["SHILLINGS_METRICS_LISTEN"]
         for group in options.process_group_configs
-        if group.name in ("app", "web")
+        if group.name in ("app", "web", "hooks")
         for process in group.process_configs
     }
     assert listens == {
@@ -68,6 +68,8 @@ def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
         "web_00": "tcp:12400:interface=127.0.0.1",
         "web_01": "tcp:12401:interface=127.0.0.1",
         "web_02": "tcp:12402:interface=127.0.0.1",
+        "hooks_00": "tcp:12500:interface=127.0.0.1",
+        "hooks_01": "tcp:12501:interface=127.0.0.1",
     }
     assert _targets(tmp_path) == {
         name: "127.0.0.1:" + listen.split(":")[1] for name, listen in listens.items()
@@ -127,7 +129,7 @@ def test_the_scrape_config_reaches_every_process_and_nginx_hides_them(
     client.close()
 
     targets = _targets(running.var)
-    assert set(targets) == {"app_00", "web_00", "web_01"}
+    assert set(targets) == {"app_00", "hooks_00", "hooks_01", "web_00", "web_01"}
     scraped = {name: _samples(target) for name, target in targets.items()}
     app = scraped["app_00"]
     assert app[("shillings_app_requests_total", frozenset({("command", "TPU"), ("status", "200")}))]
@@ -152,19 +154,19 @@ def test_the_scrape_config_reaches_every_process_and_nginx_hides_them(
     done = scaled.make("scale", timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     targets = _targets(running.var)
-    assert set(targets) == {"app_00", "web_00", "web_01", "web_02"}
+    assert set(targets) == {"app_00", "hooks_00", "hooks_01", "web_00", "web_01", "web_02"}
     for target in targets.values():
         assert _samples(target)
 
 
 def test_compose_services_expose_metrics_only_on_their_network() -> None:
-    """Each app and web service listens for metrics on the port the documented scrape
+    """Each app, web and hooks service listens for metrics on the port the documented scrape
     configuration looks its replicas up on, and publishes no port but nginx's."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus-compose.yml").read_text())
     [job] = scrape["scrape_configs"]
     looked_up = {name: sd["port"] for sd in job["dns_sd_configs"] for name in sd["names"]}
-    assert set(looked_up) == {"app", "web"}
+    assert set(looked_up) == {"app", "web", "hooks"}
     for service, port in looked_up.items():
         config = compose["services"][service]
         listen = config["environment"]["SHILLINGS_METRICS_LISTEN"]

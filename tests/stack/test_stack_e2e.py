@@ -242,7 +242,7 @@ def test_stack_serves_restarts_and_stops_cleanly(stack: Stack) -> None:
     workers = _children(nginx_master)
     assert workers, "nginx has no worker processes"
     pids += workers
-    assert len(pids) == 1 + 7 + len(workers)  # mariadb, redis, 2 app, 2 web, nginx
+    assert len(pids) == 1 + 9 + len(workers)  # mariadb, redis, 2 app, 2 web, 2 hooks, nginx
     before = {pid: _start_time(pid) for pid in pids}
     assert all(before.values()), before
     stopped = stack.make("stop")
