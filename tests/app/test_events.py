@@ -4,6 +4,7 @@ paginated with the opaque cursor; refusals."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest_twisted
 
@@ -67,6 +68,11 @@ async def test_events_of_each_party_after_topup_and_pay(app_server, client):
     whole = await events(alice, limit=100)
     assert [e.event_id for e in whole.events.events] == [e.event_id for e in listed]
     assert whole.events.next_cursor == ""
+
+    # ids: `evt_` + 32 hex digits, the first 12 the time in ms, so later events sort after
+    ids = [e.event_id for e in reversed(listed)] + [received[0].event_id]
+    assert all(re.fullmatch(r"evt_[0-9a-f]{32}", i) for i in ids)
+    assert len(set(ids)) == 3 and ids[0][:16] <= ids[1][:16] <= ids[2][:16]
 
 
 @pytest_twisted.ensureDeferred
