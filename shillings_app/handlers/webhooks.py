@@ -7,9 +7,8 @@ import re
 from typing import Any
 
 from shillings_app.errors import WebhookNotFound
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, pages, status, validation
 from shillings_app.handlers.convert import rfc3339
-from shillings_app.handlers.history import decode_cursor, encode_cursor
 from shillings_app.storage import RequestScope, webhooks
 from shillings_app.storage.auth import authenticate
 from shillings_app.storage.webhooks import AttemptRecord, WebhookRecord
@@ -71,8 +70,7 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
     body = request.deliveries
     user_id, token_id = validation.auth(body.auth)
     target = webhook_id(body.webhook_id)
-    limit = validation.page_limit(body.limit)
-    before_id = decode_cursor(body.cursor) if body.cursor else None
+    limit, before_id = pages.window(body.limit, body.cursor)
     rows = await ctx.db.run(
         "deliveries",
         deliveries_txn,
@@ -83,12 +81,12 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
         before_id,
         scope=scope,
     )
-    page = rows[:limit]
+    page, next_cursor = pages.cut(rows, limit)
     return pb.Response(
         status=status(),
         deliveries=pb.DeliveriesResponse(
             deliveries=[_delivery(a) for a in page],
-            next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
+            next_cursor=next_cursor,
         ),
     )
 
