@@ -86,14 +86,14 @@ def run(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
         for stack in started:
             stack.stop()
     rps = {name: statistics.median(runs[name]["rps"]) for name in runs}
-    cpu_ms = {name: statistics.median(runs[name]["cpu_ms"]) for name in runs}
+    cpu_per_pay = {name: statistics.median(runs[name]["cpu_ms"]) for name in runs}
     return {
         "connections": CONNECTIONS,
         "runs": runs,
         "with_events_rps": rps["with"],
         "without_events_rps": rps["without"],
         "slowdown_pct": round(100 * (1 - rps["with"] / rps["without"]), 1),
-        "with_events_cpu_ms": cpu_ms["with"],
-        "without_events_cpu_ms": cpu_ms["without"],
-        "cpu_cost_pct": round(100 * (cpu_ms["with"] / cpu_ms["without"] - 1), 1),
+        "with_events_cpu_ms": cpu_per_pay["with"],
+        "without_events_cpu_ms": cpu_per_pay["without"],
+        "cpu_cost_pct": round(100 * (cpu_per_pay["with"] / cpu_per_pay["without"] - 1), 1),
     }
