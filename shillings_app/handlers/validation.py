@@ -26,6 +26,11 @@ def amount(value: int) -> int:
     return value
 
 
+def amount_or_all(value: int) -> int:
+    """An optional amount: 0 (unset) meaning all of it, else ``amount``."""
+    return amount(value) if value else 0
+
+
 def auth(value: pb.Auth) -> tuple[int, str]:
     """The (user_id, token_id) the peer took from a verified JWT."""
     if value.user_id == 0 or not value.token_id or len(value.token_id) > 64:
