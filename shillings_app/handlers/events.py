@@ -22,11 +22,17 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     body = request.events
     user_id, token_id = validation.auth(body.auth)
     type_ = event_type(body.type, "type") if body.type else ""
-    limit, before_id = pages.window(body.limit, body.cursor)
-    rows = await ctx.db.run(
-        "events", events_txn, user_id, token_id, type_, limit + 1, before_id, scope=scope
+    page, next_cursor = await pages.fetch(
+        ctx,
+        "events",
+        events_txn,
+        user_id,
+        token_id,
+        type_,
+        limit=body.limit,
+        cursor=body.cursor,
+        scope=scope,
     )
-    page, next_cursor = pages.cut(rows, limit)
     return pb.Response(
         status=status(),
         events=pb.EventsResponse(

@@ -12,11 +12,16 @@ from shillings_proto import pb
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.transactions
     user_id, token_id = validation.auth(body.auth)
-    limit, before_id = pages.window(body.limit, body.cursor)
-    rows = await ctx.db.run(
-        "transactions", transactions_txn, user_id, token_id, limit + 1, before_id, scope=scope
+    page, next_cursor = await pages.fetch(
+        ctx,
+        "transactions",
+        transactions_txn,
+        user_id,
+        token_id,
+        limit=body.limit,
+        cursor=body.cursor,
+        scope=scope,
     )
-    page, next_cursor = pages.cut(rows, limit)
     return pb.Response(
         status=status(),
         transactions=pb.TransactionsResponse(

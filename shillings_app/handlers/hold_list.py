@@ -17,19 +17,18 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
         raise InvalidRequest("role must be payer or receiver")
     if body.state and body.state not in STATES:
         raise InvalidRequest(f"state must be one of {', '.join(sorted(STATES))}")
-    limit, before_id = pages.window(body.limit, body.cursor)
-    rows = await ctx.db.run(
+    page, next_cursor = await pages.fetch(
+        ctx,
         "holds",
         holds_txn,
         user_id,
         token_id,
         body.role,
         body.state,
-        limit + 1,
-        before_id,
+        limit=body.limit,
+        cursor=body.cursor,
         scope=scope,
     )
-    page, next_cursor = pages.cut(rows, limit)
     return pb.Response(
         status=status(),
         holds=pb.HoldsResponse(

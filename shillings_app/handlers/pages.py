@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from shillings_app.errors import InvalidRequest
-from shillings_app.handlers import validation
+from shillings_app.handlers import Context, validation
+from shillings_app.storage import RequestScope
 
 _CURSOR_PREFIX = "t1:"
 
@@ -40,14 +41,20 @@ def decode_cursor(cursor: str) -> int:
     return value
 
 
-def window(limit: int, cursor: str) -> tuple[int, int | None]:
-    """The page size (``validation.page_limit``) and the id the page starts below
-    (None: from the newest)."""
-    return validation.page_limit(limit), decode_cursor(cursor) if cursor else None
-
-
-def cut(rows: Sequence[RowT], limit: int) -> tuple[Sequence[RowT], str]:
-    """``rows`` (fetched ``limit + 1``) cut to the page, with the cursor to the next page
-    ("" on the last one)."""
-    page = rows[:limit]
-    return page, encode_cursor(page[-1].id) if len(rows) > limit else ""
+async def fetch(
+    ctx: Context,
+    desc: str,
+    txn_fn: Callable[..., Sequence[RowT]],
+    *args: Any,
+    limit: int,
+    cursor: str,
+    scope: RequestScope,
+) -> tuple[Sequence[RowT], str]:
+    """One page: ``txn_fn(txn, *args, size + 1, before_id)`` run as ``desc``, cut to the
+    page size (``limit``, checked by ``validation.page_limit``), with the cursor to the next
+    page ("" on the last one)."""
+    size = validation.page_limit(limit)
+    before_id = decode_cursor(cursor) if cursor else None
+    rows = await ctx.db.run(desc, txn_fn, *args, size + 1, before_id, scope=scope)
+    page = rows[:size]
+    return page, encode_cursor(page[-1].id) if len(rows) > size else ""

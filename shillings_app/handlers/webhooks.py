@@ -70,18 +70,17 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
     body = request.deliveries
     user_id, token_id = validation.auth(body.auth)
     target = webhook_id(body.webhook_id)
-    limit, before_id = pages.window(body.limit, body.cursor)
-    rows = await ctx.db.run(
+    page, next_cursor = await pages.fetch(
+        ctx,
         "deliveries",
         deliveries_txn,
         user_id,
         token_id,
         target,
-        limit + 1,
-        before_id,
+        limit=body.limit,
+        cursor=body.cursor,
         scope=scope,
     )
-    page, next_cursor = pages.cut(rows, limit)
     return pb.Response(
         status=status(),
         deliveries=pb.DeliveriesResponse(
