@@ -5,11 +5,11 @@ loaded alternately with wrk; pays/s and the stacks' CPU per pay."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.hooks_outbox import slowdown
 from bench.seed import connect, seed
 from bench.stackctl import ROOT, Stack
 from bench.wrk import run_wrk
@@ -85,15 +85,4 @@ def run(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
     finally:
         for stack in started:
             stack.stop()
-    rps = {name: statistics.median(runs[name]["rps"]) for name in runs}
-    cpu_ms = {name: statistics.median(runs[name]["cpu_ms"]) for name in runs}
-    return {
-        "connections": CONNECTIONS,
-        "runs": runs,
-        "with_events_rps": rps["with"],
-        "without_events_rps": rps["without"],
-        "slowdown_pct": round(100 * (1 - rps["with"] / rps["without"]), 1),
-        "with_events_cpu_ms": cpu_ms["with"],
-        "without_events_cpu_ms": cpu_ms["without"],
-        "cpu_cost_pct": round(100 * (cpu_ms["with"] / cpu_ms["without"] - 1), 1),
-    }
+    return {"connections": CONNECTIONS, **slowdown(runs)}

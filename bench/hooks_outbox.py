@@ -63,7 +63,9 @@ def _alternate(
     return runs
 
 
-def _slowdown(runs: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+def slowdown(runs: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """The runs, their medians with and without events, and the cost of the events in
+    pays/s and in CPU per pay (percent)."""
     rps = {name: statistics.median(runs[name]["rps"]) for name in runs}
     cpu = {name: statistics.median(runs[name]["cpu_ms"]) for name in runs}
     return {
@@ -93,8 +95,8 @@ def outbox_cost(
     wait_dispatched(stack)
     return {
         "threads": THREADS,
-        "deployed": _slowdown(deployed),
-        "insert_only": _slowdown(insert_only),
+        "deployed": slowdown(deployed),
+        "insert_only": slowdown(insert_only),
     }
 
 

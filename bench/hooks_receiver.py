@@ -39,8 +39,8 @@ def serve(port: int, secrets: dict[str, str], out: Any) -> None:
         return b""
 
     site = Site(app.resource())
-    site.log = lambda _request: None  # type: ignore[method-assign]
-    reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    site.log = lambda request: None  # type: ignore[method-assign]  # no access log
+    reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
     reactor.run()  # type: ignore[attr-defined]
 
 

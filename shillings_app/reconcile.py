@@ -46,6 +46,11 @@ class Check:
     def ok(self) -> bool:
         return self.count == 0
 
+    @property
+    def unshown(self) -> int:
+        """Offenders counted beyond those in ``details`` (0 when none is described)."""
+        return self.count - len(self.details) if self.details else 0
+
 
 @dataclass(frozen=True)
 class Report:
@@ -68,8 +73,8 @@ class Report:
         for check in self.checks:
             if not check.ok:
                 lines += [f"{check.name}: {d}" for d in check.details or [check.summary]]
-                if check.count > len(check.details) > 0:
-                    lines.append(f"{check.name}: … and {check.count - len(check.details)} more")
+                if check.unshown > 0:
+                    lines.append(f"{check.name}: … and {check.unshown} more")
         return lines
 
     def text(self) -> str:
@@ -84,8 +89,8 @@ class Report:
                 continue
             lines.append(f"FAIL  {check.name}{took}: {check.summary}")
             lines += [f"        {detail}" for detail in check.details]
-            if check.count > len(check.details) and check.details:
-                lines.append(f"        … and {check.count - len(check.details)} more")
+            if check.unshown > 0:
+                lines.append(f"        … and {check.unshown} more")
             if check.user_ids:
                 lines.append("      users: " + " ".join(str(u) for u in check.user_ids))
         failed = sum(1 for c in self.checks if not c.ok)

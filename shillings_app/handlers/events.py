@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from shillings_app.errors import InvalidRequest
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, pages, status, validation
 from shillings_app.handlers.convert import rfc3339
-from shillings_app.handlers.history import decode_cursor, encode_cursor
 from shillings_app.storage import RequestScope
 from shillings_app.storage.event_history import events_txn
 from shillings_app.storage.events import TYPES
@@ -23,12 +22,17 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     body = request.events
     user_id, token_id = validation.auth(body.auth)
     type_ = event_type(body.type, "type") if body.type else ""
-    limit = validation.page_limit(body.limit)
-    before_id = decode_cursor(body.cursor) if body.cursor else None
-    rows = await ctx.db.run(
-        "events", events_txn, user_id, token_id, type_, limit + 1, before_id, scope=scope
+    page, next_cursor = await pages.fetch(
+        ctx,
+        "events",
+        events_txn,
+        user_id,
+        token_id,
+        type_,
+        limit=body.limit,
+        cursor=body.cursor,
+        scope=scope,
     )
-    page = rows[:limit]
     return pb.Response(
         status=status(),
         events=pb.EventsResponse(
@@ -41,6 +45,6 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
                 )
                 for e in page
             ],
-            next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
+            next_cursor=next_cursor,
         ),
     )

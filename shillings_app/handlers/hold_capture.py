@@ -17,7 +17,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     body = request.capture
     receiver_id, token_id = validation.auth(body.auth)
     hold_id = validation.hold_id(body.hold_id)
-    amount = validation.amount(body.amount) if body.amount else 0
+    amount = validation.amount_or_all(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "HLC", hold_id, amount)
     hold, result = await ctx.db.run(
         "hold_capture", hold_capture_txn, receiver_id, token_id, hold_id, amount, idem, scope=scope

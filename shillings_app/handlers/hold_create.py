@@ -19,7 +19,7 @@ from shillings_app.storage import RequestScope, events, holds, idempotency, mone
 from shillings_app.storage.auth import authenticated
 from shillings_app.storage.holds import HoldRecord
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
-from shillings_proto import fields, pb
+from shillings_proto import pb
 
 DEFAULT_EXPIRES_IN = 604_800
 """A hold's life when the request names none: 7 days (SPEC §6)."""
@@ -30,9 +30,7 @@ MAX_EXPIRES_IN = 2_592_000
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.hold
     payer_id, token_id = validation.auth(body.auth)
-    if not body.receiver_email.strip():
-        raise InvalidRequest("receiver_email is required")
-    receiver_email = fields.email(body.receiver_email, "receiver_email")
+    receiver_email = validation.receiver_email(body.receiver_email)
     amount = validation.amount(body.amount)
     expires_in = body.expires_in or DEFAULT_EXPIRES_IN
     shortest = ctx.config.hold_min_expires_in

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from shillings_app.errors import InvalidRequest
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, pages, status, validation
 from shillings_app.handlers.convert import hold_message
-from shillings_app.handlers.history import decode_cursor, encode_cursor
 from shillings_app.storage import RequestScope
 from shillings_app.storage.holds import ROLES, STATES, holds_txn
 from shillings_proto import pb
-from shillings_proto.fields import DEFAULT_PAGE, MAX_PAGE
 
 
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -19,26 +17,22 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
         raise InvalidRequest("role must be payer or receiver")
     if body.state and body.state not in STATES:
         raise InvalidRequest(f"state must be one of {', '.join(sorted(STATES))}")
-    limit = body.limit or DEFAULT_PAGE
-    if limit > MAX_PAGE:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
-    before_id = decode_cursor(body.cursor) if body.cursor else None
-    rows = await ctx.db.run(
+    page, next_cursor = await pages.fetch(
+        ctx,
         "holds",
         holds_txn,
         user_id,
         token_id,
         body.role,
         body.state,
-        limit + 1,
-        before_id,
+        limit=body.limit,
+        cursor=body.cursor,
         scope=scope,
     )
-    page = rows[:limit]
     return pb.Response(
         status=status(),
         holds=pb.HoldsResponse(
             holds=[hold_message(hold) for hold in page],
-            next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
+            next_cursor=next_cursor,
         ),
     )

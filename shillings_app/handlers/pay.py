@@ -10,7 +10,6 @@ from typing import Any
 from shillings_app.errors import (
     BalanceLimit,
     InsufficientFunds,
-    InvalidRequest,
     ReceiverNotFound,
     SelfPayment,
 )
@@ -22,7 +21,7 @@ from shillings_app.storage.batch import MoneyBatch, Outcome
 from shillings_app.storage.events import NewEvent
 from shillings_app.storage.money import LedgerRow
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
-from shillings_proto import fields, pb, shapes
+from shillings_proto import pb, shapes
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,7 @@ class Payment:
 async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
     body = request.pay
     sender_id, token_id = validation.auth(body.auth)
-    if not body.receiver_email.strip():
-        raise InvalidRequest("receiver_email is required")
-    receiver_email = fields.email(body.receiver_email, "receiver_email")
+    receiver_email = validation.receiver_email(body.receiver_email)
     amount = validation.amount(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "PAY", receiver_email, amount)
     payment = Payment(sender_id, token_id, receiver_email, amount, idem)

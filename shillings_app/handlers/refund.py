@@ -41,7 +41,7 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     original_id = fields.public_id(body.transaction_id)
     if original_id is None:
         raise TransactionNotFound()
-    amount = validation.amount(body.amount) if body.amount else 0
+    amount = validation.amount_or_all(body.amount)
     idem = validation.idempotency_key(body.idempotency_key, "RFD", original_id, amount)
     refunded = await ctx.db.run(
         "refund", refund_txn, user_id, token_id, original_id, amount, idem, scope=scope

@@ -9,7 +9,7 @@ import uuid
 
 from shillings_app.errors import HoldNotFound, InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
-from shillings_proto import pb
+from shillings_proto import fields, pb
 from shillings_proto.fields import (
     DEFAULT_PAGE,
     IDEMPOTENCY_KEY_RE,
@@ -26,11 +26,23 @@ def amount(value: int) -> int:
     return value
 
 
+def amount_or_all(value: int) -> int:
+    """An optional amount: 0 (unset) meaning all of it, else ``amount``."""
+    return amount(value) if value else 0
+
+
 def auth(value: pb.Auth) -> tuple[int, str]:
     """The (user_id, token_id) the peer took from a verified JWT."""
     if value.user_id == 0 or not value.token_id or len(value.token_id) > 64:
         raise Unauthenticated()
     return value.user_id, value.token_id
+
+
+def receiver_email(value: str) -> str:
+    """The normalised receiver of a payment or hold (``fields.email``); required."""
+    if not value.strip():
+        raise InvalidRequest("receiver_email is required")
+    return fields.email(value, "receiver_email")
 
 
 def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | None:

@@ -7,9 +7,8 @@ import re
 from typing import Any
 
 from shillings_app.errors import WebhookNotFound
-from shillings_app.handlers import Context, status, validation
+from shillings_app.handlers import Context, pages, status, validation
 from shillings_app.handlers.convert import rfc3339
-from shillings_app.handlers.history import decode_cursor, encode_cursor
 from shillings_app.storage import RequestScope, webhooks
 from shillings_app.storage.auth import authenticate
 from shillings_app.storage.webhooks import AttemptRecord, WebhookRecord
@@ -71,24 +70,22 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
     body = request.deliveries
     user_id, token_id = validation.auth(body.auth)
     target = webhook_id(body.webhook_id)
-    limit = validation.page_limit(body.limit)
-    before_id = decode_cursor(body.cursor) if body.cursor else None
-    rows = await ctx.db.run(
+    page, next_cursor = await pages.fetch(
+        ctx,
         "deliveries",
         deliveries_txn,
         user_id,
         token_id,
         target,
-        limit + 1,
-        before_id,
+        limit=body.limit,
+        cursor=body.cursor,
         scope=scope,
     )
-    page = rows[:limit]
     return pb.Response(
         status=status(),
         deliveries=pb.DeliveriesResponse(
             deliveries=[_delivery(a) for a in page],
-            next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
+            next_cursor=next_cursor,
         ),
     )
 

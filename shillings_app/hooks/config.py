@@ -13,11 +13,9 @@ from typing import Any
 from shillings_app.config import WEBHOOK_KEY_FILE, AppConfig
 from shillings_app.webhooks.allow import Allow
 from shillings_proto.envconfig import (
-    LOG_LEVELS,
     SHARED,
     ConfigError,
     Setting,
-    choice,
     env_seconds,
     ints,
     read_settings,
@@ -54,7 +52,8 @@ def _seconds(env: Mapping[str, str], name: str, default: Any) -> float:
 
 def _as_app(name: str) -> Any:
     """The app server's setting of field ``name``: the same variable, reader and meaning
-    (the two process kinds must agree on the database, the webhook key and allow list)."""
+    (the two process kinds must agree on the database, the webhook key, the allow list, the
+    Galera read mode and the log level)."""
     (found,) = [f for f in dataclasses.fields(AppConfig) if f.name == name]
     s: Setting = found.metadata["setting"]
     return setting(s.env, s.default, s.doc, s.read, shown=s.shown, required=True)
@@ -67,6 +66,8 @@ class HooksConfig:
     mysql_dsn: str = _as_app("mysql_dsn")
     webhook_key: bytes = _as_app("webhook_key")
     allow: Allow = _as_app("webhook_allow")
+    db_sync_wait: int = _as_app("db_sync_wait")
+    log_level: str = _as_app("log_level")
     timeout: float = setting(
         "SHILLINGS_HOOKS_TIMEOUT", 10.0, "seconds a delivery may take (a 2xx within it)", _seconds
     )
@@ -103,10 +104,6 @@ class HooksConfig:
     poll: float = setting(
         "SHILLINGS_HOOKS_POLL", 0.25, "seconds an idle worker waits before looking again", _seconds
     )
-    db_sync_wait: int = setting(
-        "SHILLINGS_DB_SYNC_WAIT", 0, "Galera's `wsrep_sync_wait` (as the app server)", ints(0, 15)
-    )
-    log_level: str = setting("SHILLINGS_LOG_LEVEL", "info", "as the app server", choice(LOG_LEVELS))
     metrics_listen: str | None = setting(
         "SHILLINGS_METRICS_LISTEN",
         None,
