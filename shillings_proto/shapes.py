@@ -4,6 +4,7 @@ by the web layer for its answers and by the app server for event data (SPEC §7:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shillings_proto import pb
@@ -47,4 +48,15 @@ def hold_json(hold: pb.Hold) -> dict[str, Any]:
         "expires_at": hold.expires_at,
         "created_at": hold.created_at,
         "updated_at": hold.updated_at,
+    }
+
+
+def event_json(event: pb.Event) -> dict[str, Any]:
+    """An event as ``GET /v1/events`` lists it and a webhook delivery sends it (SPEC §7):
+    ``data`` is the stored JSON object of the transaction or hold."""
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "created_at": event.created_at,
+        "data": json.loads(event.data_json),
     }

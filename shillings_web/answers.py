@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from shillings_proto import pb
-from shillings_proto.shapes import format_cents, hold_json, transaction_json
+from shillings_proto.shapes import event_json, format_cents, hold_json, transaction_json
 
 
 def user_json(user: pb.User) -> dict[str, Any]:
@@ -88,15 +87,7 @@ JSON: dict[str, Callable[[pb.Response], dict[str, Any]]] = {
         "next_cursor": r.holds.next_cursor or None,
     },
     "events": lambda r: {
-        "events": [
-            {
-                "event_id": e.event_id,
-                "type": e.type,
-                "created_at": e.created_at,
-                "data": json.loads(e.data_json),
-            }
-            for e in r.events.events
-        ],
+        "events": [event_json(e) for e in r.events.events],
         "next_cursor": r.events.next_cursor or None,
     },
     "webhook_create": lambda r: {"webhook": webhook_json(r.webhook_create.webhook)},

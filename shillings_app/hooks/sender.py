@@ -30,6 +30,7 @@ from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage.deliveries import Claimed, Outcome
 from shillings_app.webhooks.allow import Allow, IPAddress
 from shillings_app.webhooks.urls import BadUrl, target
+from shillings_proto import pb, shapes
 
 USER_AGENT = b"Shillings-Webhooks/1"
 REFUSED = "refused:"
@@ -40,13 +41,14 @@ SECRET = "secret:"
 
 def payload(claimed: Claimed) -> str:
     """The body of a delivery: ``{event_id, type, created_at, data}`` (SPEC §7)."""
+    event = pb.Event(
+        event_id=claimed.event_id,
+        type=claimed.event_type,
+        created_at=rfc3339(claimed.event_created_at),
+        data_json=claimed.event_data,
+    )
     return json.dumps(
-        {
-            "event_id": claimed.event_id,
-            "type": claimed.event_type,
-            "created_at": rfc3339(claimed.event_created_at),
-            "data": json.loads(claimed.event_data),
-        },
+        shapes.event_json(event),
         separators=(",", ":"),
         ensure_ascii=False,
     )
