@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -229,12 +228,10 @@ def hold(body: bytes) -> pb.HoldRequest:
 
 
 def _hold_id(value: str) -> str:
-    """A hold id from the path: a UUID in its canonical form, else no hold has it (404)."""
-    try:
-        if str(uuid.UUID(value)) == value:
-            return value
-    except ValueError:
-        pass
+    """A hold id from the path: a UUID in its canonical form (``fields.public_id``, as
+    given), else no hold has it (404)."""
+    if fields.public_id(value) == value:
+        return value
     raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
 
 

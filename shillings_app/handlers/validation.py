@@ -5,7 +5,6 @@ themselves are ``shillings_proto.fields`` (called directly; the dispatcher maps 
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 from shillings_app.errors import HoldNotFound, InvalidAmount, InvalidRequest, Unauthenticated
 from shillings_app.storage.records import IdempotencyKey
@@ -58,12 +57,9 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
 
 
 def hold_id(value: str) -> str:
-    """A hold id: a UUID in its canonical form; anything else names no hold."""
-    try:
-        canonical = str(uuid.UUID(value))
-    except ValueError:
-        raise HoldNotFound() from None
-    if canonical != value:
+    """A hold id: a UUID in its canonical form (``fields.public_id``, as given); anything
+    else names no hold."""
+    if fields.public_id(value) != value:
         raise HoldNotFound()
     return value
 
