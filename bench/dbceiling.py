@@ -1,7 +1,9 @@
 """Baseline (c): the pay transaction of shillings_app/handlers/pay.py, one payment per
-transaction (no group commit), the same SQL in the same order, run by N pymysql threads
-straight against MariaDB: no Twisted, no HTTP. Beside it (c''): the pay SQL as it was before
-the fewer-round-trips fix, for that fix's before/after."""
+transaction (no group commit), the same SQL in the same round trips (``pay_batch_txn`` on a
+``Txn`` over a multi-statement pymysql connection, as ``Database.run`` runs it, COMMIT in its
+last round trip; no BEGIN, as the app sends none), run by N pymysql threads straight against
+MariaDB: no Twisted, no HTTP. Beside it (c''): the pay SQL as it was before the
+fewer-round-trips fix, for that fix's before/after."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import uuid
 from pathlib import Path
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from bench.wrk import Point
 from shillings_app.handlers.pay import Payment, pay_batch_txn
+from shillings_app.storage.database import Attempt, Txn
 
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -43,16 +47,18 @@ def _insert_payment(
 
 def _pay(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
     """One payment of one cent without an Idempotency-Key, by the app server's own
-    transaction function as a batch of one (``handlers.pay.pay_batch_txn``): 5 statements;
-    the caller commits."""
-    pay_batch_txn(cur, [Payment(sender[0], uuid.uuid4().hex, receiver_email, 1, None)])
+    transaction function as a batch of one (``handlers.pay.pay_batch_txn``), COMMIT
+    included: two round trips (receiver, locks and lookup; writes and COMMIT)."""
+    payment = Payment(sender[0], uuid.uuid4().hex, receiver_email, 1, None)
+    pay_batch_txn(Txn(cur, Attempt("pay", None)), [payment])
 
 
 def _pay_7stmt(cur: pymysql.cursors.Cursor, sender: tuple[int, str], receiver_email: str) -> None:
     """The same payment in the SQL of MoneyStore.pay before the fewer-round-trips fix (commit
     07902a3), without an Idempotency-Key: revocation check, receiver lookup, two ``SELECT …
     FOR UPDATE`` in ascending id order, two UPDATEs, the INSERT. 7 statements + COMMIT (with
-    a key it also looked the key up: 8). Kept for the before/after of that fix."""
+    a key it also looked the key up: 8). Kept for the before/after of that fix; the caller
+    commits."""
     sender_id = sender[0]
     cur.execute("SELECT 1 FROM revoked_tokens WHERE jti = %s", (uuid.uuid4().hex,))
     cur.fetchone()
@@ -111,6 +117,7 @@ def run_pay_ceiling(
             user="root",
             database="shillings",
             autocommit=False,
+            client_flag=CLIENT.MULTI_STATEMENTS,
             init_command="SET time_zone = '+00:00', innodb_lock_wait_timeout = 10",
         )
         mine = latencies[n]
@@ -121,9 +128,9 @@ def run_pay_ceiling(
                     sender, receiver = rng.sample(users, 2)
                     began = time.perf_counter()
                     try:
-                        conn.begin()
                         pay(cur, sender, receiver[1])
-                        conn.commit()
+                        if old_sql:
+                            conn.commit()
                     except pymysql.err.OperationalError as e:
                         conn.rollback()
                         if e.args[0] not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):

@@ -32,6 +32,7 @@ from bench.hooks_outbox import ROUNDS, THREADS, outbox, outbox_cost
 from bench.seed import BALANCE_CENTS, connect
 from bench.stackctl import ROOT, Stack, free_port
 from shillings_app.handlers.pay import Payment, pay_batch_txn
+from shillings_app.storage.database import Attempt, Txn
 from shillings_app.webhooks.secrets import load_key, new_secret, seal
 
 USERS = 20
@@ -167,15 +168,15 @@ def wait_delivered(
 
 def paced_payments(stack: Stack, users: list[tuple[int, str]], rate: int, seconds: float) -> int:
     """Payments one by one at ``rate`` per second for ``seconds``; how many."""
-    conn = connect(stack.mysql_socket)
+    conn = connect(stack.mysql_socket, multi_statements=True)
     conn.autocommit(False)
     made = 0
     began = time.monotonic()
     with conn.cursor() as cur:
         while (elapsed := time.monotonic() - began) < seconds:
             sender, receiver = users[made % len(users)], users[(made + 1) % len(users)]
-            pay_batch_txn(cur, [Payment(sender[0], uuid.uuid4().hex, receiver[1], 1, None)])
-            conn.commit()
+            payment = Payment(sender[0], uuid.uuid4().hex, receiver[1], 1, None)
+            pay_batch_txn(Txn(cur, Attempt("pay", None)), [payment])  # COMMIT included
             made += 1
             time.sleep(max(0.0, made / rate - elapsed))
     conn.close()

@@ -24,13 +24,14 @@ ROUNDS = 5
 @contextlib.contextmanager
 def outbox(enabled: bool) -> Iterator[None]:
     """Payments write their events (the app as it is), or not (the what-if baseline)."""
-    emit = events.emit
+    emit, statement = events.emit, events.emit_statement
     if not enabled:
         events.emit = lambda *_args, **_kw: None  # type: ignore[assignment]
+        events.emit_statement = lambda *_args, **_kw: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        events.emit = emit  # type: ignore[assignment]
+        events.emit, events.emit_statement = emit, statement  # type: ignore[assignment]
 
 
 def cpu_now(stack: Stack) -> float:

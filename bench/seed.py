@@ -11,6 +11,7 @@ from pathlib import Path
 import bcrypt
 import jwt
 import pymysql
+from pymysql.constants import CLIENT
 
 from shillings_proto.secrets import load_or_create_secret
 
@@ -36,12 +37,15 @@ class Seeded:
     history_rows: int
 
 
-def connect(socket_path: Path) -> pymysql.connections.Connection:
+def connect(socket_path: Path, *, multi_statements: bool = False) -> pymysql.connections.Connection:
+    """A root connection to the bench database (``multi_statements``: as the app's pool, for
+    running its transaction functions)."""
     return pymysql.connect(
         unix_socket=str(socket_path),
         user="root",
         database="shillings",
         autocommit=True,
+        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         init_command="SET time_zone = '+00:00'",
     )
 

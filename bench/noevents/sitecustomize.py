@@ -5,3 +5,4 @@ write no events, so the two stacks differ in the outbox only."""
 from shillings_app.storage import events
 
 events.emit = lambda *_args, **_kwargs: None  # type: ignore[assignment]
+events.emit_statement = lambda *_args, **_kwargs: None  # type: ignore[assignment]

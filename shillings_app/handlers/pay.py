@@ -50,24 +50,21 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
 
 
 def pay_batch_txn(txn: Any, payments: Sequence[Payment]) -> list[Outcome]:
-    """5 statements for the whole batch: the lookup (each one's token, receiver, key), the
-    rows of every sender and receiver locked in ascending id order with their holds summed,
-    one UPDATE of all balances, the ledger rows, their events (and the keys); then COMMIT.
-    Each payment is applied in turn, spending ``available``, never ``balance``."""
-    looked = money.lookup(
+    """Two round trips for the whole batch: the receivers' ids by email, the rows of every
+    sender and receiver locked in ascending id order (holds summed) and the lookup (each
+    one's token, receiver, key); then one UPDATE of all balances, the ledger rows, their
+    events, the keys and COMMIT. Each payment is applied in turn, spending ``available``,
+    never ``balance``."""
+    locked, looked = money.lock_and_lookup(
         txn,
+        sorted({p.sender_id for p in payments}),
         money.PAY_CHECKS,
         [(p.token_id, p.receiver_email, p.sender_id, idempotency.key_of(p.idem)) for p in payments],
+        [p.receiver_email for p in payments],
     )
-    users = set()
-    for payment, (revoked, receiver, stored_hash, *_) in zip(payments, looked, strict=True):
-        if not revoked and stored_hash is None:
-            users.add(payment.sender_id)
-            if receiver is not None:
-                users.add(int(receiver))
-    batch = MoneyBatch(txn, users)
+    batch = MoneyBatch(txn, locked)
     outcomes = [batch.each(_pay, p, row) for p, row in zip(payments, looked, strict=True)]
-    batch.write()
+    batch.commit()
     return outcomes
 
 

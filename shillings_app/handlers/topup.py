@@ -43,21 +43,18 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
 
 
 def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
-    """For the whole batch: the lookup (each one's token, key), the rows locked, one UPDATE
-    of all balances, the ledger rows, their events (and the keys); then COMMIT."""
-    looked = money.lookup(
+    """Two round trips for the whole batch: the users' rows locked (ascending id, holds
+    summed) and the lookup (each one's token, key), then one UPDATE of all balances, the
+    ledger rows, their events, the keys and COMMIT."""
+    locked, looked = money.lock_and_lookup(
         txn,
+        sorted({t.user_id for t in topups}),
         money.TOPUP_CHECKS,
         [(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
     )
-    users = {
-        t.user_id
-        for t, (revoked, stored_hash, *_) in zip(topups, looked, strict=True)
-        if not revoked and stored_hash is None
-    }
-    batch = MoneyBatch(txn, users)
+    batch = MoneyBatch(txn, locked)
     outcomes = [batch.each(_topup, t, row) for t, row in zip(topups, looked, strict=True)]
-    batch.write()
+    batch.commit()
     return outcomes
 
 

@@ -4,7 +4,7 @@ balances of rows locked once for all of them, and written in one statement per t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,11 +23,11 @@ class MoneyBatch:
     applied so far: each request sees the balances its predecessors left, exactly as if
     they had run one after another, and a refused request changes nothing."""
 
-    def __init__(self, txn: Any, user_ids: Collection[int]) -> None:
+    def __init__(self, txn: Any, locked: dict[int, Locked]) -> None:
+        """``locked``: the rows of the batch's users as ``money.lock_users`` (or
+        ``money.lock_and_lookup``) locked them."""
         self._txn = txn
-        self._locked: dict[int, Locked] = (
-            money.lock_users(txn, *sorted(set(user_ids))) if user_ids else {}
-        )
+        self._locked = locked
         self._balances = {user_id: row.balance for user_id, row in self._locked.items()}
         self.at = money.now()
         """The time of every change of the batch (its ledger rows and events)."""
@@ -99,9 +99,14 @@ class MoneyBatch:
             self._used[(user_id, idempotency.same_key(idem.key))] = (idem, result)
         return result
 
-    def write(self) -> None:
-        """Everything applied, one statement per table: balances, ledger, events, keys."""
-        money.change_balances(self._txn, self._deltas)
-        money.insert_ledger(self._txn, self._rows)
-        events.emit(self._txn, self._events, self.at)
-        idempotency.remember_all(self._txn, self._keys)
+    def commit(self) -> None:
+        """Everything applied, one statement per table (balances, ledger, events, keys), and
+        COMMIT, all in one round trip (``Txn.commit_with``)."""
+        self._txn.commit_with(
+            [
+                money.balances_statement(self._deltas),
+                money.ledger_statement(self._rows),
+                events.emit_statement(self._events, self.at),
+                idempotency.remember_statement(self._keys),
+            ]
+        )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pymysql
+from pymysql.constants import CLIENT
 from twisted.enterprise import adbapi
 from twisted.internet import reactor as _reactor
+from twisted.internet import threads
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -88,6 +90,93 @@ class RetryTransaction(Exception):
     unique key whose winner the next attempt will see)."""
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement and its parameters (escaped by pymysql), run alone (``execute``) or
+    with others in one round trip (``Txn.commit_with``)."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    duplicate_retries: bool = False
+    """A duplicate key (1062) here is a concurrent twin that committed first: roll back and
+    run again (``RetryTransaction``), so the retry finds the winner."""
+
+
+def execute(txn: Any, statement: Statement | None) -> None:
+    """Run ``statement`` (None: nothing to do) in the caller's transaction."""
+    if statement is None:
+        return
+    try:
+        txn.execute(statement.sql, statement.args)
+    except pymysql.err.IntegrityError as e:
+        if statement.duplicate_retries and error_code(e) == ER_DUP_ENTRY:
+            raise RetryTransaction() from None
+        raise
+
+
+@dataclass
+class Attempt:
+    """One attempt of ``Database.run``: its deadline, and how far it got."""
+
+    desc: str
+    deadline: float | None
+    reached_commit: bool = False
+    """COMMIT was (or is being) sent: the outcome is unknown until its answer came."""
+    committed: bool = False
+    """COMMIT was answered OK (by ``Txn.commit_with``)."""
+
+    def check(self) -> None:
+        """Raise ``DeadlineExceeded`` when the deadline has passed."""
+        _check_deadline(self.deadline, self.desc)
+
+
+class Txn:
+    """What a transaction function gets: the pymysql cursor (``execute``, ``fetchall``,
+    ``nextset`` …) and ``commit_with``, which ends the transaction in the round trip of its
+    last statements."""
+
+    def __init__(self, cursor: Any, attempt: Attempt) -> None:
+        self._cursor = cursor
+        self.attempt = attempt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def execute(self, sql: str, args: Any = None) -> Any:
+        if self.attempt.committed:
+            raise RuntimeError(f"{self.attempt.desc}: a statement after COMMIT")
+        return self._cursor.execute(sql, args)
+
+    def commit_with(self, statements: Sequence[Statement | None]) -> None:
+        """Run ``statements`` (None ones skipped) and COMMIT, in one round trip (a
+        multi-statement query), reading every result. MariaDB stops at the first statement
+        that fails: then COMMIT was not run, so the outcome is known (the caller rolls back)
+        and a duplicate of a ``duplicate_retries`` statement becomes ``RetryTransaction``.
+        ``reached_commit`` is set before sending: a connection lost in this round trip
+        leaves the outcome unknown."""
+        todo = [s for s in statements if s is not None]
+        script = ";".join([*(self._cursor.mogrify(s.sql, s.args) for s in todo), "COMMIT"])
+        self.attempt.check()
+        if self.attempt.committed:
+            raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
+        self.attempt.reached_commit = True
+        done = 0
+        try:
+            self._cursor.execute(script)
+            done = 1
+            while self._cursor.nextset():
+                done += 1
+        except pymysql.err.MySQLError as e:
+            code = error_code(e)
+            if done < len(todo) and code is not None and not (code == 0 or 2000 <= code < 3000):
+                # A server's error answer to statement ``done``: nothing after it ran.
+                self.attempt.reached_commit = False
+                if todo[done].duplicate_retries and code == ER_DUP_ENTRY:
+                    raise RetryTransaction() from None
+            raise
+        self.attempt.committed = True
+
+
 def error_code(exc: BaseException) -> int | None:
     """The MySQL error number of a pymysql error, else None."""
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
@@ -136,6 +225,7 @@ class Database:
             cp_reconnect=True,
             cp_noisy=False,
             init_command=init_command(sync_wait),
+            client_flag=CLIENT.MULTI_STATEMENTS,
             connect_timeout=5,
             **kwargs,
         )
@@ -166,17 +256,16 @@ class Database:
         conflicts = 0
         deadline = scope.deadline if scope is not None else None
         while True:
-            reached_commit = [False]
-
-            def body(txn: Any, reached_commit: list[bool] = reached_commit) -> T:
-                _check_deadline(deadline, desc)
-                result = func(txn, *args)
-                _check_deadline(deadline, desc)
-                reached_commit[0] = True
-                return result
-
+            attempt = Attempt(desc, deadline)
             try:
-                return await self._pool.runInteraction(body)
+                return await threads.deferToThreadPool(
+                    _reactor,  # type: ignore[arg-type]
+                    self._pool.threadpool,
+                    self._interact,
+                    attempt,
+                    func,
+                    args,
+                )
             except RetryTransaction:
                 conflicts += 1
                 self.retries["retry_transaction"] += 1
@@ -187,7 +276,7 @@ class Database:
                 if (
                     code in RECONNECT_CODES
                     and reconnects < self._max_reconnects
-                    and not reached_commit[0]
+                    and not attempt.reached_commit
                 ):
                     reconnects += 1
                     self.retries["reconnect"] += 1
@@ -200,7 +289,7 @@ class Database:
                     # certification at COMMIT because a conflicting one committed first on
                     # another node: each rolled everything back, so even at COMMIT the
                     # outcome is known (nothing committed) and the retry is safe.
-                    at_commit, reached_commit[0] = reached_commit[0], False
+                    at_commit, attempt.reached_commit = attempt.reached_commit, False
                 if code in CONFLICT_CODES and conflicts < MAX_CONFLICT_RETRIES:
                     conflicts += 1
                     cause = "certification" if at_commit else "lock_conflict"
@@ -224,5 +313,28 @@ class Database:
                     raise DatabaseUnavailable(f"{desc}: {e}") from e
                 raise
             finally:
-                if scope is not None and reached_commit[0]:
+                if scope is not None and attempt.reached_commit:
                     scope.reached_commit = True
+
+    def _interact(self, attempt: Attempt, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """In a pool thread: ``func(txn, *args)`` on the thread's connection, then COMMIT
+        unless ``func`` committed (``Txn.commit_with``); ROLLBACK on any error (adbapi's
+        rollback, which also finds a dead connection and replaces it)."""
+        conn = self._pool.connectionFactory(self._pool)
+        cursor = conn.cursor()
+        try:
+            attempt.check()
+            result = func(Txn(cursor, attempt), *args)
+            if not attempt.committed:
+                attempt.check()
+                attempt.reached_commit = True
+                conn.commit()
+            return result
+        except BaseException:
+            try:
+                conn.rollback()
+            except BaseException:
+                self.log.failure("{desc}: rollback failed", desc=attempt.desc)
+            raise
+        finally:
+            cursor.close()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shillings_app.storage.database import Statement, execute
+
 TYPES = (
     "topup.succeeded",
     "payment.sent",
@@ -45,8 +47,13 @@ def new_event_id() -> str:
 def emit(txn: Any, events: Sequence[NewEvent], at: datetime) -> None:
     """Insert ``events`` in one statement, in the caller's transaction. Events sharing one
     ``data`` object (a payment's sent and received) have it serialized once."""
+    execute(txn, emit_statement(events, at))
+
+
+def emit_statement(events: Sequence[NewEvent], at: datetime) -> Statement | None:
+    """The INSERT of ``emit`` (None: no events)."""
     if not events:
-        return
+        return None
     marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(events))
     args: list[Any] = []
     dumped: dict[int, str] = {}
@@ -58,6 +65,6 @@ def emit(txn: Any, events: Sequence[NewEvent], at: datetime) -> None:
             data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
             dumped[id(event.data)] = data
         args += [new_event_id(), event.user_id, event.type, data, at]
-    txn.execute(
+    return Statement(
         f"INSERT INTO events (event_id, user_id, type, data, created_at) VALUES {marks}", args
     )

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pymysql
-
 from shillings_app.errors import IdempotencyKeyReused
-from shillings_app.storage.database import ER_DUP_ENTRY, RetryTransaction, error_code
+from shillings_app.storage.database import Statement, execute
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 STORED = "k.request_hash, k.transaction_id, k.balance, k.status"
@@ -92,12 +90,18 @@ def remember_all(txn: Any, entries: Sequence[tuple[int, IdempotencyKey, MoneyRes
     """Store each (user id, key, result) in one statement; a concurrent duplicate that
     committed first makes this attempt roll back and retry, and the retry replays the
     winner's outcome."""
-    _insert(
-        txn,
+    execute(txn, remember_statement(entries))
+
+
+def remember_statement(
+    entries: Sequence[tuple[int, IdempotencyKey, MoneyResult]],
+) -> Statement | None:
+    """The INSERT of ``remember_all`` (None: no keys)."""
+    return _insert(
         [
             (user_id, idem, result.transaction_id, result.balance, result.status, result.hold_id)
             for user_id, idem, result in entries
-        ],
+        ]
     )
 
 
@@ -107,27 +111,24 @@ def remember_created(
     """Store under ``idem`` the id of what the request created and the caller's balance (which
     it did not change), like ``remember``."""
     if idem is not None:
-        _insert(txn, [(user_id, idem, created_id, balance, status, None)])
+        execute(txn, _insert([(user_id, idem, created_id, balance, status, None)]))
 
 
 def _insert(
-    txn: Any, rows: Sequence[tuple[int, IdempotencyKey, str, int, int, str | None]]
-) -> None:
-    """Key rows (user id, key, result id, balance, status, hold id) in one INSERT."""
+    rows: Sequence[tuple[int, IdempotencyKey, str, int, int, str | None]],
+) -> Statement | None:
+    """Key rows (user id, key, result id, balance, status, hold id) in one INSERT; a duplicate
+    key retries the transaction."""
     if not rows:
-        return
+        return None
     marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))"] * len(rows))
     args: list[Any] = []
     for user_id, idem, result_id, balance, status, hold_id in rows:
         args += [user_id, idem.key, idem.command, idem.request_hash]
         args += [result_id, balance, status, hold_id]
-    try:
-        txn.execute(
-            "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
-            f" transaction_id, balance, status, hold_id, created_at) VALUES {marks}",
-            args,
-        )
-    except pymysql.err.IntegrityError as e:
-        if error_code(e) == ER_DUP_ENTRY:
-            raise RetryTransaction() from None
-        raise
+    return Statement(
+        "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+        f" transaction_id, balance, status, hold_id, created_at) VALUES {marks}",
+        args,
+        duplicate_retries=True,
+    )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shillings_app.storage.auth import REVOKED
+from shillings_app.storage.database import Statement, execute
 from shillings_app.storage.idempotency import JOINED, STORED
 
 PAY_CHECKS = f"{REVOKED}, (SELECT user_id FROM users WHERE email = %s), {STORED}{JOINED}"
@@ -28,9 +29,41 @@ TOPUP_LOOKUP = f"SELECT {TOPUP_CHECKS}"
 def lookup(txn: Any, checks: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """One statement for a whole batch: the row of ``checks`` (``PAY_CHECKS``,
     ``TOPUP_CHECKS``) for each request's ``params``, in the order given."""
+    execute(txn, _lookup(checks, params))
+    return _looked(txn.fetchall())
+
+
+def lock_and_lookup(
+    txn: Any,
+    user_ids: Sequence[int],
+    checks: str,
+    params: Sequence[Sequence[Any]],
+    receivers: Sequence[str] = (),
+) -> tuple[dict[int, Locked], list[tuple[Any, ...]]]:
+    """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then
+    ``lookup``: one round trip. The receivers' ids are read first (``SET`` of one session
+    variable each, a consistent read: an email never changes while the app runs, SPEC and
+    migrations) so that every row is locked by the one ascending-id statement."""
+    found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
+    statements = [_lock(user_ids, found), _lookup(checks, params)]
+    if receivers:
+        marks = ", ".join(f"{v} = (SELECT user_id FROM users WHERE email = %s)" for v in found)
+        statements.insert(0, Statement(f"SET {marks}", receivers))
+    txn.execute("; ".join(s.sql for s in statements), [arg for s in statements for arg in s.args])
+    if receivers:
+        txn.nextset()
+    locked = _locked(txn.fetchall())
+    txn.nextset()
+    return locked, _looked(txn.fetchall())
+
+
+def _lookup(checks: str, params: Sequence[Sequence[Any]]) -> Statement:
     parts = " UNION ALL ".join([f"SELECT %s AS member, {checks}"] * len(params))
-    txn.execute(parts, [value for n, each in enumerate(params) for value in (n, *each)])
-    return [tuple(row[1:]) for row in sorted(txn.fetchall(), key=lambda row: int(row[0]))]
+    return Statement(parts, [value for n, each in enumerate(params) for value in (n, *each)])
+
+
+def _looked(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(row[1:]) for row in sorted(rows, key=lambda row: int(row[0]))]
 
 
 ACTIVE_RULE = "h.payer_id = {user} AND h.state = 'held' AND h.expires_at > UTC_TIMESTAMP(6)"
@@ -78,22 +111,36 @@ def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
     user id order and opposite payments cannot deadlock. Holds are only created and
     released under their payer's row lock, so ``held`` (read current: ``CURRENT_HELD``)
     cannot change until COMMIT."""
-    marks = ", ".join(["%s"] * len(user_ids))
-    txn.execute(
+    execute(txn, _lock(user_ids))
+    return _locked(txn.fetchall())
+
+
+def _lock(user_ids: Sequence[int], found: Sequence[str] = ()) -> Statement:
+    """``lock_users``' statement; ``found``: SQL variables holding more ids (NULL: none)."""
+    marks = ", ".join([*(["%s"] * len(user_ids)), *found])
+    return Statement(
         f"SELECT user_id, balance, email, {CURRENT_HELD.format(user='users.user_id')}"
         f" FROM users WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
         user_ids,
     )
-    return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in txn.fetchall()}
+
+
+def _locked(rows: Sequence[Sequence[Any]]) -> dict[int, Locked]:
+    return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in rows}
 
 
 def change_balances(txn: Any, deltas: Mapping[int, int]) -> None:
     """Add each user's delta (cents, signed) to their balance, all in one UPDATE."""
+    execute(txn, balances_statement(deltas))
+
+
+def balances_statement(deltas: Mapping[int, int]) -> Statement | None:
+    """The UPDATE of ``change_balances`` (None: no change)."""
     if not deltas:
-        return
+        return None
     cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
     marks = ", ".join(["%s"] * len(deltas))
-    txn.execute(
+    return Statement(
         f"UPDATE users SET balance = balance + CASE user_id {cases} END,"
         f" updated_at = UTC_TIMESTAMP(6) WHERE user_id IN ({marks})",
         [*(value for pair in deltas.items() for value in pair), *deltas],
@@ -121,8 +168,13 @@ class LedgerRow:
 
 def insert_ledger(txn: Any, rows: Sequence[LedgerRow]) -> None:
     """Insert ledger rows in one statement, in the order given (their ids follow it)."""
+    execute(txn, ledger_statement(rows))
+
+
+def ledger_statement(rows: Sequence[LedgerRow]) -> Statement | None:
+    """The INSERT of ``insert_ledger`` (None: no rows)."""
     if not rows:
-        return
+        return None
     marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     args: list[Any] = []
     for row in rows:
@@ -139,7 +191,7 @@ def insert_ledger(txn: Any, rows: Sequence[LedgerRow]) -> None:
             row.hold_id,
             row.refund_of,
         ]
-    txn.execute(
+    return Statement(
         "INSERT INTO transactions (transaction_id, kind, sender_id, sender_email,"
         f" receiver_id, receiver_email, amount, created_at, hold_id, refund_of) VALUES {marks}",
         args,

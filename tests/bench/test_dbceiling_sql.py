@@ -1,7 +1,7 @@
 """Baseline (c) is the app server's pay transaction for one payment
-(``handlers.pay.pay_batch_txn`` with a batch of one): 5 statements, both rows locked by one
-ascending-id ``FOR UPDATE`` (no database: it runs against a cursor that records what it is
-asked)."""
+(``handlers.pay.pay_batch_txn`` with a batch of one): two round trips, both rows locked by one
+ascending-id ``FOR UPDATE``, COMMIT in the second (no database: it runs against a cursor that
+records what it is asked)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from bench import dbceiling
 from shillings_app.handlers.pay import Payment, pay_batch_txn
+from shillings_app.storage.database import Attempt, Txn
 
 SENDER, RECEIVER = (7, "s@example.com"), (3, "r@example.com")
 
@@ -19,10 +20,27 @@ class RecordingCursor:
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
         self._last = ""
+        self._results: list[list[tuple[Any, ...]]] = []
 
-    def execute(self, sql: str, params: Any) -> None:
-        self.sent.append((sql, tuple(params)))
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.sent.append((sql, tuple(params or ())))
         self._last = sql
+        if sql.startswith("SET @"):  # receiver ids; locks; lookup
+            self._results = [
+                [],
+                [(RECEIVER[0], 1000, RECEIVER[1], 0), (SENDER[0], 1000, SENDER[1], 0)],
+                [(0, 0, RECEIVER[0], None, None, None, None)],
+            ]
+
+    def mogrify(self, sql: str, params: Any) -> str:
+        return sql if not params else f"{sql} /* {len(params)} values */"
+
+    def nextset(self) -> bool | None:
+        if len(self._results) > 1:
+            self._results.pop(0)
+            return True
+        self._results = []
+        return None
 
     def fetchone(self) -> tuple[Any, ...] | None:
         if self._last.startswith("SELECT 1 FROM revoked_tokens"):
@@ -33,15 +51,14 @@ class RecordingCursor:
         return (1000, SENDER[1] if user_id == SENDER[0] else RECEIVER[1])
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        if "idempotency_keys" in self._last:
-            return [(0, 0, RECEIVER[0], None, None, None, None)]
-        return [(RECEIVER[0], 1000, RECEIVER[1], 0), (SENDER[0], 1000, SENDER[1], 0)]
+        return self._results[0] if self._results else []
 
 
 def _app_statements(amount: int) -> list[tuple[str, tuple[Any, ...]]]:
     cursor = RecordingCursor()
     [result] = pay_batch_txn(
-        cursor, [Payment(SENDER[0], "jti-of-the-token", RECEIVER[1], amount, None)]
+        Txn(cursor, Attempt("pay", None)),
+        [Payment(SENDER[0], "jti-of-the-token", RECEIVER[1], amount, None)],
     )
     assert result.balance == 1000 - amount
     return cursor.sent
@@ -51,10 +68,10 @@ def _shape(sent: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any
     """The statements with the values that differ per call (token id, uuids, time) blanked."""
     out = []
     for sql, params in sent:
-        if sql.startswith("INSERT INTO"):
-            params = ()
-        elif "revoked_tokens" in sql:
-            params = (params[0], "<jti>", *params[2:])
+        if "INSERT INTO" in sql:
+            sql = sql.split("INSERT INTO")[0]
+        if "revoked_tokens" in sql:
+            params = (*params[:3], "<jti>", *params[4:])
         out.append((sql, params))
     return out
 
@@ -62,10 +79,12 @@ def _shape(sent: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any
 def test_ceiling_sends_the_statements_of_the_app_servers_pay():
     cursor = RecordingCursor()
     dbceiling._pay(cursor, SENDER, RECEIVER[1])
-    assert len(cursor.sent) == 5
+    assert len(cursor.sent) == 2  # round trips
     assert _shape(cursor.sent) == _shape(_app_statements(amount=1))
-    locked = [p for sql, p in cursor.sent if sql.endswith("FOR UPDATE")]
-    assert locked == [(RECEIVER[0], SENDER[0])]  # one statement, ORDER BY user_id
+    reads, writes = (sql for sql, _ in cursor.sent)
+    assert reads.count("FOR UPDATE") == 1  # one statement locks both, ORDER BY user_id
+    assert "WHERE user_id IN (%s, @shillings_receiver_0) ORDER BY user_id FOR UPDATE" in reads
+    assert writes.startswith("UPDATE users") and writes.endswith(";COMMIT")
 
 
 def test_old_sql_ceiling_is_not_the_apps_sql_any_more():
