@@ -9,6 +9,7 @@ from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import hold_events, hold_message
 from shillings_app.storage import RequestScope, events, holds, idempotency, money
 from shillings_app.storage.holds import HoldRecord
+from shillings_app.storage.money import LedgerRow
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
 from shillings_proto import pb
 
@@ -38,7 +39,8 @@ def hold_capture_txn(
 ) -> tuple[HoldRecord, MoneyResult]:
     """Lock both users and the hold (``holds.begin_change``); move ``amount`` (0: all of
     the hold) from payer to receiver as a ``capture`` ledger row naming the hold; mark the
-    hold captured, which releases the rest; its two events (and the key)."""
+    hold captured, which releases the rest; its two events (and the key); the writes and
+    COMMIT in one round trip."""
     change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
     if isinstance(change, MoneyResult):
         return holds.hold_by_id(txn, hold_id), change
@@ -48,19 +50,21 @@ def hold_capture_txn(
         raise InvalidAmount("amount exceeds the hold's amount")
     if receiver.balance + captured > MAX_BALANCE:
         raise BalanceLimit("the receiver's balance would exceed the limit")
-    money.move(txn, hold.payer_id, receiver_id, captured)
     at = change.at
-    transaction_id = money.insert_transaction(
-        txn,
-        kind="capture",
-        sender=(hold.payer_id, hold.payer_email),
-        receiver=(receiver_id, hold.receiver_email),
-        amount=captured,
-        at=at,
-        hold_id=hold.hold_id,
+    row = LedgerRow(
+        "capture", (hold.payer_id, hold.payer_email), (receiver_id, hold.receiver_email),
+        captured, at, hold_id=hold.hold_id,
+    )  # fmt: skip
+    settled = holds.mark(hold, "captured", at, captured)
+    result = MoneyResult(row.transaction_id, 0, hold_id=hold.hold_id)
+    txn.commit_with(
+        [
+            money.balances_statement({hold.payer_id: -captured, receiver_id: captured}),
+            money.ledger_statement([row]),
+            holds.settle(hold, "captured", captured, at),
+            events.emit_statement(hold_events(settled, "hold.captured"), at),
+            idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
+        ]
     )
-    hold = holds.settle(txn, hold, "captured", captured, at)
-    events.emit(txn, hold_events(hold, "hold.captured"), at)
-    result = MoneyResult(transaction_id, 0, hold_id=hold.hold_id)
-    idempotency.remember(txn, receiver_id, idem, result)
+    hold = settled
     return hold, result

@@ -29,14 +29,20 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
 def hold_void_txn(
     txn: Any, receiver_id: int, token_id: str, hold_id: str, idem: IdempotencyKey | None
 ) -> tuple[HoldRecord, MoneyResult]:
-    """Lock both users and the hold (``holds.begin_change``), mark it voided, its two
-    events (and the key). No balance moves: the payer's ``available`` grows by itself."""
+    """Lock both users and the hold (``holds.begin_change``), then mark it voided, its two
+    events (and the key) and COMMIT in one round trip. No balance moves: the payer's
+    ``available`` grows by itself."""
     change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
     if isinstance(change, MoneyResult):
         return holds.hold_by_id(txn, hold_id), change
     at = change.at
-    hold = holds.settle(txn, change.hold, "voided", 0, at)
-    events.emit(txn, hold_events(hold, "hold.voided"), at)
+    hold = holds.mark(change.hold, "voided", at)
     result = MoneyResult("", 0, hold_id=hold.hold_id)
-    idempotency.remember(txn, receiver_id, idem, result)
+    txn.commit_with(
+        [
+            holds.settle(change.hold, "voided", 0, at),
+            events.emit_statement(hold_events(hold, "hold.voided"), at),
+            idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
+        ]
+    )
     return hold, result

@@ -20,6 +20,7 @@ from shillings_app.handlers.convert import ledger_message, transaction_message
 from shillings_app.storage import RequestScope, events, idempotency, money, refunds
 from shillings_app.storage.auth import authenticated
 from shillings_app.storage.events import NewEvent
+from shillings_app.storage.money import LedgerRow
 from shillings_app.storage.records import MAX_BALANCE, IdempotencyKey, MoneyResult
 from shillings_proto import fields, pb, shapes
 
@@ -63,9 +64,10 @@ def refund_txn(
     """The lookup (token, original, key); both users' rows locked in ascending id order,
     then the original's row; the refundable rest checked under those locks; one UPDATE of
     both balances, the original's ``refunded_amount``, the refund's ledger row, its two
-    events (and the key); then COMMIT. ``amount`` 0 refunds all that remains; the refunder
-    spends ``available``, never ``balance``. A refusal under the locks first replays a
-    duplicate of the same key that committed while this one waited for them."""
+    events (and the key) and COMMIT, in one round trip. ``amount`` 0 refunds all that
+    remains; the refunder spends ``available``, never ``balance``. A refusal under the
+    locks first replays a duplicate of the same key that committed while this one waited
+    for them."""
     txn.execute(refunds.REFUND_LOOKUP, (token_id, user_id, idempotency.key_of(idem), original_id))
     revoked, kind, sender_id, receiver_id, *stored = txn.fetchone()
     authenticated(True, revoked)
@@ -90,29 +92,32 @@ def refund_txn(
         if late is None:
             raise
         return _replayed(txn, late)
-    money.move(txn, user_id, sender_id, amount)
-    refunds.add_refunded(txn, original_id, amount)
     at = money.now()
-    refund_id = money.insert_transaction(
-        txn,
-        kind="refund",
-        sender=(user_id, refunder.email),
-        receiver=(sender_id, sender.email),
-        amount=amount,
-        at=at,
+    row = LedgerRow(
+        "refund", (user_id, refunder.email), (sender_id, sender.email), amount, at,
         refund_of=original_id,
-    )
+    )  # fmt: skip
     refund = ledger_message(
-        refund_id, "refund", refunder.email, sender.email, amount, at, refund_of=original_id
-    )
+        row.transaction_id, "refund", refunder.email, sender.email, amount, at,
+        refund_of=original_id,
+    )  # fmt: skip
     data = shapes.transaction_json(refund)
-    events.emit(
-        txn,
-        [NewEvent(user_id, "refund.sent", data), NewEvent(sender_id, "refund.received", data)],
-        at,
+    result = MoneyResult(row.transaction_id, refunder.balance - amount, status=201)
+    txn.commit_with(
+        [
+            money.balances_statement({user_id: -amount, sender_id: amount}),
+            refunds.add_refunded(original_id, amount),
+            money.ledger_statement([row]),
+            events.emit_statement(
+                [
+                    NewEvent(user_id, "refund.sent", data),
+                    NewEvent(sender_id, "refund.received", data),
+                ],
+                at,
+            ),
+            idempotency.remember_statement([(user_id, idem, result)] if idem else []),
+        ]
     )
-    result = MoneyResult(refund_id, refunder.balance - amount, status=201)
-    idempotency.remember(txn, user_id, idem, result)
     return Refunded(refund, result)
 
 

@@ -24,8 +24,8 @@ class MoneyBatch:
     they had run one after another, and a refused request changes nothing."""
 
     def __init__(self, txn: Any, locked: dict[int, Locked]) -> None:
-        """``locked``: the rows of the batch's users as ``money.lock_users`` (or
-        ``money.lock_and_lookup``) locked them."""
+        """``locked``: the rows of the batch's users as ``money.lock_and_lookup`` locked
+        them."""
         self._txn = txn
         self._locked = locked
         self._balances = {user_id: row.balance for user_id, row in self._locked.items()}

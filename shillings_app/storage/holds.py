@@ -16,6 +16,7 @@ from typing import Any
 from shillings_app.errors import HoldNotActive, HoldNotFound, Unauthenticated
 from shillings_app.storage import idempotency
 from shillings_app.storage.auth import REVOKED, authenticate, authenticated
+from shillings_app.storage.database import Statement
 from shillings_app.storage.idempotency import HOLD_STORED, JOINED
 from shillings_app.storage.money import Locked, lock_users, now
 from shillings_app.storage.records import IdempotencyKey, MoneyResult
@@ -163,13 +164,13 @@ def _settled_by_this_key(txn: Any, receiver_id: int, idem: IdempotencyKey | None
     return replayed
 
 
-def settle(txn: Any, hold: HoldRecord, state: str, captured: int, at: datetime) -> HoldRecord:
-    """Move a locked active hold to ``state`` (captured or voided); the hold after it."""
-    txn.execute(
+def settle(hold: HoldRecord, state: str, captured: int, at: datetime) -> Statement:
+    """The UPDATE moving a locked active hold to ``state`` (captured or voided); ``mark``
+    gives the hold after it."""
+    return Statement(
         "UPDATE holds SET state = %s, captured_amount = %s, updated_at = %s WHERE id = %s",
         (state, captured, at, hold.id),
     )
-    return mark(hold, state, at, captured)
 
 
 def mark(hold: HoldRecord, state: str, at: datetime, captured: int = 0) -> HoldRecord:

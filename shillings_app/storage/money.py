@@ -14,9 +14,9 @@ from shillings_app.storage.database import Statement, execute
 from shillings_app.storage.idempotency import JOINED, STORED
 
 PAY_CHECKS = f"{REVOKED}, (SELECT user_id FROM users WHERE email = %s), {STORED}{JOINED}"
-"""What a payment checks before locking (``lookup``): is the token revoked, who is the
-receiver, and the idempotency key's earlier use (``idempotency.STORED``, or NULLs).
-Parameters: token id, receiver email, sender id, key."""
+"""What a payment checks (``lock_and_lookup``): is the token revoked, who is the receiver,
+and the idempotency key's earlier use (``idempotency.STORED``, or NULLs). Parameters: token
+id, receiver email, sender id, key."""
 
 TOPUP_CHECKS = f"{REVOKED}, {STORED}{JOINED}"
 """The same for a top-up: revoked token and the key's earlier use. Parameters: token id,
@@ -24,13 +24,6 @@ user id, key."""
 
 TOPUP_LOOKUP = f"SELECT {TOPUP_CHECKS}"
 """``TOPUP_CHECKS`` for one request, as its own statement (webhook registration)."""
-
-
-def lookup(txn: Any, checks: str, params: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """One statement for a whole batch: the row of ``checks`` (``PAY_CHECKS``,
-    ``TOPUP_CHECKS``) for each request's ``params``, in the order given."""
-    execute(txn, _lookup(checks, params))
-    return _looked(txn.fetchall())
 
 
 def lock_and_lookup(
@@ -41,9 +34,13 @@ def lock_and_lookup(
     receivers: Sequence[str] = (),
 ) -> tuple[dict[int, Locked], list[tuple[Any, ...]]]:
     """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then
-    ``lookup``: one round trip. The receivers' ids are read first (``SET`` of one session
-    variable each, a consistent read: an email never changes while the app runs, SPEC and
-    migrations) so that every row is locked by the one ascending-id statement."""
+    the lookup (the row of ``checks``, ``PAY_CHECKS`` or ``TOPUP_CHECKS``, for each
+    request's ``params``, in the order given: one ``UNION ALL``), in one round trip. The
+    receivers' ids are read first (``SET`` of one session variable each; an email never
+    changes while the app runs) so that every row is locked by the one ascending-id
+    statement. The lookup's snapshot is taken after the row locks were granted (MariaDB
+    10.11 opens no read view for the ``SET``), so a duplicate that waited on them finds its
+    twin's key; were it older, the key's unique index would still catch the twin (retry)."""
     found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
     statements = [_lock(user_ids, found), _lookup(checks, params)]
     if receivers:
@@ -129,13 +126,9 @@ def _locked(rows: Sequence[Sequence[Any]]) -> dict[int, Locked]:
     return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in rows}
 
 
-def change_balances(txn: Any, deltas: Mapping[int, int]) -> None:
-    """Add each user's delta (cents, signed) to their balance, all in one UPDATE."""
-    execute(txn, balances_statement(deltas))
-
-
 def balances_statement(deltas: Mapping[int, int]) -> Statement | None:
-    """The UPDATE of ``change_balances`` (None: no change)."""
+    """Add each user's delta (cents, signed) to their balance, all in one UPDATE (None: no
+    change)."""
     if not deltas:
         return None
     cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
@@ -145,11 +138,6 @@ def balances_statement(deltas: Mapping[int, int]) -> Statement | None:
         f" updated_at = UTC_TIMESTAMP(6) WHERE user_id IN ({marks})",
         [*(value for pair in deltas.items() for value in pair), *deltas],
     )
-
-
-def move(txn: Any, sender_id: int, receiver_id: int, amount: int) -> None:
-    """Take ``amount`` cents from the sender and give them to the receiver, in one UPDATE."""
-    change_balances(txn, {sender_id: -amount, receiver_id: amount})
 
 
 @dataclass(frozen=True)
@@ -166,13 +154,9 @@ class LedgerRow:
     transaction_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
-def insert_ledger(txn: Any, rows: Sequence[LedgerRow]) -> None:
-    """Insert ledger rows in one statement, in the order given (their ids follow it)."""
-    execute(txn, ledger_statement(rows))
-
-
 def ledger_statement(rows: Sequence[LedgerRow]) -> Statement | None:
-    """The INSERT of ``insert_ledger`` (None: no rows)."""
+    """Ledger rows in one INSERT, in the order given, so their ids follow it (None: no
+    rows)."""
     if not rows:
         return None
     marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
@@ -196,24 +180,6 @@ def ledger_statement(rows: Sequence[LedgerRow]) -> Statement | None:
         f" receiver_id, receiver_email, amount, created_at, hold_id, refund_of) VALUES {marks}",
         args,
     )
-
-
-def insert_transaction(
-    txn: Any,
-    *,
-    kind: str,
-    sender: tuple[int, str] | None,
-    receiver: tuple[int, str],
-    amount: int,
-    at: datetime,
-    hold_id: str | None = None,
-    refund_of: str | None = None,
-) -> str:
-    """Record a ledger row (``sender`` None for a top-up) made at ``at``; return its new
-    transaction id."""
-    row = LedgerRow(kind, sender, receiver, amount, at, hold_id, refund_of)
-    insert_ledger(txn, [row])
-    return row.transaction_id
 
 
 def now() -> datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from shillings_app.storage.auth import REVOKED
+from shillings_app.storage.database import Statement
 from shillings_app.storage.idempotency import JOINED, STORED
 from shillings_app.storage.records import TRANSACTION_COLUMNS, TransactionRecord
 
@@ -31,10 +32,10 @@ def lock_original(txn: Any, transaction_id: str) -> tuple[int, int]:
     return int(amount), int(refunded)
 
 
-def add_refunded(txn: Any, transaction_id: str, amount: int) -> None:
+def add_refunded(transaction_id: str, amount: int) -> Statement:
     """Count ``amount`` more cents as refunded of the original (its CHECK keeps the total
     within the original's amount)."""
-    txn.execute(
+    return Statement(
         "UPDATE transactions SET refunded_amount = refunded_amount + %s WHERE transaction_id = %s",
         (amount, transaction_id),
     )
