@@ -321,10 +321,11 @@ class Database:
         unless ``func`` committed (``Txn.commit_with``); ROLLBACK on any error (adbapi's
         rollback, which also finds a dead connection and replaces it)."""
         conn = self._pool.connectionFactory(self._pool)
-        cursor = conn.cursor()
         try:
             attempt.check()
+            cursor = conn.cursor()
             result = func(Txn(cursor, attempt), *args)
+            cursor.close()
             if not attempt.committed:
                 attempt.check()
                 attempt.reached_commit = True
@@ -336,5 +337,3 @@ class Database:
             except BaseException:
                 self.log.failure("{desc}: rollback failed", desc=attempt.desc)
             raise
-        finally:
-            cursor.close()
