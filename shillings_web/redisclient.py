@@ -9,6 +9,7 @@ import txredisapi
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.logger import Logger
 
+from shillings_proto.eager import eager
 from shillings_web.config import RedisAddress
 
 log = Logger()
@@ -22,16 +23,30 @@ class RedisRefused(RedisUnavailable):
     """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
 
 
+class _Protocol(txredisapi.RedisProtocol):
+    def connectionMade(self) -> Any:
+        eager(self.transport)
+        return super().connectionMade()
+
+
+class _SentinelProtocol(txredisapi.SentinelRedisProtocol):
+    def connectionMade(self) -> Any:
+        eager(self.transport)
+        return super().connectionMade()
+
+
 class _Factory(txredisapi.RedisFactory):
     # Reconnect quickly after a Redis restart: 0.2 s, 0.5 s, 1.5 s, then every 2 s.
     initialDelay = 0.2
     maxDelay = 2.0
+    protocol = _Protocol
 
 
 class _SentinelFactory(txredisapi.SentinelConnectionFactory):
     # Follow a failover quickly: the next attempt asks the sentinels again.
     initialDelay = 0.1
     maxDelay = 1.0
+    protocol = _SentinelProtocol
 
 
 class _Sentinel(txredisapi.Sentinel):

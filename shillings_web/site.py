@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
+from shillings_proto.eager import eager, held
 from shillings_web.errors import default_message, encode, envelope
 from shillings_web.metrics import WebMetrics
 
@@ -35,7 +36,13 @@ def set_json(
     request: Any, code: int, document: dict[str, Any], headers: dict[str, str] | None = None
 ) -> bytes:
     """Set status and headers for a JSON response; return the body to write."""
-    body = encode(document)
+    return set_body(request, code, encode(document), headers)
+
+
+def set_body(
+    request: Any, code: int, body: bytes, headers: dict[str, str] | None = None
+) -> bytes:
+    """``set_json`` of a document already encoded (``body``)."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
@@ -90,6 +97,18 @@ class ShillingsRequest(server.Request):
         content: Any = self.content
         content.seek(0)
         return bytes(content.read())
+
+    def write(self, data: bytes) -> None:
+        """The first write sends the head and ``data`` in one system call (``held``)."""
+        if self.startedWriting or self.channel is None:
+            super().write(data)
+            return
+        transport = held(self.channel.transport)
+        try:
+            super().write(data)
+        finally:
+            if transport is not None:
+                transport.release()
 
     def process(self) -> None:
         self.started = time.monotonic()
@@ -192,6 +211,10 @@ class ShillingsChannel(http.HTTPChannel):
     ``400`` (or a dropped connection); they get 400 ``invalid_request``, 431
     ``headers_too_large`` or 414 ``uri_too_long``, then the connection is closed.
     """
+
+    def connectionMade(self) -> None:
+        eager(self.transport)
+        super().connectionMade()
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         too_many = self._receivedHeaderCount > self.maxHeaders
