@@ -118,6 +118,16 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 """One encoder for every answer: ``json.dumps`` with options builds a new one per call."""
 
 
+def encode_text(document: dict[str, Any]) -> str:
+    """Compact JSON text of a response document (or of a part of one)."""
+    return _ENCODER.encode(document)
+
+
 def encode(document: dict[str, Any]) -> bytes:
     """Compact JSON bytes of a response document."""
     return _ENCODER.encode(document).encode("utf-8")
+
+
+OK_HEAD = encode(envelope(200))[:-1] + b","
+"""The start of a 200 answer with fields: ``OK_HEAD + b'"name":value' + b"}"`` is the
+``encode(envelope(200, name=value))`` of already encoded fields."""
