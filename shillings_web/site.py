@@ -224,9 +224,17 @@ class ShillingsChannel(http.HTTPChannel):
     ``headers_too_large`` or 414 ``uri_too_long``, then the connection is closed.
     """
 
+    _secure = False
+
     def connectionMade(self) -> None:
         eager(self.transport)
         super().connectionMade()
+        self._secure = super().isSecure()
+
+    def isSecure(self) -> bool:
+        """Whether the connection is TLS, found once per connection (Twisted's adapts the
+        transport to ``ISSLTransport`` on each call, twice per request through Klein)."""
+        return self._secure
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         too_many = self._receivedHeaderCount > self.maxHeaders
