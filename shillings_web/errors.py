@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from http import HTTPStatus
@@ -90,6 +91,7 @@ def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
     return f"service temporarily unavailable ({why}); try again"
 
 
+@functools.lru_cache(maxsize=None)
 def default_message(code: int) -> str:
     """The standard phrase of an HTTP status, e.g. 200 -> "OK"."""
     try:
