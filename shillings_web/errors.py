@@ -91,7 +91,7 @@ def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
     return f"service temporarily unavailable ({why}); try again"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_message(code: int) -> str:
     """The standard phrase of an HTTP status, e.g. 200 -> "OK"."""
     try:
