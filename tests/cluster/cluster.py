@@ -22,7 +22,7 @@ from tests.stack.helpers import ROOT, SUPERVISORCTL, clean_env
 PY = str(ROOT / ".venv" / "bin" / "python")
 
 
-def free_port_base(span: int = 80) -> int:
+def free_port_base(span: int = 90) -> int:
     """A base port whose next ``span`` ports are all free on 127.0.0.1."""
     for base in range(20000, 60000, 97):
         socks = []
@@ -158,6 +158,9 @@ class Cluster:
             time.sleep(0.1)
         return time.monotonic() - began
 
+    def hooks_metrics_port(self, n: int) -> int:
+        return self.port_base + 80 + n
+
     def log_text(self, name: str) -> str:
         return (self.var / "log" / f"{name}.log").read_text(errors="replace")
 
@@ -172,6 +175,7 @@ def start_cluster(**extra: str) -> Cluster:
         SHILLINGS_HTTP_PORT=str(http),
         SHILLINGS_BCRYPT_COST="4",
         SHILLINGS_SIGNUP_MAX="1000",
+        SHILLINGS_WEBHOOK_ALLOW="127.0.0.0/8",  # the test receiver (tests/cluster/test_hooks.py)
         **extra,
     )
     cluster = Cluster(var=var, port_base=base, port=http, env=env)
