@@ -48,6 +48,7 @@ from shillings_stack.cli import cmd_ctl
 from shillings_stack.config import ROOT, VENV_BIN, StackError, find_binary
 from shillings_stack.health import healthz, print_log_tail, wait_ready, wait_until
 from shillings_stack.lifecycle import (
+    check_bind,
     check_port_free,
     cmd_stop,
     ensure_jwt_secret,
@@ -197,6 +198,9 @@ def prepare(cfg: ClusterConfig) -> Path:
     if removed:
         print(f"cluster: removed leftovers of an unclean stop: {', '.join(removed)}")
     check_port_free(st)
+    for n in range(cfg.hooks_procs):
+        hint = "set SHILLINGS_CLUSTER_PORT_BASE to a free range"
+        check_bind("127.0.0.1", cfg.hooks_metrics_port(n), hint)
     make_dirs(st)
     for n in NODES:
         cfg.node_dir(n).mkdir(parents=True, exist_ok=True)
