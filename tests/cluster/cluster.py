@@ -4,6 +4,7 @@ servers on different nodes, web processes and nginx, in a private var dir and po
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +75,17 @@ class Cluster:
     def pid_of(self, name: str) -> int | None:
         out = self.ctl("pid", name).strip()
         return int(out) if out.isdigit() and int(out) > 0 else None
+
+    def client_pids(self, node: int) -> set[int]:
+        """The processes with a TCP connection to Galera node ``node`` (``ss -p``)."""
+        done = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"dport = :{self.mysql_port(node)}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return {int(pid) for pid in re.findall(r"pid=(\d+)", done.stdout)}
 
     def kill9(self, name: str) -> int:
         """SIGKILL program ``name`` (supervisord restarts it); the pid killed."""

@@ -42,6 +42,9 @@ def _until_more(cluster: Cluster, before: float, within: float = 30.0) -> None:
 def test_workers_run_on_node_3_and_status_checks_them(cluster: Cluster) -> None:
     programs = (cluster.var / "etc" / "programs.conf").read_text()
     assert programs.count(f'SHILLINGS_MYSQL_DSN="{cluster.dsn(3)}"') == len(WORKERS)
+    workers = {cluster.pid_of(f"hooks:hooks_{n:02d}") for n in WORKERS}
+    assert workers <= cluster.client_pids(3)  # each polls its node, its pool kept open
+    assert not workers & (cluster.client_pids(1) | cluster.client_pids(2))
     status = cluster.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
     for n in WORKERS:
