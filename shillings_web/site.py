@@ -12,6 +12,7 @@ import io
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -23,9 +24,10 @@ from twisted.web.resource import IResource
 
 from shillings_proto.eager import eager, held
 from shillings_web.errors import default_message, encode, envelope
+from shillings_web.logs import REQUEST_NAMESPACE
 from shillings_web.metrics import WebMetrics
 
-log = Logger(namespace="shillings_web.request")
+log = Logger(namespace=REQUEST_NAMESPACE)
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 CLIENT_CLOSED = 499
@@ -175,9 +177,12 @@ class ShillingsRequest(server.Request):
         user = self.user_id if self.user_id is not None else "-"
         # The text is built here in one f-string: formatting a six-field log format through
         # twisted.logger costs several times more, per request. The fields stay on the event.
+        line = f"{method} {path} {status} {duration_ms}ms rid={self.request_id} user={user}"
+        if self.web_site.request_log is not None:
+            self.web_site.request_log(line, time.time())
+            return
         _emit(
-            request_line=f"{method} {path} {status} {duration_ms}ms rid={self.request_id}"
-            f" user={user}",
+            request_line=line,
             method=method,
             path=path,
             status=status,
@@ -279,6 +284,10 @@ class ShillingsSite(server.Site):
     protocol = ShillingsChannel  # type: ignore[assignment]
     requestFactory = ShillingsRequest
     displayTracebacks = False
+    request_log: Callable[[str, float], None] | None = None
+    """Takes each request's line and time instead of a published ``twisted.logger`` event:
+    ``shillings-web`` sets its log writer's ``request_line`` (the same text in the file,
+    without the publisher and filter per request); in-process servers publish events."""
 
     def __init__(
         self,
