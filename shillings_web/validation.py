@@ -228,11 +228,12 @@ def hold(body: bytes) -> pb.HoldRequest:
 
 
 def _hold_id(value: str) -> str:
-    """A hold id from the path: a UUID in its canonical form (``fields.public_id``, as
-    given), else no hold has it (404)."""
-    if fields.public_id(value) == value:
-        return value
-    raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    """A hold id from the path in its canonical form (``fields.public_id``: either case),
+    else no hold has it (404)."""
+    canonical = fields.public_id(value)
+    if canonical is None:
+        raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    return canonical
 
 
 def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:

@@ -274,3 +274,23 @@ async def test_list_filters_by_role_and_state_and_pages_newest_first(client, app
     for bad in (dict(role="x"), dict(state="gone"), dict(limit=101), dict(cursor="zz")):
         response = await client.call(messages.holds(payer.user_id, payer.token_id, **bad))
         assert _status(response) == (400, "invalid_request"), bad
+
+
+@pytest_twisted.ensureDeferred
+async def test_hold_ids_are_read_in_either_case_like_every_id(client, app_server):
+    """The one id rule (``fields.public_id``): a UUID in either case names the same hold, as
+    a transaction id does for a refund; a replay of a key matches across spellings."""
+    payer, merchant = await _pair(client)
+    hold = (await _hold(client, payer, merchant, 1000)).hold.hold
+    first = await _capture(client, merchant, hold.hold_id.upper(), 400, key="cap-case")
+    assert _status(first) == (200, "") and first.capture.hold.hold_id == hold.hold_id
+    again = await _capture(client, merchant, hold.hold_id, 400, key="cap-case")
+    assert _status(again) == (200, "") and again.status.replayed
+    assert again.capture.transaction_id == first.capture.transaction_id
+    other = (await _hold(client, payer, merchant, 100)).hold.hold
+    voided = await _void(client, merchant, other.hold_id.upper())
+    assert _status(voided) == (200, "") and voided.void.hold.hold_id == other.hold_id
+    assert _status(await _void(client, merchant, other.hold_id.upper() + "0")) == (
+        404,
+        "hold_not_found",
+    )

@@ -131,6 +131,12 @@ async def test_every_error_reason(web, app_server):
         return answer.code, answer.reason
 
     assert await post("/v1/holds/not-a-uuid/capture") == (404, "hold_not_found")
+    assert await post(f"/v1/holds/{hold['hold_id']}x/capture") == (404, "hold_not_found")
+    # Ids are read in either case (as a refund's transaction_id): this names the hold.
+    assert await post(f"/v1/holds/{hold['hold_id'].upper()}/capture", {"amount": "5.01"}) == (
+        400,
+        "invalid_amount",
+    )
     assert await post("/v1/holds/00000000-0000-4000-8000-000000000000/void") == (
         404,
         "hold_not_found",
