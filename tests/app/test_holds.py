@@ -116,6 +116,8 @@ async def test_partial_capture_moves_that_part_and_releases_the_rest(client, app
     assert _status(response) == (200, "")
     captured = response.capture.hold
     assert (captured.state, captured.captured_amount, captured.amount) == ("captured", 1500, 4000)
+    assert not hold.HasField("capture_transaction_id")
+    assert captured.capture_transaction_id == response.capture.transaction_id
     payer_user, merchant_user = await _user(payer), await _user(merchant)
     assert (payer_user.balance, payer_user.held, payer_user.available) == (8500, 0, 8500)
     assert merchant_user.balance == 1500
@@ -130,6 +132,14 @@ async def test_partial_capture_moves_that_part_and_releases_the_rest(client, app
         (payer.user_id, "hold.captured"),
         (merchant.user_id, "hold.captured"),
     ]
+    datas = [
+        json.loads(d)
+        for t, d in sql(app_server.dsn, "SELECT type, data FROM events WHERE type LIKE 'hold.%%'")
+        if json.loads(d)["hold_id"] == hold.hold_id
+    ]
+    assert [d["capture_transaction_id"] for d in datas] == [None, None] + [
+        response.capture.transaction_id
+    ] * 2
     again = await _capture(client, merchant, hold.hold_id)
     assert _status(again) == (409, "hold_not_active")
 
@@ -225,6 +235,7 @@ async def test_idempotent_replays_answer_what_the_first_answer_said(client, app_
     assert again.hold == first.hold
     capture_again = await _capture(client, merchant, hold_id, 500, key="c-1")
     assert capture_again.status.replayed and capture_again.capture == captured.capture
+    assert captured.capture.hold.capture_transaction_id == captured.capture.transaction_id
     other = await _hold(client, payer, merchant, 2001, idempotency_key="h-1")
     assert _status(other) == (422, "idempotency_key_reused")
     other_capture = await _capture(client, merchant, hold_id, 400, key="c-1")

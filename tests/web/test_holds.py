@@ -60,6 +60,10 @@ async def test_hold_capture_void_and_the_cached_account_follows(web):
     assert captured.body["hold"]["state"] == "captured"
     assert captured.body["hold"]["captured_amount"] == "12.50"
     assert captured.body["transaction_id"]
+    assert hold["capture_transaction_id"] is None
+    assert captured.body["hold"]["capture_transaction_id"] == captured.body["transaction_id"]
+    [event, _created] = (await client.get("/v1/events", token=shop_token)).body["events"]
+    assert event["type"] == "hold.captured" and event["data"] == captured.body["hold"]
     assert await _account(client, payer_token) == ("87.50", "0.00", "87.50")
     assert await _account(client, shop_token) == ("12.50", "0.00", "12.50")
     txs = (await client.get("/v1/transactions", token=shop_token)).body["transactions"]
