@@ -79,6 +79,7 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
         limit=body.limit,
         cursor=body.cursor,
         scope=scope,
+        within=target,
     )
     return pb.Response(
         status=status(),
