@@ -283,14 +283,16 @@ class TopupResponse(_message.Message):
     def __init__(self, transaction_id: _Optional[str] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class TransactionsRequest(_message.Message):
-    __slots__ = ("auth", "limit", "cursor")
+    __slots__ = ("auth", "limit", "cursor", "hold_id")
     AUTH_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     auth: Auth
     limit: int
     cursor: str
-    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    hold_id: str
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., hold_id: _Optional[str] = ...) -> None: ...
 
 class TransactionsResponse(_message.Message):
     __slots__ = ("transactions", "next_cursor")

@@ -283,6 +283,20 @@ def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     return pb.TransactionsRequest(limit=limit, cursor=cursor)
 
 
+def transactions(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
+    """``page`` and an optional ``hold_id`` (a UUID, either case: only that hold's
+    capture)."""
+    listing = page(args)
+    given = _single(args, b"hold_id")
+    if given is None:
+        return listing
+    hold_id = fields.public_id(given)
+    if hold_id is None:
+        raise invalid_request("hold_id must be a hold's id (a UUID)")
+    listing.hold_id = hold_id
+    return listing
+
+
 def events(args: dict[bytes, list[bytes]]) -> pb.EventsRequest:
     """``type`` (checked by the app server against the event types), ``limit``, ``cursor``."""
     limit, cursor = _limit_and_cursor(args)

@@ -305,3 +305,31 @@ async def test_hold_ids_are_read_in_either_case_like_every_id(client, app_server
         404,
         "hold_not_found",
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_transactions_filtered_by_hold_are_its_capture(client, app_server):
+    payer, merchant = await _pair(client)
+    hold = (await _hold(client, payer, merchant, 900)).hold.hold
+    other = (await _hold(client, payer, merchant, 100)).hold.hold
+    assert (await payer.pay(merchant.email, 5)).status.code == 200
+    assert list((await merchant.transactions(hold_id=hold.hold_id)).transactions.transactions) == []
+    captured = await _capture(client, merchant, hold.hold_id, 700)
+    for who, spelled in ((merchant, hold.hold_id), (payer, hold.hold_id.upper())):
+        listed = await who.transactions(hold_id=spelled)
+        assert listed.status.code == 200, listed.status
+        [tx] = listed.transactions.transactions
+        assert (tx.transaction_id, tx.kind, tx.hold_id, tx.amount) == (
+            captured.capture.transaction_id,
+            "capture",
+            hold.hold_id,
+            700,
+        )
+        assert listed.transactions.next_cursor == ""
+    assert (
+        list((await merchant.transactions(hold_id=other.hold_id)).transactions.transactions) == []
+    )
+    stranger = await new_session(client, "stranger")
+    assert list((await stranger.transactions(hold_id=hold.hold_id)).transactions.transactions) == []
+    bad = await merchant.transactions(hold_id="not-a-hold")
+    assert _status(bad) == (400, "invalid_request") and "hold_id" in bad.status.message

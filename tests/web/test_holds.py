@@ -68,6 +68,13 @@ async def test_hold_capture_void_and_the_cached_account_follows(web):
     assert await _account(client, shop_token) == ("12.50", "0.00", "12.50")
     txs = (await client.get("/v1/transactions", token=shop_token)).body["transactions"]
     assert (txs[0]["kind"], txs[0]["amount"]) == ("capture", "12.50")
+    by_hold = await client.get(f"/v1/transactions?hold_id={hold['hold_id']}", token=payer_token)
+    assert by_hold.code == 200, by_hold.raw
+    assert [t["transaction_id"] for t in by_hold.body["transactions"]] == [
+        captured.body["transaction_id"]
+    ]
+    bad = await client.get("/v1/transactions?hold_id=12", token=payer_token)
+    assert (bad.code, bad.reason) == (400, "invalid_request")
     second = await client.post(
         "/v1/holds", {"receiver_email": shop, "amount": 40}, token=payer_token
     )
