@@ -39,7 +39,8 @@ async def test_replay_answers_the_first_201_when_dns_changed(web, app_server):
 
 
 @pytest_twisted.ensureDeferred
-async def test_login_is_answered_while_registrations_wait_for_dns(web, app_server):
+async def test_login_is_answered_while_registrations_wait_for_dns(web_with, app_server):
+    web = await web_with(request_timeout=60.0)  # the blocked ones wait through the test
     lookup = BlockingLookup()
     resolver = Resolver(reactor, threads=2, queue=12, lookup=lookup)
     app_server.factory.ctx.resolver = resolver
