@@ -1,6 +1,8 @@
 """WHC: register a webhook endpoint. Its URL must lead only to addresses the allow list
 permits; at most ``MAX_WEBHOOKS`` per user; its secret is made here, stored sealed, and
-shown only in this answer (and in a replay of its idempotency key, unsealed for it)."""
+shown only in this answer (and in a replay of its idempotency key, unsealed for it). A
+used key is answered before the URL is vetted again: a replay does not depend on what DNS
+or the allow list say now."""
 
 from __future__ import annotations
 
