@@ -21,7 +21,12 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, w
 from twisted.internet.error import ConnectError, ConnectionRefusedError, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -104,6 +109,13 @@ def describe(error: BaseException, timeout: float) -> str:
     return f"{type(error).__name__}: {error}"[:255]
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """Twisted's HTTP client factory without its "Starting factory" and "Stopping factory"
+    log lines (two per connection to an endpoint)."""
+
+    noisy = False
+
+
 class Sender:
     """Sends deliveries; keeps connections to endpoints open between them."""
 
@@ -116,6 +128,7 @@ class Sender:
         self._pool.maxPersistentPerHost = concurrency
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
+        self._pool._factory = _QuietClientFactory  # no log line per connection opened
         self._cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
 
     async def send(self, claimed: Claimed, secret: str) -> Outcome:
