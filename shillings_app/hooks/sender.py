@@ -34,6 +34,7 @@ from zope.interface import implementer
 from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage.deliveries import Claimed, Outcome
 from shillings_app.webhooks.allow import Allow, IPAddress
+from shillings_app.webhooks.resolver import THREADS, Resolver
 from shillings_app.webhooks.urls import BadUrl, target
 from shillings_proto import pb, shapes
 
@@ -121,6 +122,7 @@ class Sender:
     def __init__(self, reactor: Any, allow: Allow, timeout: float, concurrency: int) -> None:
         self._reactor = reactor
         self._allow = allow
+        self._resolver = Resolver(reactor, threads=min(concurrency, THREADS), queue=concurrency)
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = concurrency
@@ -143,7 +145,7 @@ class Sender:
         return Outcome(status, error[:255], int((time.monotonic() - started) * 1000))
 
     async def _post(self, claimed: Claimed, secret: str) -> tuple[int, str]:
-        vetted = await target(claimed.url, self._allow, self._reactor)
+        vetted = await target(claimed.url, self._allow, self._resolver)
         agent = Agent.usingEndpointFactory(
             self._reactor,
             _Pinned(self._reactor, vetted.addresses[0], self.timeout),
