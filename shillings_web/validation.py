@@ -69,6 +69,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+)
+"""One decoder for every body: ``json.loads`` with options builds a new one per call."""
+
+
 def _quoted(key: str) -> str:
     """A field name as shown in an error message: JSON-quoted, ASCII, at most 64 chars."""
     return json.dumps(key[:64])
@@ -96,12 +102,7 @@ def json_object(body: bytes, allowed: frozenset[str]) -> dict[str, Any]:
     if not body.strip():
         raise invalid_request("request body must be a JSON object")
     try:
-        value = json.loads(
-            body.decode("utf-8"),
-            parse_float=Decimal,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_no_duplicates,
-        )
+        value = _DECODER.decode(body.decode("utf-8"))
     except _DuplicateKey as e:
         raise parameter_duplicated(f"field {_quoted(e.key)} is given more than once") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -228,11 +229,12 @@ def hold(body: bytes) -> pb.HoldRequest:
 
 
 def _hold_id(value: str) -> str:
-    """A hold id from the path: a UUID in its canonical form (``fields.public_id``, as
-    given), else no hold has it (404)."""
-    if fields.public_id(value) == value:
-        return value
-    raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    """A hold id from the path in its canonical form (``fields.public_id``: either case),
+    else no hold has it (404)."""
+    canonical = fields.public_id(value)
+    if canonical is None:
+        raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    return canonical
 
 
 def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:
@@ -280,6 +282,20 @@ def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
     limit, cursor = _limit_and_cursor(args)
     return pb.TransactionsRequest(limit=limit, cursor=cursor)
+
+
+def transactions(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
+    """``page`` and an optional ``hold_id`` (a UUID, either case: only that hold's
+    capture)."""
+    listing = page(args)
+    given = _single(args, b"hold_id")
+    if given is None:
+        return listing
+    hold_id = fields.public_id(given)
+    if hold_id is None:
+        raise invalid_request("hold_id must be a hold's id (a UUID)")
+    listing.hold_id = hold_id
+    return listing
 
 
 def events(args: dict[bytes, list[bytes]]) -> pb.EventsRequest:

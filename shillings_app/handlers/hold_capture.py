@@ -55,16 +55,15 @@ def hold_capture_txn(
         "capture", (hold.payer_id, hold.payer_email), (receiver_id, hold.receiver_email),
         captured, at, hold_id=hold.hold_id,
     )  # fmt: skip
-    settled = holds.mark(hold, "captured", at, captured)
+    settle, hold = holds.settle(hold, "captured", at, captured, row.transaction_id)
     result = MoneyResult(row.transaction_id, 0, hold_id=hold.hold_id)
     txn.commit_with(
         [
             money.balances_statement({hold.payer_id: -captured, receiver_id: captured}),
             money.ledger_statement([row]),
-            holds.settle(hold, "captured", captured, at),
-            events.emit_statement(hold_events(settled, "hold.captured"), at),
+            settle,
+            events.emit_statement(hold_events(hold, "hold.captured"), at),
             idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
         ]
     )
-    hold = settled
     return hold, result

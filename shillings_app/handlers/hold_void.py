@@ -36,11 +36,11 @@ def hold_void_txn(
     if isinstance(change, MoneyResult):
         return holds.hold_by_id(txn, hold_id), change
     at = change.at
-    hold = holds.mark(change.hold, "voided", at)
+    settle, hold = holds.settle(change.hold, "voided", at)
     result = MoneyResult("", 0, hold_id=hold.hold_id)
     txn.commit_with(
         [
-            holds.settle(change.hold, "voided", 0, at),
+            settle,
             events.emit_statement(hold_events(hold, "hold.voided"), at),
             idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
         ]
