@@ -1,4 +1,5 @@
-"""Session-wide private MariaDB and Redis; a fresh database per test."""
+"""Session-wide private MariaDB and Redis; a fresh database per test (migrated ones are
+copies of a schema migrated once per session)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import pytest_twisted
 
 from tests.harness import MariaDB, Process, start_mariadb, start_redis
+from tests.schema import Schema, migrated_schema
 
 _db_counter = itertools.count()
 
@@ -32,6 +34,13 @@ def mariadb(tmp_root: str) -> Iterator[MariaDB]:
     server = start_mariadb(tmp_root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def schema(mariadb: MariaDB) -> Schema:
+    """Every migration applied once, to a database the tests never touch: ``app_server``
+    copies it instead of migrating each test's database."""
+    return migrated_schema(mariadb)
 
 
 @pytest.fixture(scope="session")
@@ -64,19 +73,19 @@ TEST_WEBHOOK_KEY = bytes(range(32))
 
 
 @pytest_twisted.async_yield_fixture
-async def app_server(database: str):
-    """An in-process app server on 127.0.0.1:<free port> against the migrated ``database``.
+async def app_server(database: str, schema: Schema):
+    """An in-process app server on 127.0.0.1:<free port> against ``database``, migrated (a
+    copy of ``schema``: the same tables, keys and ``schema_migrations`` rows as ``migrate``).
 
     Yields the ``shillings_app.server.AppServer``: ``.address`` (client endpoint string),
     ``.port``, ``.config``, ``.dsn``; ``await .stop()`` drops every connection and closes the
     pool, ``await .start()`` listens again on the same port.
     """
     from shillings_app.config import AppConfig
-    from shillings_app.migrations import migrate
     from shillings_app.server import AppServer
     from shillings_app.webhooks.allow import parse_allow
 
-    migrate(database)
+    schema.copy_to(database)
     config = AppConfig(
         listen="tcp:0:interface=127.0.0.1",
         mysql_dsn=database,

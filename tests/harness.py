@@ -1,4 +1,9 @@
-"""Start private MariaDB and Redis processes for tests: temp data dirs, unix sockets only."""
+"""Start private MariaDB and Redis processes for tests: temp data dirs, unix sockets only.
+
+MariaDB keeps its data in memory (/dev/shm, when the machine has it): the tests' schema
+changes, one database per test, then cost no disk flushes. Nothing of it outlives the
+session, and no test of this server is about durability (the stack's own MariaDB, which
+the stack and reliability tests kill, keeps its data on disk)."""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+
+SHM = "/dev/shm"
 
 
 def _find(name: str) -> str:
@@ -57,14 +65,26 @@ class Process:
 
 
 class MariaDB(Process):
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
     def dsn(self, database: str) -> str:
         """The DSN format the app server reads (SHILLINGS_MYSQL_DSN)."""
         return f"mysql://root@localhost/{database}?unix_socket={self.socket}"
 
 
+def _datadir(root: str) -> str:
+    """A new directory on a tmpfs when there is a writable one; else one under ``root``."""
+    if os.path.isdir(SHM) and os.access(SHM, os.W_OK):
+        return tempfile.mkdtemp(prefix="shl-db-", dir=SHM)
+    return os.path.join(root, "mysql")
+
+
 def start_mariadb(root: str) -> MariaDB:
-    """Initialise a data dir under ``root`` and start mariadbd on a unix socket, no TCP."""
-    datadir = os.path.join(root, "mysql")
+    """Initialise a data dir in memory (else under ``root``) and start mariadbd on a unix
+    socket under ``root``, no TCP."""
+    datadir = _datadir(root)
     sock = os.path.join(root, "mysqld.sock")
     log = os.path.join(root, "mysqld.log")
     install = [
