@@ -15,10 +15,26 @@ import pymysql
 import pytest
 import pytest_twisted
 
-from tests.harness import MariaDB, Process, start_mariadb, start_redis
+from tests.harness import MariaDB, Process, start_mariadb, start_redis, use_memory_for_scratch
+from tests.reliability.load import FULL
 from tests.schema import Schema, migrated_schema
 
 _db_counter = itertools.count()
+_scratch: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temp files in memory (``use_memory_for_scratch``), except in `make reliability`: the
+    figures it writes to docs/RELIABILITY.md are those of stacks on disk, as deployed."""
+    if not FULL:
+        scratch = use_memory_for_scratch()
+        if scratch:
+            _scratch.append(scratch)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for scratch in _scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,4 @@
-"""Start private MariaDB and Redis processes for tests: temp data dirs, unix sockets only.
-
-MariaDB keeps its data in memory (/dev/shm, when the machine has it): the tests' schema
-changes, one database per test, then cost no disk flushes. Nothing of it outlives the
-session, and no test of this server is about durability (the stack's own MariaDB, which
-the stack and reliability tests kill, keeps its data on disk)."""
+"""Start private MariaDB and Redis processes for tests: temp data dirs, unix sockets only."""
 
 from __future__ import annotations
 
@@ -15,8 +10,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-
-SHM = "/dev/shm"
+from pathlib import Path
 
 
 def _find(name: str) -> str:
@@ -65,26 +59,14 @@ class Process:
 
 
 class MariaDB(Process):
-    def stop(self) -> None:
-        super().stop()
-        shutil.rmtree(self.datadir, ignore_errors=True)
-
     def dsn(self, database: str) -> str:
         """The DSN format the app server reads (SHILLINGS_MYSQL_DSN)."""
         return f"mysql://root@localhost/{database}?unix_socket={self.socket}"
 
 
-def _datadir(root: str) -> str:
-    """A new directory on a tmpfs when there is a writable one; else one under ``root``."""
-    if os.path.isdir(SHM) and os.access(SHM, os.W_OK):
-        return tempfile.mkdtemp(prefix="shl-db-", dir=SHM)
-    return os.path.join(root, "mysql")
-
-
 def start_mariadb(root: str) -> MariaDB:
-    """Initialise a data dir in memory (else under ``root``) and start mariadbd on a unix
-    socket under ``root``, no TCP."""
-    datadir = _datadir(root)
+    """Initialise a data dir under ``root`` and start mariadbd on a unix socket, no TCP."""
+    datadir = os.path.join(root, "mysql")
     sock = os.path.join(root, "mysqld.sock")
     log = os.path.join(root, "mysqld.log")
     install = [
@@ -158,3 +140,23 @@ def start_redis(root: str) -> Process:
     )
     _wait_for_socket(sock, proc, "redis-server", log)
     return Process(proc=proc, socket=sock, datadir=datadir, log=log)
+
+
+SHM = Path("/dev/shm")
+
+
+def use_memory_for_scratch() -> str | None:
+    """Make a new directory on the tmpfs /dev/shm (when the machine has a writable one) the
+    temp dir of this process (``tempfile``) and of its children (``TMPDIR``); return it.
+
+    Everything the tests write then stays in memory: the private MariaDB's data dir (one
+    database per test), the stacks' var dirs (MariaDB, logs, sockets), ``tmp_path``. Their
+    schema changes and commits cost no disk flush. A ``kill -9`` keeps a killed process's
+    writes on a tmpfs as on a disk (the kernel holds them), so the crash scenarios test the
+    same thing; only a host crash differs, which no test makes."""
+    if not (SHM.is_dir() and os.access(SHM, os.W_OK)):
+        return None
+    scratch = tempfile.mkdtemp(prefix="shl-tmp-", dir=SHM)
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+    return scratch
