@@ -3,10 +3,13 @@
 
     cluster.py start    3 MariaDB Galera nodes, a Redis primary and replica with 3
                         sentinels, 2 app servers (each on its own Galera node, mutual TLS
-                        on 127.0.0.1), web processes and nginx; returns once /healthz
-                        answers 200 through nginx (after a failed start: `stop`)
+                        on 127.0.0.1), webhook delivery workers (all on the third node),
+                        web processes and nginx; returns once /healthz answers 200 through
+                        nginx and every delivery worker its metrics (after a failed start:
+                        `stop`)
     cluster.py stop     shut all of it down; leave no process behind
-    cluster.py status   supervisorctl status, each Galera node's state, /healthz
+    cluster.py status   supervisorctl status, each Galera node's state, /healthz, each
+                        delivery worker's metrics port
     cluster.py ctl ARGS supervisorctl -c <this cluster's config> ARGS
 
 Everything listens on 127.0.0.1 only. Ports are SHILLINGS_CLUSTER_PORT_BASE (13300) plus an
@@ -22,6 +25,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import xmlrpc.client
 from pathlib import Path
 
@@ -41,8 +46,9 @@ from cluster_render import (
 
 from shillings_stack.cli import cmd_ctl
 from shillings_stack.config import ROOT, VENV_BIN, StackError, find_binary
-from shillings_stack.health import healthz, print_log_tail, wait_ready
+from shillings_stack.health import healthz, print_log_tail, wait_ready, wait_until
 from shillings_stack.lifecycle import (
+    check_bind,
     check_port_free,
     cmd_stop,
     ensure_jwt_secret,
@@ -159,6 +165,23 @@ def wait_sentinels(cfg: ClusterConfig, deadline: float) -> None:
         time.sleep(0.5)
 
 
+def hooks_metrics(cfg: ClusterConfig, n: int) -> int:
+    """Status code of delivery worker ``n``'s ``GET /metrics`` (0: no answer)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    url = f"http://127.0.0.1:{cfg.hooks_metrics_port(n)}/metrics"
+    try:
+        with opener.open(url, timeout=2.0) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+def hooks_healthy(cfg: ClusterConfig) -> bool:
+    return all(hooks_metrics(cfg, n) == 200 for n in range(cfg.hooks_procs))
+
+
 def start_node(cfg: ClusterConfig, n: int) -> None:
     try:
         rpc(cfg.stack()).startProcess(f"galera_{n}:galera_{n}", False)
@@ -175,6 +198,9 @@ def prepare(cfg: ClusterConfig) -> Path:
     if removed:
         print(f"cluster: removed leftovers of an unclean stop: {', '.join(removed)}")
     check_port_free(st)
+    for n in range(cfg.hooks_procs):
+        hint = "set SHILLINGS_CLUSTER_PORT_BASE to a free range"
+        check_bind("127.0.0.1", cfg.hooks_metrics_port(n), hint)
     make_dirs(st)
     for n in NODES:
         cfg.node_dir(n).mkdir(parents=True, exist_ok=True)
@@ -227,8 +253,17 @@ def cmd_start(cfg: ClusterConfig) -> int:
     subprocess.run([str(VENV_BIN / "shillings-app"), "migrate"], env=migrate_env, check=True)
     for n in APPS:
         rpc(st).startProcess(f"app:app_{n:02d}", False)
+    for name in cfg.hooks_programs:
+        rpc(st).startProcess(name, False)
     wait_sentinels(cfg, began + cfg.start_timeout)
-    if not wait_ready(st):
+    try:
+        ready = wait_ready(st)
+        if ready:
+            wait_until(st, cfg.hooks_programs, lambda: hooks_healthy(cfg))
+    except StackError as e:
+        print(f"cluster: delivery workers: {e}", file=sys.stderr)
+        ready = False
+    if not ready:
         print_status(st)
         print(f"cluster: not ready; logs in {cfg.var / 'log'} (`make cluster-stop`)")
         return 1
@@ -247,7 +282,11 @@ def cmd_status(cfg: ClusterConfig) -> int:
         print(f"galera node{n} (127.0.0.1:{cfg.mysql_port(n)}): {node_state(cfg, n)}")
     code, body = healthz(st)
     print(f"{st.url}/healthz: {code or 'unreachable'} {body.strip()}")
-    return 0 if code == 200 else 1
+    hooks = [hooks_metrics(cfg, n) for n in range(cfg.hooks_procs)]
+    for n, answer in enumerate(hooks):
+        port = cfg.hooks_metrics_port(n)
+        print(f"hooks_{n:02d} metrics (127.0.0.1:{port}/metrics): {answer or 'unreachable'}")
+    return 0 if code == 200 and all(answer == 200 for answer in hooks) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,10 @@ NODES = (1, 2, 3)
 APPS = (0, 1)
 REDIS = (1, 2)
 SENTINELS = (1, 2, 3)
+HOOKS_NODE = 3
+"""The Galera node every webhook delivery worker works against (no app server does): their
+FOR UPDATE SKIP LOCKED claims are row locks of one node, so workers on two nodes racing for a
+delivery would meet only at certification (docker-compose.cluster.yml does the same)."""
 MASTER_NAME = "shillings"
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 PACKAGES = {
@@ -32,6 +36,7 @@ class ClusterConfig:
     port_base: int = 13300
     http_port: int = 8090
     web_procs: int = 2
+    hooks_procs: int = 2
     buffer_pool: str = "32M"
     start_timeout: float = 240.0
 
@@ -44,6 +49,7 @@ class ClusterConfig:
             port_base=env_int(env, "SHILLINGS_CLUSTER_PORT_BASE", 13300, 1024, 65400),
             http_port=env_int(env, "SHILLINGS_HTTP_PORT", 8090, 1, 65535),
             web_procs=env_int(env, "WEB_PROCS", 2, 1, 16),
+            hooks_procs=env_int(env, "HOOKS_PROCS", 2, 0, 9),
             start_timeout=float(env_int(env, "SHILLINGS_START_TIMEOUT", 240, 30, 3600)),
         )
 
@@ -68,6 +74,15 @@ class ClusterConfig:
 
     def sentinel_port(self, n: int) -> int:
         return self.port_base + 70 + n
+
+    def hooks_metrics_port(self, n: int) -> int:
+        """Where delivery worker ``n`` serves its metrics (``GET /metrics``)."""
+        return self.port_base + 80 + n
+
+    @property
+    def hooks_programs(self) -> list[str]:
+        """The delivery workers' supervisord names (``hooks:hooks_00``, ...)."""
+        return [f"hooks:hooks_{n:02d}" for n in range(self.hooks_procs)]
 
     @property
     def sentinels(self) -> str:
@@ -99,12 +114,14 @@ class ClusterConfig:
         )
 
     def stack(self) -> StackConfig:
-        """The part scripts/stack.py renders: Redis, web processes, nginx."""
+        """The part scripts/stack.py renders: web processes and nginx (the cluster renders
+        its own Redis, app servers and delivery workers)."""
         apps = ",".join(self.app_client(n) for n in APPS)
         return StackConfig(
             var=self.var,
             web_procs=self.web_procs,
             app_procs=0,
+            hooks_procs=0,
             http_port=self.http_port,
             access_log=str(self.var / "log" / "nginx-access.log"),
             mysql_dsn=self.dsn(1),
@@ -175,7 +192,17 @@ sentinel parallel-syncs {MASTER_NAME} 1
 """
 
 
-def _section(name: str, command: str, env: dict[str, str], priority: int, log: Path) -> str:
+def _section(
+    name: str, command: str, env: dict[str, str], priority: int, log: Path, own_log: bool = False
+) -> str:
+    """A program started by `start` (not by supervisord). With ``own_log`` (app servers and
+    delivery workers) the process writes ``<name>.log`` itself (``--log-file``, as in
+    shillings_stack.render); supervisord keeps only what else reaches its stdout or stderr
+    (a start-up error, a crash) in ``<name>.stdout.log``."""
+    logfile = log / f"{name}.log"
+    if own_log:
+        command = f"{command} --log-file {logfile}"
+        logfile = log / f"{name}.stdout.log"
     return f"""
 [program:{name}]
 command = {command}
@@ -191,14 +218,14 @@ stopwaitsecs = 60
 redirect_stderr = true
 stopasgroup = true
 killasgroup = true
-stdout_logfile = {log / f"{name}.log"}
+stdout_logfile = {logfile}
 stdout_logfile_maxbytes = 20MB
 stdout_logfile_backups = 3"""
 
 
 def render_programs(cfg: ClusterConfig) -> str:
-    """stack.py's Redis, web and nginx sections, plus the Galera nodes and app servers
-    (started in order by `start`, not by supervisord)."""
+    """stack.py's web and nginx sections, plus the Galera nodes, Redis nodes, sentinels, app
+    servers and delivery workers (started in order by `start`, not by supervisord)."""
     log = cfg.var / "log"
     parts = [render_stack_programs(cfg.stack())]
     script = ROOT / "scripts" / "galera_node.sh"
@@ -226,6 +253,19 @@ def render_programs(cfg: ClusterConfig) -> str:
             "SHILLINGS_MYSQL_DSN": cfg.dsn(cfg.app_node(n)),
             "SHILLINGS_DB_SYNC_WAIT": "1",
         }
-        parts.append(_section(f"app_{n:02d}", f"{VENV_BIN / 'shillings-app'} serve", env, 20, log))
+        command = f"{VENV_BIN / 'shillings-app'} serve"
+        parts.append(_section(f"app_{n:02d}", command, env, 20, log, own_log=True))
     parts.append(f"\n[group:app]\nprograms = {','.join(f'app_{n:02d}' for n in APPS)}\n")
+    for n in range(cfg.hooks_procs):
+        env = {
+            "SHILLINGS_VAR": str(cfg.var),
+            "SHILLINGS_MYSQL_DSN": cfg.dsn(HOOKS_NODE),
+            "SHILLINGS_DB_SYNC_WAIT": "1",
+            "SHILLINGS_METRICS_LISTEN": f"tcp:{cfg.hooks_metrics_port(n)}:interface=127.0.0.1",
+        }
+        command = f"{VENV_BIN / 'shillings-app'} hooks"
+        parts.append(_section(f"hooks_{n:02d}", command, env, 25, log, own_log=True))
+    if cfg.hooks_procs:
+        names = ",".join(p.split(":")[1] for p in cfg.hooks_programs)
+        parts.append(f"\n[group:hooks]\nprograms = {names}\n")
     return "\n".join(parts)

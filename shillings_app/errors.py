@@ -82,6 +82,11 @@ class PasswordsBusy(AppError):
     retry_after = 1
 
 
+class ResolutionsBusy(AppError):
+    code, reason, message = 503, "unavailable", "too many webhook host name resolutions in progress"
+    retry_after = 1
+
+
 class HoldNotFound(AppError):
     code, reason, message = 404, "hold_not_found", "no such hold of which you are the receiver"
 

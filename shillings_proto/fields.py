@@ -136,7 +136,9 @@ _PUBLIC_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 
 
 def public_id(value: str) -> str | None:
-    """The canonical (lower-case, hyphenated) form of a UUID naming an object, e.g. a
-    transaction; None when ``value`` is not one, so no object has that id."""
+    """The canonical (lower-case, hyphenated) form of a UUID naming an object (a
+    transaction, a hold, a webhook endpoint), given in either case (UUIDs are
+    case-insensitive on input, RFC 9562); None when ``value`` is not one, so no object has
+    that id. The one rule of every id a request names."""
     lowered = value.lower()
     return lowered if _PUBLIC_ID_RE.fullmatch(lowered) else None

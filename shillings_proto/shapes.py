@@ -48,6 +48,9 @@ def hold_json(hold: pb.Hold) -> dict[str, Any]:
         "expires_at": hold.expires_at,
         "created_at": hold.created_at,
         "updated_at": hold.updated_at,
+        "capture_transaction_id": (
+            hold.capture_transaction_id if hold.HasField("capture_transaction_id") else None
+        ),
     }
 
 

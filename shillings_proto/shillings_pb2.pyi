@@ -123,7 +123,7 @@ class Transaction(_message.Message):
     def __init__(self, transaction_id: _Optional[str] = ..., sender_email: _Optional[str] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., created_at: _Optional[str] = ..., kind: _Optional[str] = ..., hold_id: _Optional[str] = ..., refund_of: _Optional[str] = ..., refunded_amount: _Optional[int] = ...) -> None: ...
 
 class Hold(_message.Message):
-    __slots__ = ("hold_id", "payer_email", "receiver_email", "amount", "captured_amount", "state", "expires_at", "created_at", "updated_at")
+    __slots__ = ("hold_id", "payer_email", "receiver_email", "amount", "captured_amount", "state", "expires_at", "created_at", "updated_at", "capture_transaction_id")
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     PAYER_EMAIL_FIELD_NUMBER: _ClassVar[int]
     RECEIVER_EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class Hold(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     hold_id: str
     payer_email: str
     receiver_email: str
@@ -142,7 +143,8 @@ class Hold(_message.Message):
     expires_at: str
     created_at: str
     updated_at: str
-    def __init__(self, hold_id: _Optional[str] = ..., payer_email: _Optional[str] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., captured_amount: _Optional[int] = ..., state: _Optional[str] = ..., expires_at: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    capture_transaction_id: str
+    def __init__(self, hold_id: _Optional[str] = ..., payer_email: _Optional[str] = ..., receiver_email: _Optional[str] = ..., amount: _Optional[int] = ..., captured_amount: _Optional[int] = ..., state: _Optional[str] = ..., expires_at: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., capture_transaction_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("event_id", "type", "created_at", "data_json")
@@ -281,14 +283,16 @@ class TopupResponse(_message.Message):
     def __init__(self, transaction_id: _Optional[str] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class TransactionsRequest(_message.Message):
-    __slots__ = ("auth", "limit", "cursor")
+    __slots__ = ("auth", "limit", "cursor", "hold_id")
     AUTH_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     auth: Auth
     limit: int
     cursor: str
-    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    hold_id: str
+    def __init__(self, auth: _Optional[_Union[Auth, _Mapping]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., hold_id: _Optional[str] = ...) -> None: ...
 
 class TransactionsResponse(_message.Message):
     __slots__ = ("transactions", "next_cursor")

@@ -58,17 +58,30 @@ def ensure_webhook_key(cfg: StackConfig) -> None:
 
 
 def check_port_free(cfg: StackConfig) -> None:
-    """Fail early, with a clear message, when nginx's address is taken."""
-    family = socket.AF_INET6 if ":" in cfg.http_host else socket.AF_INET
+    """Fail early, with a clear message, when nginx's address or a metrics port is taken (a
+    metrics listener would only log that and retry, while whatever holds its port, such as
+    another stack on this machine, answers its scrapes)."""
+    check_bind(cfg.http_host, cfg.http_port, "set SHILLINGS_HTTP_PORT to a free port")
+    for kind in ("app", "web", "hooks"):
+        for target in cfg.metrics_targets(kind):
+            port = int(target.rsplit(":", 1)[1])
+            check_bind(
+                cfg.metrics_host,
+                port,
+                "set SHILLINGS_METRICS_PORT_BASE to another multiple of 100 (0: no metrics"
+                " listeners)",
+            )
+
+
+def check_bind(host: str, port: int, hint: str) -> None:
+    """Raise a ``StackError`` ending in ``hint`` when ``host:port`` cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((cfg.http_host, cfg.http_port))
+            s.bind((host, port))
         except OSError as e:
-            raise StackError(
-                f"cannot listen on {cfg.http_host}:{cfg.http_port} ({e.strerror}); "
-                "set SHILLINGS_HTTP_PORT to a free port"
-            ) from None
+            raise StackError(f"cannot listen on {host}:{port} ({e.strerror}); {hint}") from None
 
 
 def prepare(cfg: StackConfig) -> Path:

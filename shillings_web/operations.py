@@ -101,7 +101,7 @@ OPERATIONS = {
         lambda r: (r.refund.refund.receiver_email,),  # the original sender, credited
     ),
     "transactions": Operation(
-        "/v1/transactions", "GET", pb.TXQ, "transactions", lambda r: validation.page(r.args)
+        "/v1/transactions", "GET", pb.TXQ, "transactions", lambda r: validation.transactions(r.args)
     ),
     "hold": Operation("/v1/holds", "POST", pb.HLD, "hold", _posted(validation.hold), _caller),
     "capture": Operation(

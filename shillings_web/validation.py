@@ -228,11 +228,12 @@ def hold(body: bytes) -> pb.HoldRequest:
 
 
 def _hold_id(value: str) -> str:
-    """A hold id from the path: a UUID in its canonical form (``fields.public_id``, as
-    given), else no hold has it (404)."""
-    if fields.public_id(value) == value:
-        return value
-    raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    """A hold id from the path in its canonical form (``fields.public_id``: either case),
+    else no hold has it (404)."""
+    canonical = fields.public_id(value)
+    if canonical is None:
+        raise ApiError(404, "hold_not_found", "no such hold of which you are the receiver")
+    return canonical
 
 
 def capture(body: bytes, hold_id: str) -> pb.CaptureRequest:
@@ -280,6 +281,20 @@ def page(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
     """``limit`` (1-100, default 20) and ``cursor`` from the query string."""
     limit, cursor = _limit_and_cursor(args)
     return pb.TransactionsRequest(limit=limit, cursor=cursor)
+
+
+def transactions(args: dict[bytes, list[bytes]]) -> pb.TransactionsRequest:
+    """``page`` and an optional ``hold_id`` (a UUID, either case: only that hold's
+    capture)."""
+    listing = page(args)
+    given = _single(args, b"hold_id")
+    if given is None:
+        return listing
+    hold_id = fields.public_id(given)
+    if hold_id is None:
+        raise invalid_request("hold_id must be a hold's id (a UUID)")
+    listing.hold_id = hold_id
+    return listing
 
 
 def events(args: dict[bytes, list[bytes]]) -> pb.EventsRequest:

@@ -74,11 +74,13 @@ def refund(
     )
 
 
-def transactions(user_id: int, token_id: str, limit: int, cursor: str = "") -> pb.Request:
+def transactions(
+    user_id: int, token_id: str, limit: int, cursor: str = "", hold_id: str = ""
+) -> pb.Request:
     return pb.Request(
         command=pb.TXQ,
         transactions=pb.TransactionsRequest(
-            auth=_auth(user_id, token_id), limit=limit, cursor=cursor
+            auth=_auth(user_id, token_id), limit=limit, cursor=cursor, hold_id=hold_id
         ),
     )
 

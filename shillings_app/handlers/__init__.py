@@ -13,12 +13,14 @@ from shillings_app.config import AppConfig
 from shillings_app.passwords import PasswordHasher
 from shillings_app.storage import Database, DataStore
 from shillings_app.tokens import TokenIssuer
+from shillings_app.webhooks.resolver import Resolver
 from shillings_proto import pb
 
 
 @dataclass
 class Context:
-    """What handlers need: configuration, storage, password hashing, tokens, a clock."""
+    """What handlers need: configuration, storage, password hashing, tokens, a clock, a
+    host name resolver."""
 
     config: AppConfig
     store: DataStore
@@ -27,6 +29,11 @@ class Context:
     clock: IReactorTime
     batchers: dict[str, Batcher[Any]] = field(default_factory=dict)
     """The group-commit batcher of each operation that has one, by name."""
+    resolver: Resolver = field(init=False)
+    """Webhook host names are resolved in its own threads, never the reactor's."""
+
+    def __post_init__(self) -> None:
+        self.resolver = Resolver(self.clock)
 
     @property
     def db(self) -> Database:

@@ -92,6 +92,7 @@ def hold_message(hold: HoldRecord) -> pb.Hold:
         expires_at=rfc3339(hold.expires_at),
         created_at=rfc3339(hold.created_at),
         updated_at=rfc3339(hold.updated_at),
+        capture_transaction_id=hold.capture_transaction_id,
     )
 
 

@@ -59,7 +59,7 @@ def hold_capture_txn(
         at=at,
         hold_id=hold.hold_id,
     )
-    hold = holds.settle(txn, hold, "captured", captured, at)
+    hold = holds.settle(txn, hold, "captured", at, captured, transaction_id)
     events.emit(txn, hold_events(hold, "hold.captured"), at)
     result = MoneyResult(transaction_id, 0, hold_id=hold.hold_id)
     idempotency.remember(txn, receiver_id, idem, result)

@@ -103,4 +103,10 @@ def hold_create_txn(
 def as_created(hold: HoldRecord) -> HoldRecord:
     """The hold as its creation answered it (a replay answers the same, whatever became of
     the hold since)."""
-    return replace(hold, state="held", captured_amount=0, updated_at=hold.created_at)
+    return replace(
+        hold,
+        state="held",
+        captured_amount=0,
+        updated_at=hold.created_at,
+        capture_transaction_id=None,
+    )

@@ -35,7 +35,7 @@ def hold_void_txn(
     if isinstance(change, MoneyResult):
         return holds.hold_by_id(txn, hold_id), change
     at = change.at
-    hold = holds.settle(txn, change.hold, "voided", 0, at)
+    hold = holds.settle(txn, change.hold, "voided", at)
     events.emit(txn, hold_events(hold, "hold.voided"), at)
     result = MoneyResult("", 0, hold_id=hold.hold_id)
     idempotency.remember(txn, receiver_id, idem, result)

@@ -57,11 +57,12 @@ def idempotency_key(key: str, command: str, *parts: object) -> IdempotencyKey | 
 
 
 def hold_id(value: str) -> str:
-    """A hold id: a UUID in its canonical form (``fields.public_id``, as given); anything
-    else names no hold."""
-    if fields.public_id(value) != value:
+    """A hold id in its canonical form (``fields.public_id``: either case); anything else
+    names no hold."""
+    canonical = fields.public_id(value)
+    if canonical is None:
         raise HoldNotFound()
-    return value
+    return canonical
 
 
 def page_limit(value: int) -> int:

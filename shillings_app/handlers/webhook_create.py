@@ -1,6 +1,8 @@
 """WHC: register a webhook endpoint. Its URL must lead only to addresses the allow list
 permits; at most ``MAX_WEBHOOKS`` per user; its secret is made here, stored sealed, and
-shown only in this answer (and in a replay of its idempotency key, unsealed for it)."""
+shown only in this answer (and in a replay of its idempotency key, unsealed for it). A
+used key is answered before the URL is vetted again: a replay does not depend on what DNS
+or the allow list say now."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from shillings_app.errors import (
     AppError,
     InvalidRequest,
     InvalidUrl,
+    ResolutionsBusy,
     TooManyWebhooks,
     Unauthenticated,
 )
@@ -25,6 +28,7 @@ from shillings_app.storage import RequestScope, idempotency, money, webhooks
 from shillings_app.storage.auth import authenticated
 from shillings_app.storage.records import IdempotencyKey
 from shillings_app.storage.webhooks import MAX_WEBHOOKS, WebhookRecord
+from shillings_app.webhooks.resolver import ResolverBusy
 from shillings_app.webhooks.secrets import new_secret, seal, unseal
 from shillings_app.webhooks.urls import BadUrl, target
 from shillings_proto import pb
@@ -53,26 +57,31 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
     key = ctx.config.webhook_key
     if key is None:
         raise AppError("webhooks are not configured on this server (SHILLINGS_WEBHOOK_KEY)")
-    try:
-        await target(body.url, ctx.config.webhook_allow, ctx.clock)
-    except BadUrl as e:
-        log.info("webhook url refused for user {user_id}: {why}", user_id=user_id, why=str(e))
-        raise InvalidUrl(str(e)) from None
     idem = validation.idempotency_key(body.idempotency_key, "WHC", body.url, *types)
-    webhook_id = str(uuid.uuid4())
-    secret = new_secret()
-    created = await ctx.db.run(
-        "webhook_create",
-        create_txn,
-        user_id,
-        token_id,
-        webhook_id,
-        body.url,
-        types,
-        seal(secret, key, webhook_id),
-        idem,
-        scope=scope,
-    )
+    created: Created | None = None
+    secret = ""
+    if idem is not None:
+        # A replay answers what the first use answered, whatever the URL's host resolves
+        # to now or the allow list says now: the key is read before the URL is vetted.
+        created = await ctx.db.run(
+            "webhook_replay", replay_txn, user_id, token_id, idem, scope=scope
+        )
+    if created is None:
+        await vet(ctx, body.url, user_id)
+        webhook_id = str(uuid.uuid4())
+        secret = new_secret()
+        created = await ctx.db.run(
+            "webhook_create",
+            create_txn,
+            user_id,
+            token_id,
+            webhook_id,
+            body.url,
+            types,
+            seal(secret, key, webhook_id),
+            idem,
+            scope=scope,
+        )
     webhook = created.webhook
     if created.replayed:
         secret = unseal(webhook.secret_sealed, key, webhook.webhook_id)
@@ -80,6 +89,24 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
         status=status(201, replayed=created.replayed),
         webhook_create=pb.WebhookCreateResponse(webhook=webhook_message(webhook, secret)),
     )
+
+
+async def vet(ctx: Context, url: str, user_id: int) -> None:
+    """``InvalidUrl`` unless ``url`` has an acceptable form and leads only to addresses the
+    allow list permits (its host resolved by ``ctx.resolver``)."""
+    try:
+        await target(url, ctx.config.webhook_allow, ctx.resolver)
+    except BadUrl as e:
+        log.info("webhook url refused for user {user_id}: {why}", user_id=user_id, why=str(e))
+        raise InvalidUrl(str(e)) from None
+    except ResolverBusy:
+        raise ResolutionsBusy() from None
+
+
+def replay_txn(txn: Any, user_id: int, token_id: str, idem: IdempotencyKey) -> Created | None:
+    """The endpoint an earlier use of ``idem`` created (None: the key is unused;
+    ``IdempotencyKeyReused``: it was used for another request)."""
+    return _earlier(txn, user_id, token_id, idem)
 
 
 def create_txn(
@@ -94,12 +121,9 @@ def create_txn(
 ) -> Created:
     """The lookup (token, key), the user's row locked (so concurrent registrations count
     one after another and a sixth cannot slip in), the count, the row (and the key)."""
-    txn.execute(money.TOPUP_LOOKUP, (token_id, user_id, idempotency.key_of(idem)))
-    revoked, *stored = txn.fetchone()
-    authenticated(True, revoked)
-    earlier = idempotency.replayed_id(idem, tuple(stored))
+    earlier = _earlier(txn, user_id, token_id, idem)
     if earlier is not None:
-        return _replayed(txn, user_id, earlier)
+        return earlier
     balance = webhooks.lock_user(txn, user_id)
     if balance is None:
         raise Unauthenticated()
@@ -121,6 +145,15 @@ def create_txn(
     )
     idempotency.remember_created(txn, user_id, idem, webhook_id, balance, 201)
     return Created(record)
+
+
+def _earlier(txn: Any, user_id: int, token_id: str, idem: IdempotencyKey | None) -> Created | None:
+    """The lookup: the token checked, then what an earlier use of ``idem`` created."""
+    txn.execute(money.TOPUP_LOOKUP, (token_id, user_id, idempotency.key_of(idem)))
+    revoked, *stored = txn.fetchone()
+    authenticated(True, revoked)
+    earlier = idempotency.replayed_id(idem, tuple(stored))
+    return None if earlier is None else _replayed(txn, user_id, earlier)
 
 
 def _replayed(txn: Any, user_id: int, webhook_id: str) -> Created:

@@ -3,7 +3,6 @@ endpoint's delivery attempts, newest first with an opaque keyset cursor."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shillings_app.errors import WebhookNotFound
@@ -12,9 +11,7 @@ from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage import RequestScope, webhooks
 from shillings_app.storage.auth import authenticate
 from shillings_app.storage.webhooks import AttemptRecord, WebhookRecord
-from shillings_proto import pb
-
-_WEBHOOK_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+from shillings_proto import fields, pb
 
 
 def webhook_message(record: WebhookRecord, secret: str = "") -> pb.Webhook:
@@ -30,10 +27,12 @@ def webhook_message(record: WebhookRecord, secret: str = "") -> pb.Webhook:
 
 
 def webhook_id(value: str) -> str:
-    """``value`` if it can name an endpoint (a UUID); else ``WebhookNotFound`` at once."""
-    if not _WEBHOOK_ID_RE.match(value):
+    """An endpoint id in its canonical form (``fields.public_id``: either case); else
+    ``WebhookNotFound`` at once."""
+    canonical = fields.public_id(value)
+    if canonical is None:
         raise WebhookNotFound()
-    return value
+    return canonical
 
 
 async def list_(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.Response:
@@ -80,6 +79,7 @@ async def deliveries(ctx: Context, request: pb.Request, scope: RequestScope) -> 
         limit=body.limit,
         cursor=body.cursor,
         scope=scope,
+        within=target,
     )
     return pb.Response(
         status=status(),

@@ -21,7 +21,12 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, w
 from twisted.internet.error import ConnectError, ConnectionRefusedError, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -29,6 +34,7 @@ from zope.interface import implementer
 from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage.deliveries import Claimed, Outcome
 from shillings_app.webhooks.allow import Allow, IPAddress
+from shillings_app.webhooks.resolver import THREADS, Resolver
 from shillings_app.webhooks.urls import BadUrl, target
 from shillings_proto import pb, shapes
 
@@ -103,17 +109,26 @@ def describe(error: BaseException, timeout: float) -> str:
     return f"{type(error).__name__}: {error}"[:255]
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """Twisted's HTTP client factory without its "Starting factory" and "Stopping factory"
+    log lines (two per connection to an endpoint)."""
+
+    noisy = False
+
+
 class Sender:
     """Sends deliveries; keeps connections to endpoints open between them."""
 
     def __init__(self, reactor: Any, allow: Allow, timeout: float, concurrency: int) -> None:
         self._reactor = reactor
         self._allow = allow
+        self._resolver = Resolver(reactor, threads=min(concurrency, THREADS), queue=concurrency)
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = concurrency
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
+        self._pool._factory = _QuietClientFactory  # no log line per connection opened
         self._cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
 
     async def send(self, claimed: Claimed, secret: str) -> Outcome:
@@ -130,7 +145,7 @@ class Sender:
         return Outcome(status, error[:255], int((time.monotonic() - started) * 1000))
 
     async def _post(self, claimed: Claimed, secret: str) -> tuple[int, str]:
-        vetted = await target(claimed.url, self._allow, self._reactor)
+        vetted = await target(claimed.url, self._allow, self._resolver)
         agent = Agent.usingEndpointFactory(
             self._reactor,
             _Pinned(self._reactor, vetted.addresses[0], self.timeout),

@@ -39,7 +39,8 @@ EFFECTIVE_STATE = "IF(h.state = 'held' AND h.expires_at <= UTC_TIMESTAMP(6), 'ex
 
 _COLUMNS = (
     "h.id, h.hold_id, h.payer_id, h.payer_email, h.receiver_id, h.receiver_email, h.amount,"
-    f" h.captured_amount, {EFFECTIVE_STATE}, h.expires_at, h.created_at, h.updated_at"
+    f" h.captured_amount, {EFFECTIVE_STATE}, h.expires_at, h.created_at, h.updated_at,"
+    " h.capture_transaction_id"
 )
 
 
@@ -59,12 +60,14 @@ class HoldRecord:
     expires_at: datetime
     created_at: datetime
     updated_at: datetime
+    capture_transaction_id: str | None = None
+    """The capture's ledger row, once captured (migration 0007)."""
 
 
 def _record(row: tuple[Any, ...]) -> HoldRecord:
     return HoldRecord(
         int(row[0]), row[1], int(row[2]), row[3], int(row[4]), row[5], int(row[6]),
-        int(row[7]), row[8], row[9], row[10], row[11],
+        int(row[7]), row[8], row[9], row[10], row[11], row[12],
     )  # fmt: skip
 
 
@@ -163,13 +166,22 @@ def _settled_by_this_key(txn: Any, receiver_id: int, idem: IdempotencyKey | None
     return replayed
 
 
-def settle(txn: Any, hold: HoldRecord, state: str, captured: int, at: datetime) -> HoldRecord:
-    """Move a locked active hold to ``state`` (captured or voided); the hold after it."""
+def settle(
+    txn: Any,
+    hold: HoldRecord,
+    state: str,
+    at: datetime,
+    captured: int = 0,
+    capture_transaction_id: str | None = None,
+) -> HoldRecord:
+    """Move a locked active hold to ``state`` (captured, by the ledger row
+    ``capture_transaction_id``, or voided); the hold after it."""
     txn.execute(
-        "UPDATE holds SET state = %s, captured_amount = %s, updated_at = %s WHERE id = %s",
-        (state, captured, at, hold.id),
+        "UPDATE holds SET state = %s, captured_amount = %s, capture_transaction_id = %s,"
+        " updated_at = %s WHERE id = %s",
+        (state, captured, capture_transaction_id, at, hold.id),
     )
-    return mark(hold, state, at, captured)
+    return replace(mark(hold, state, at, captured), capture_transaction_id=capture_transaction_id)
 
 
 def mark(hold: HoldRecord, state: str, at: datetime, captured: int = 0) -> HoldRecord:

@@ -5,11 +5,9 @@ must not become an open proxy into the operator's own network (SSRF)."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
-from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
+from shillings_app.webhooks.resolver import Resolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,24 +91,17 @@ def parse_allow(text: str) -> Allow:
     return Allow(public, tuple(networks))
 
 
-async def resolve(host: str, reactor: Any) -> list[IPAddress]:
+async def resolve(host: str, resolver: Resolver) -> list[IPAddress]:
     """The addresses ``host`` (a name or an address literal) resolves to, in order, without
-    duplicates; getaddrinfo runs in the reactor's thread pool. ``NotPermitted`` when it does
-    not resolve."""
+    duplicates; names are resolved by ``resolver`` (its own threads). ``NotPermitted`` when
+    it does not resolve; ``ResolverBusy`` when too many resolutions are in progress."""
     literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return [ipaddress.ip_address(literal)]
     except ValueError:
         pass
     try:
-        infos = await deferToThreadPool(
-            reactor,
-            reactor.getThreadPool(),
-            socket.getaddrinfo,
-            host,
-            None,
-            type=socket.SOCK_STREAM,
-        )
+        infos = await resolver.getaddrinfo(host)
     except (OSError, UnicodeError) as e:
         raise NotPermitted(f"host {host!r} does not resolve ({e})") from None
     found: dict[IPAddress, None] = {}
@@ -119,10 +110,10 @@ async def resolve(host: str, reactor: Any) -> list[IPAddress]:
     return list(found)
 
 
-async def permitted_addresses(host: str, allow: Allow, reactor: Any) -> list[IPAddress]:
+async def permitted_addresses(host: str, allow: Allow, resolver: Resolver) -> list[IPAddress]:
     """``resolve(host)`` if the allow list permits every address it resolves to (a name with
     one refused address is refused: the client picks among them); else ``NotPermitted``."""
-    addresses = await resolve(host, reactor)
+    addresses = await resolve(host, resolver)
     if not addresses:
         raise NotPermitted(f"host {host!r} does not resolve")
     if not all(allow.permits(ip) for ip in addresses):

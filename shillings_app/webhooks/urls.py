@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from shillings_app.webhooks.allow import Allow, IPAddress, NotPermitted, permitted_addresses
+from shillings_app.webhooks.resolver import Resolver
 
 MAX_URL = 2048
 SCHEMES = ("http", "https")
@@ -67,12 +67,12 @@ def parse_url(url: str) -> tuple[str, int]:
     return host, port or (443 if parts.scheme.lower() == "https" else 80)
 
 
-async def target(url: str, allow: Allow, reactor: Any) -> Target:
+async def target(url: str, allow: Allow, resolver: Resolver) -> Target:
     """``url`` checked and its host resolved: ``BadUrl`` for a malformed URL, a host that
     does not resolve, or one that resolves to an address outside ``allow``."""
     host, port = parse_url(url)
     try:
-        addresses = await permitted_addresses(host, allow, reactor)
+        addresses = await permitted_addresses(host, allow, resolver)
     except NotPermitted as e:
         raise BadUrl(str(e)) from None
     return Target(url, host, port, addresses)

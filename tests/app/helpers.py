@@ -102,9 +102,11 @@ class Session:
         assert response.status.code == 200, response.status
         return response.profile.user.balance
 
-    async def transactions(self, limit: int = 0, cursor: str = "") -> pb.Response:
+    async def transactions(
+        self, limit: int = 0, cursor: str = "", hold_id: str = ""
+    ) -> pb.Response:
         return await self.client.call(
-            messages.transactions(self.user_id, self.token_id, limit, cursor)
+            messages.transactions(self.user_id, self.token_id, limit, cursor, hold_id)
         )
 
 

@@ -116,6 +116,8 @@ async def test_partial_capture_moves_that_part_and_releases_the_rest(client, app
     assert _status(response) == (200, "")
     captured = response.capture.hold
     assert (captured.state, captured.captured_amount, captured.amount) == ("captured", 1500, 4000)
+    assert not hold.HasField("capture_transaction_id")
+    assert captured.capture_transaction_id == response.capture.transaction_id
     payer_user, merchant_user = await _user(payer), await _user(merchant)
     assert (payer_user.balance, payer_user.held, payer_user.available) == (8500, 0, 8500)
     assert merchant_user.balance == 1500
@@ -130,6 +132,14 @@ async def test_partial_capture_moves_that_part_and_releases_the_rest(client, app
         (payer.user_id, "hold.captured"),
         (merchant.user_id, "hold.captured"),
     ]
+    datas = [
+        json.loads(d)
+        for t, d in sql(app_server.dsn, "SELECT type, data FROM events WHERE type LIKE 'hold.%%'")
+        if json.loads(d)["hold_id"] == hold.hold_id
+    ]
+    assert [d["capture_transaction_id"] for d in datas] == [None, None] + [
+        response.capture.transaction_id
+    ] * 2
     again = await _capture(client, merchant, hold.hold_id)
     assert _status(again) == (409, "hold_not_active")
 
@@ -225,6 +235,7 @@ async def test_idempotent_replays_answer_what_the_first_answer_said(client, app_
     assert again.hold == first.hold
     capture_again = await _capture(client, merchant, hold_id, 500, key="c-1")
     assert capture_again.status.replayed and capture_again.capture == captured.capture
+    assert captured.capture.hold.capture_transaction_id == captured.capture.transaction_id
     other = await _hold(client, payer, merchant, 2001, idempotency_key="h-1")
     assert _status(other) == (422, "idempotency_key_reused")
     other_capture = await _capture(client, merchant, hold_id, 400, key="c-1")
@@ -274,3 +285,51 @@ async def test_list_filters_by_role_and_state_and_pages_newest_first(client, app
     for bad in (dict(role="x"), dict(state="gone"), dict(limit=101), dict(cursor="zz")):
         response = await client.call(messages.holds(payer.user_id, payer.token_id, **bad))
         assert _status(response) == (400, "invalid_request"), bad
+
+
+@pytest_twisted.ensureDeferred
+async def test_hold_ids_are_read_in_either_case_like_every_id(client, app_server):
+    """The one id rule (``fields.public_id``): a UUID in either case names the same hold, as
+    a transaction id does for a refund; a replay of a key matches across spellings."""
+    payer, merchant = await _pair(client)
+    hold = (await _hold(client, payer, merchant, 1000)).hold.hold
+    first = await _capture(client, merchant, hold.hold_id.upper(), 400, key="cap-case")
+    assert _status(first) == (200, "") and first.capture.hold.hold_id == hold.hold_id
+    again = await _capture(client, merchant, hold.hold_id, 400, key="cap-case")
+    assert _status(again) == (200, "") and again.status.replayed
+    assert again.capture.transaction_id == first.capture.transaction_id
+    other = (await _hold(client, payer, merchant, 100)).hold.hold
+    voided = await _void(client, merchant, other.hold_id.upper())
+    assert _status(voided) == (200, "") and voided.void.hold.hold_id == other.hold_id
+    assert _status(await _void(client, merchant, other.hold_id.upper() + "0")) == (
+        404,
+        "hold_not_found",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_transactions_filtered_by_hold_are_its_capture(client, app_server):
+    payer, merchant = await _pair(client)
+    hold = (await _hold(client, payer, merchant, 900)).hold.hold
+    other = (await _hold(client, payer, merchant, 100)).hold.hold
+    assert (await payer.pay(merchant.email, 5)).status.code == 200
+    assert list((await merchant.transactions(hold_id=hold.hold_id)).transactions.transactions) == []
+    captured = await _capture(client, merchant, hold.hold_id, 700)
+    for who, spelled in ((merchant, hold.hold_id), (payer, hold.hold_id.upper())):
+        listed = await who.transactions(hold_id=spelled)
+        assert listed.status.code == 200, listed.status
+        [tx] = listed.transactions.transactions
+        assert (tx.transaction_id, tx.kind, tx.hold_id, tx.amount) == (
+            captured.capture.transaction_id,
+            "capture",
+            hold.hold_id,
+            700,
+        )
+        assert listed.transactions.next_cursor == ""
+    assert (
+        list((await merchant.transactions(hold_id=other.hold_id)).transactions.transactions) == []
+    )
+    stranger = await new_session(client, "stranger")
+    assert list((await stranger.transactions(hold_id=hold.hold_id)).transactions.transactions) == []
+    bad = await merchant.transactions(hold_id="not-a-hold")
+    assert _status(bad) == (400, "invalid_request") and "hold_id" in bad.status.message

@@ -219,7 +219,7 @@ async def test_peer_that_never_sends_its_handshake_is_dropped(connect, make_serv
 
 @pytest_twisted.ensureDeferred
 async def test_back_pressure_pauses_reading_and_resumes(client, monkeypatch):
-    monkeypatch.setattr("shillings_app.server.MAX_IN_FLIGHT", 4)
+    monkeypatch.setattr("shillings_app.connections.MAX_IN_FLIGHT", 4)
     session = await new_session(client)
     calls = [
         client.call(messages.profile(session.user_id, session.token_id), timeout=20)

@@ -80,7 +80,10 @@ async def test_default_and_maximum_limits(client):
     assert (over.status.code, over.status.reason) == (400, "invalid_request")
 
 
-@pytest.mark.parametrize("cursor", ["garbage!", "dDE6YWJj", "eDE6MTA", "dDE6MA"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage!", "dDE6YWJj", "eDE6MTA", "dDE6MA", "dDE6MTA", "transactions.", "transactions.!"],
+)
 @pytest_twisted.ensureDeferred
 async def test_bad_cursor_is_400(client, cursor):
     session = await new_session(client)

@@ -4,6 +4,7 @@ servers on different nodes, web processes and nginx, in a private var dir and po
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +23,7 @@ from tests.stack.helpers import ROOT, SUPERVISORCTL, clean_env
 PY = str(ROOT / ".venv" / "bin" / "python")
 
 
-def free_port_base(span: int = 80) -> int:
+def free_port_base(span: int = 90) -> int:
     """A base port whose next ``span`` ports are all free on 127.0.0.1."""
     for base in range(20000, 60000, 97):
         socks = []
@@ -74,6 +75,17 @@ class Cluster:
     def pid_of(self, name: str) -> int | None:
         out = self.ctl("pid", name).strip()
         return int(out) if out.isdigit() and int(out) > 0 else None
+
+    def client_pids(self, node: int) -> set[int]:
+        """The processes with a TCP connection to Galera node ``node`` (``ss -p``)."""
+        done = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"dport = :{self.mysql_port(node)}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return {int(pid) for pid in re.findall(r"pid=(\d+)", done.stdout)}
 
     def kill9(self, name: str) -> int:
         """SIGKILL program ``name`` (supervisord restarts it); the pid killed."""
@@ -158,6 +170,9 @@ class Cluster:
             time.sleep(0.1)
         return time.monotonic() - began
 
+    def hooks_metrics_port(self, n: int) -> int:
+        return self.port_base + 80 + n
+
     def log_text(self, name: str) -> str:
         return (self.var / "log" / f"{name}.log").read_text(errors="replace")
 
@@ -172,6 +187,7 @@ def start_cluster(**extra: str) -> Cluster:
         SHILLINGS_HTTP_PORT=str(http),
         SHILLINGS_BCRYPT_COST="4",
         SHILLINGS_SIGNUP_MAX="1000",
+        SHILLINGS_WEBHOOK_ALLOW="127.0.0.0/8",  # the test receiver (tests/cluster/test_hooks.py)
         **extra,
     )
     cluster = Cluster(var=var, port_base=base, port=http, env=env)

@@ -120,7 +120,11 @@ def test_each_app_server_works_against_its_own_node(cluster: Cluster) -> None:
         assert time.monotonic() < deadline, (clients(1), clients(2))
         make_user(cluster.port, f"own-node-{n}@example.com")
         n += 1
-    assert clients(3) == 0
+    # Node 3 serves the delivery workers alone (tests/cluster/test_hooks.py): no app server.
+    apps = {cluster.pid_of(f"app:app_{a:02d}") for a in (0, 1)}
+    assert cluster.client_pids(1) & apps == {cluster.pid_of("app:app_00")}
+    assert cluster.client_pids(2) & apps == {cluster.pid_of("app:app_01")}
+    assert not cluster.client_pids(3) & apps
 
 
 @pytest_twisted.ensureDeferred

@@ -10,6 +10,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import defer
 
+from tests import protocol_requests as messages
 from tests.app.helpers import Session, new_session, sql
 from tests.app.test_webhooks import create, deliveries
 from tests.hooks.conftest import add_webhook, attempts_of, deliveries_of
@@ -236,3 +237,29 @@ async def test_worker_killed_mid_delivery_is_redelivered_same_id(
     assert receiver.bad == []
     assert [got.webhook_id for got in endpoint.got] == [event_id, event_id]
     assert [(a[1], a[2]) for a in attempts_of(dsn, hook)] == [(1, 200)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_hold_captured_delivery_names_the_capture(app_server, client, workers, receiver):
+    """The ``hold.captured`` body is the event as GET /v1/events lists it: the hold, with
+    ``capture_transaction_id``, the capture's ledger row (the one to refund)."""
+    payer = await new_session(client, "payer")
+    shop = await new_session(client, "shop")
+    await topup(payer, 1000)
+    await register(shop, receiver, "shop", ("hold.captured",))
+    workers()
+    made = await client.call(messages.hold(payer.user_id, payer.token_id, shop.email, 600))
+    hold_id = made.hold.hold.hold_id
+    captured = await client.call(messages.capture(shop.user_id, shop.token_id, hold_id, 250, ""))
+    assert captured.status.code == 200, captured.status
+    await receiver.until(lambda: len(receiver.endpoints["shop"].got) == 1)
+    [got] = receiver.endpoints["shop"].got
+    assert receiver.bad == []
+    assert got.event["type"] == "hold.captured"
+    data = got.event["data"]
+    assert (data["hold_id"], data["state"], data["captured_amount"]) == (
+        hold_id,
+        "captured",
+        "2.50",
+    )
+    assert data["capture_transaction_id"] == captured.capture.transaction_id

@@ -3,18 +3,22 @@ host name resolves to later (DNS rebinding), and what it signs verifies."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import pytest_twisted
 from standardwebhooks import Webhook, WebhookVerificationError
 from treq.client import HTTPClient
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.client import Agent
 
-from shillings_app.hooks.sender import _Pinned, payload, signed_headers
+from shillings_app.hooks.sender import Sender, _Pinned, payload, signed_headers
 from shillings_app.storage.deliveries import Claimed
+from shillings_app.webhooks.allow import parse_allow
 from shillings_app.webhooks.secrets import new_secret
 from tests.hooks.receiver import FAIL
 
@@ -66,3 +70,24 @@ def test_payload_and_signature_verify_with_standardwebhooks():
     assert tampered != body
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(tampered.encode("utf-8"), plain)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_send_logs_nothing_about_its_connection(receiver):
+    """Twisted's client factory logs "Starting factory" and "Stopping factory" for every
+    connection it opens unless told not to: two lines per delivery in a worker's log."""
+    from twisted.internet import reactor
+
+    secret = new_secret()
+    endpoint = receiver.add("quiet", secret)
+    sender = Sender(reactor, parse_allow("127.0.0.0/8"), 5.0, 2)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        claimed = dataclasses.replace(CLAIMED, url=receiver.url("quiet"))
+        outcome = await sender.send(claimed, secret)
+        await sender.close()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert outcome.succeeded and endpoint.requests == 1
+    assert [formatEvent(e) for e in events if "factory" in formatEvent(e).lower()] == []

@@ -49,7 +49,7 @@ def test_each_app_server_has_its_own_node_and_tls(tmp_path: Path) -> None:
     assert 'SHILLINGS_MYSQL_DSN="mysql://root@127.0.0.1:20011/shillings"' in programs
     assert 'SHILLINGS_MYSQL_DSN="mysql://root@127.0.0.1:20012/shillings"' in programs
     assert programs.count("SHILLINGS_APP_TLS_CA=") == 2
-    assert programs.count('SHILLINGS_DB_SYNC_WAIT="1"') == 2
+    assert programs.count('SHILLINGS_DB_SYNC_WAIT="1"') == 2 + cfg.hooks_procs  # and the workers
     assert "ssl:host=127.0.0.1:port=20050" in programs and "hostname=app-1" in programs
     assert "0.0.0.0" not in programs
 
@@ -82,3 +82,25 @@ def test_compose_cluster_variant() -> None:
         assert {"SHILLINGS_APP_TLS_CERT", "SHILLINGS_APP_TLS_KEY", "SHILLINGS_APP_TLS_CA"} <= set(
             env
         )
+
+
+def test_delivery_workers_run_on_one_node_with_metrics_and_own_logs(tmp_path: Path) -> None:
+    render = _render_module()
+    cfg = render.ClusterConfig(var=tmp_path, port_base=20000, hooks_procs=2)
+    programs = render.render_programs(cfg)
+    sections = {block.split("]", 1)[0]: block for block in programs.split("\n[program:")[1:]}
+    hooks = [name for name in sections if "hooks" in name]
+    assert hooks == ["hooks_00", "hooks_01"]  # the stack's own (node-less) group is not there
+    assert "[group:hooks]\nprograms = hooks_00,hooks_01" in programs
+    for n, name in enumerate(hooks):
+        section = sections[name]
+        assert 'SHILLINGS_MYSQL_DSN="mysql://root@127.0.0.1:20013/shillings"' in section
+        assert 'SHILLINGS_DB_SYNC_WAIT="1"' in section
+        assert f'SHILLINGS_METRICS_LISTEN="tcp:{20080 + n}:interface=127.0.0.1"' in section
+        assert "autostart = false" in section  # started by `start` after the migrations
+    for name in ("app_00", "app_01", *hooks):
+        section = sections[name]
+        assert f"--log-file {tmp_path}/log/{name}.log" in section
+        assert f"stdout_logfile = {tmp_path}/log/{name}.stdout.log" in section
+    none = render.render_programs(render.ClusterConfig(var=tmp_path, hooks_procs=0))
+    assert "hooks" not in none

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ServerOptions
 
 from shillings_stack.config import StackConfig, StackError
+from shillings_stack.lifecycle import check_port_free
 from shillings_stack.render import render
 from tests.stack.helpers import (
     ROOT,
@@ -25,6 +27,7 @@ from tests.stack.helpers import (
     MadeStack,
     clean_env,
     free_port,
+    free_port_base,
     stack_env,
 )
 
@@ -85,6 +88,21 @@ def test_each_process_gets_its_metrics_port(tmp_path: Path) -> None:
     for bad in ("9250", "500", "70000"):
         with pytest.raises(StackError, match="SHILLINGS_METRICS_PORT_BASE"):
             StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": bad})
+
+
+def test_start_refuses_a_taken_metrics_port(tmp_path: Path) -> None:
+    """A metrics port held by another process (another stack's) fails the start with the
+    variable to change, instead of a listener that retries while the other one answers."""
+    base = free_port_base()
+    env = clean_env(SHILLINGS_VAR=str(tmp_path), SHILLINGS_HTTP_PORT=str(free_port()))
+    cfg = StackConfig.from_env({**env, "SHILLINGS_METRICS_PORT_BASE": str(base)})
+    check_port_free(cfg)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 201))  # hooks_01
+        taken.listen()
+        with pytest.raises(StackError, match=f"{base + 201}.*SHILLINGS_METRICS_PORT_BASE"):
+            check_port_free(cfg)
+        check_port_free(replace(cfg, metrics_port_base=0))
 
 
 @pytest.fixture

@@ -112,7 +112,8 @@ async def test_webhook_lifecycle(web, app_server):
     assert [(d["attempt"], d["error"]) for d in rest.body["deliveries"]] == [(1, "HTTP 500")]
     assert rest.body["next_cursor"] is None
 
-    deleted = await web.client.request("DELETE", path, token=token)
+    upper = f"/v1/webhooks/{webhook['webhook_id'].upper()}"  # ids: either case
+    deleted = await web.client.request("DELETE", upper, token=token)
     assert (deleted.code, deleted.body) == (200, {"status": {"code": 200, "message": "OK"}})
     assert (await web.client.get("/v1/webhooks", token=token)).body["webhooks"] == []
     again = await web.client.request("DELETE", path, token=token)

@@ -60,10 +60,21 @@ async def test_hold_capture_void_and_the_cached_account_follows(web):
     assert captured.body["hold"]["state"] == "captured"
     assert captured.body["hold"]["captured_amount"] == "12.50"
     assert captured.body["transaction_id"]
+    assert hold["capture_transaction_id"] is None
+    assert captured.body["hold"]["capture_transaction_id"] == captured.body["transaction_id"]
+    [event, _created] = (await client.get("/v1/events", token=shop_token)).body["events"]
+    assert event["type"] == "hold.captured" and event["data"] == captured.body["hold"]
     assert await _account(client, payer_token) == ("87.50", "0.00", "87.50")
     assert await _account(client, shop_token) == ("12.50", "0.00", "12.50")
     txs = (await client.get("/v1/transactions", token=shop_token)).body["transactions"]
     assert (txs[0]["kind"], txs[0]["amount"]) == ("capture", "12.50")
+    by_hold = await client.get(f"/v1/transactions?hold_id={hold['hold_id']}", token=payer_token)
+    assert by_hold.code == 200, by_hold.raw
+    assert [t["transaction_id"] for t in by_hold.body["transactions"]] == [
+        captured.body["transaction_id"]
+    ]
+    bad = await client.get("/v1/transactions?hold_id=12", token=payer_token)
+    assert (bad.code, bad.reason) == (400, "invalid_request")
     second = await client.post(
         "/v1/holds", {"receiver_email": shop, "amount": 40}, token=payer_token
     )
@@ -131,6 +142,12 @@ async def test_every_error_reason(web, app_server):
         return answer.code, answer.reason
 
     assert await post("/v1/holds/not-a-uuid/capture") == (404, "hold_not_found")
+    assert await post(f"/v1/holds/{hold['hold_id']}x/capture") == (404, "hold_not_found")
+    # Ids are read in either case (as a refund's transaction_id): this names the hold.
+    assert await post(f"/v1/holds/{hold['hold_id'].upper()}/capture", {"amount": "5.01"}) == (
+        400,
+        "invalid_amount",
+    )
     assert await post("/v1/holds/00000000-0000-4000-8000-000000000000/void") == (
         404,
         "hold_not_found",

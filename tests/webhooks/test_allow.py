@@ -16,6 +16,9 @@ from shillings_app.webhooks.allow import (
     permitted_addresses,
     resolve,
 )
+from shillings_app.webhooks.resolver import Resolver
+
+RESOLVER = Resolver(reactor)
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
 NOT_PUBLIC = [
@@ -85,19 +88,19 @@ def test_malformed_lists_are_refused(text: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_resolve_literals_and_names() -> None:
-    assert await resolve("127.0.0.1", reactor) == [ipaddress.ip_address("127.0.0.1")]
-    assert await resolve("[::1]", reactor) == [ipaddress.ip_address("::1")]
-    assert ipaddress.ip_address("127.0.0.1") in await resolve("localhost", reactor)
+    assert await resolve("127.0.0.1", RESOLVER) == [ipaddress.ip_address("127.0.0.1")]
+    assert await resolve("[::1]", RESOLVER) == [ipaddress.ip_address("::1")]
+    assert ipaddress.ip_address("127.0.0.1") in await resolve("localhost", RESOLVER)
     with pytest.raises(NotPermitted, match="does not resolve"):
-        await resolve("no-such-host.invalid", reactor)
+        await resolve("no-such-host.invalid", RESOLVER)
 
 
 @pytest_twisted.ensureDeferred
 async def test_permitted_addresses_checks_every_resolved_address() -> None:
     loopback = parse_allow("127.0.0.0/8,::1/128")
-    assert await permitted_addresses("localhost", loopback, reactor)
+    assert await permitted_addresses("localhost", loopback, RESOLVER)
     with pytest.raises(NotPermitted, match=r"outside the networks webhooks may target \(public\)"):
-        await permitted_addresses("localhost", parse_allow("public"), reactor)
+        await permitted_addresses("localhost", parse_allow("public"), RESOLVER)
 
 
 @pytest_twisted.ensureDeferred
@@ -105,6 +108,6 @@ async def test_refusal_does_not_tell_what_a_name_resolves_to() -> None:
     """The message goes back to the user: naming the refused addresses would make webhook
     registration an oracle for the operator's internal DNS (``db.internal`` -> 10.x)."""
     with pytest.raises(NotPermitted) as refused:
-        await permitted_addresses("localhost", parse_allow("public"), reactor)
+        await permitted_addresses("localhost", parse_allow("public"), RESOLVER)
     assert "127.0.0.1" not in str(refused.value) and "::1" not in str(refused.value)
     assert "host 'localhost' resolves to an address outside" in str(refused.value)
