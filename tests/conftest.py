@@ -24,9 +24,9 @@ _scratch: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Temp files in memory (``use_memory_for_scratch``), except in `make reliability`: the
-    figures it writes to docs/RELIABILITY.md are those of stacks on disk, as deployed."""
-    if not FULL:
+    """Temp files in memory (``use_memory_for_scratch``), except in the runs that write
+    figures (`make reliability`, `make test-cluster`): those are of stacks on disk."""
+    if not FULL and not os.environ.get("SHILLINGS_CLUSTER_REPORT"):
         scratch = use_memory_for_scratch()
         if scratch:
             _scratch.append(scratch)
