@@ -13,6 +13,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from shillings_proto import MAX_FRAME, pb
+from shillings_proto.eager import eager
 
 
 class ProtocolError(Exception):
@@ -63,6 +64,7 @@ class ShillingsClientProtocol(Int32StringReceiver):
         return self.is_connected and not self.going_away
 
     def connectionMade(self) -> None:
+        eager(self.transport)
         self.is_connected = True
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:

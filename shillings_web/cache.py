@@ -1,7 +1,8 @@
 """The cache of authenticated users' profiles in Redis (``redisclient``).
 
-Scheme (docs/ARCHITECTURE.md): ``shl:tok:<jti>`` holds ``{"gen": G, "epoch": E, "user":
-{...}}`` with a TTL of the token's remaining life; ``shl:gen:<hash of the email>`` holds the
+Scheme (docs/ARCHITECTURE.md): ``shl:prof:<jti>`` holds ``G\nE\nUNTIL\n{user JSON}`` (the
+user's JSON text as answered, so a hit is served without decoding or encoding it) with a
+TTL of the token's remaining life; ``shl:gen:<hash of the email>`` holds the
 user's current data generation, a random value (by email, so a payment can invalidate its
 receiver without knowing the receiver's id, even when the app server's answer was lost).
 An entry is used only when its ``gen`` equals the current generation. Pay, top-up and
@@ -16,8 +17,8 @@ raises ``RedisUnavailable`` at once (never hangs) and callers fall back to the a
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import math
 import secrets
 from collections import Counter
@@ -28,16 +29,18 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from shillings_web.auth import Identity
+from shillings_web.errors import encode_text
 from shillings_web.redisclient import Redis, RedisUnavailable
 
 log = Logger()
 
-TOKEN_KEY = "shl:tok:{}"
+TOKEN_KEY = "shl:prof:{}"
 EPOCH_KEY = "shl:epoch"
 MAX_PENDING = 1000
 """Invalidations one process keeps for retry; past this it resets the whole cache instead."""
 
 
+@functools.lru_cache(maxsize=8192)
 def gen_key(email: str) -> str:
     """The generation key of a user: a hash of the lower-cased email, so any string (lone
     surrogates included) makes a valid key of bounded length."""
@@ -62,9 +65,10 @@ _RESET_EPOCH = (
 
 @dataclass(frozen=True)
 class Lookup:
-    """A cache read: the cached profile if fresh, and the generation to store a refill with."""
+    """A cache read: the cached profile (its JSON text) if fresh, and the generation to
+    store a refill with."""
 
-    user: dict[str, Any] | None
+    user: str | None
     gen: str | None
     epoch: str | None = None
 
@@ -131,15 +135,16 @@ class ProfileCache:
         if entry is None:
             return Lookup(None, gen, epoch)
         try:
-            cached = json.loads(entry)
+            entry_gen, entry_epoch, until, user = entry.split("\n", 3)
             if (
-                cached["gen"] == gen
-                and cached["epoch"] == epoch
-                and isinstance(cached["user"], dict)
-                and self._clock.seconds() < float(cached.get("until") or "inf")
+                entry_gen == gen
+                and entry_epoch == epoch
+                and user[:1] == "{"
+                and user[-1:] == "}"
+                and self._clock.seconds() < float(until or "inf")
             ):
-                return Lookup(cached["user"], gen, epoch)
-        except (ValueError, TypeError, KeyError):
+                return Lookup(user, gen, epoch)
+        except (ValueError, TypeError, AttributeError):
             log.warn("discarding malformed cache entry {key}", key=token_key)
         return Lookup(None, gen, epoch)
 
@@ -204,8 +209,8 @@ class ProfileCache:
             if until <= now:
                 return
             ttl = max(1, min(ttl, math.ceil(until - now)))
-        entry = {"gen": lookup.gen, "epoch": lookup.epoch, "user": user, "until": until or None}
-        value = json.dumps(entry, separators=(",", ":"))
+        expiry = repr(until) if until else ""
+        value = f"{lookup.gen}\n{lookup.epoch}\n{expiry}\n{encode_text(user)}"
         try:
             await self._redis.execute("set", TOKEN_KEY.format(identity.token_id), value, ttl)
         except RedisUnavailable:

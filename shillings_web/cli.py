@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.logger import (
     FilteringLogObserver,
@@ -17,7 +17,7 @@ from shillings_proto.envconfig import LOG_LEVELS
 from shillings_proto.logfile import log_stream
 from shillings_proto.services import run
 from shillings_web.config import ConfigError, WebConfig
-from shillings_web.logs import BatchedTextObserver
+from shillings_web.logs import REQUEST_NAMESPACE, BatchedTextObserver
 from shillings_web.service import WebService, web_service
 
 
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
     service = web_service(config, reactor, listen)
+    server = cast(WebService, service.getServiceNamed("web process")).server
+    if LogLevel.info < levels.logLevelForNamespace(REQUEST_NAMESPACE):
+        server.site.request_log = lambda line, when: None  # request lines filtered out
+    else:
+        server.site.request_log = output.request_line
     try:
         run(service, reactor)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from http import HTTPStatus
@@ -90,6 +91,7 @@ def unavailable_message(request: Any, why: str, *, no_effect: bool) -> str:
     return f"service temporarily unavailable ({why}); try again"
 
 
+@functools.cache
 def default_message(code: int) -> str:
     """The standard phrase of an HTTP status, e.g. 200 -> "OK"."""
     try:
@@ -118,6 +120,16 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 """One encoder for every answer: ``json.dumps`` with options builds a new one per call."""
 
 
+def encode_text(document: dict[str, Any]) -> str:
+    """Compact JSON text of a response document (or of a part of one)."""
+    return _ENCODER.encode(document)
+
+
 def encode(document: dict[str, Any]) -> bytes:
     """Compact JSON bytes of a response document."""
     return _ENCODER.encode(document).encode("utf-8")
+
+
+OK_HEAD = encode(envelope(200))[:-1] + b","
+"""The start of a 200 answer with fields: ``OK_HEAD + b'"name":value' + b"}"`` is the
+``encode(envelope(200, name=value))`` of already encoded fields."""

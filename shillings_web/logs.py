@@ -21,6 +21,8 @@ from twisted.python.util import untilConcludes
 from zope.interface import implementer
 
 _URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
+REQUEST_NAMESPACE = "shillings_web.request"
+REQUEST_SYSTEM = f"{REQUEST_NAMESPACE}#{LogLevel.info.name}"
 
 
 def classic_text(event: dict[str, Any], format_time: Callable[[float | None], str]) -> str | None:
@@ -88,6 +90,21 @@ class BatchedTextObserver:
             self._size += len(text)
             urgent = event.get("log_level") in _URGENT or "log_failure" in event
             if not (urgent or not in_reactor or self._size >= self._max_buffered):
+                if self._timer is None:
+                    self._timer = self._clock.callLater(self._delay, self._timed_flush)
+                return
+        self.flush()
+
+    def request_line(self, text: str, when: float) -> None:
+        """Buffer one request's line (reactor thread), as ``__call__`` writes the event the
+        site would otherwise publish (namespace ``shillings_web.request``, level info),
+        without the publisher, the level filter and the event: a line per request."""
+        text = text.replace("\n", "\n\t")
+        line = f"{self._time(when)} [{REQUEST_SYSTEM}] {text}\n"
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            if self._size < self._max_buffered:
                 if self._timer is None:
                     self._timer = self._clock.callLater(self._delay, self._timed_flush)
                 return

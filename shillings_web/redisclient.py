@@ -9,6 +9,7 @@ import txredisapi
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.logger import Logger
 
+from shillings_proto.eager import eager
 from shillings_web.config import RedisAddress
 
 log = Logger()
@@ -22,16 +23,30 @@ class RedisRefused(RedisUnavailable):
     """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
 
 
+class _Protocol(txredisapi.RedisProtocol):
+    def connectionMade(self) -> Any:
+        eager(self.transport)
+        return super().connectionMade()
+
+
+class _SentinelProtocol(txredisapi.SentinelRedisProtocol):
+    def connectionMade(self) -> Any:
+        eager(self.transport)
+        return super().connectionMade()
+
+
 class _Factory(txredisapi.RedisFactory):
     # Reconnect quickly after a Redis restart: 0.2 s, 0.5 s, 1.5 s, then every 2 s.
     initialDelay = 0.2
     maxDelay = 2.0
+    protocol = _Protocol
 
 
 class _SentinelFactory(txredisapi.SentinelConnectionFactory):
     # Follow a failover quickly: the next attempt asks the sentinels again.
     initialDelay = 0.1
     maxDelay = 1.0
+    protocol = _SentinelProtocol
 
 
 class _Sentinel(txredisapi.Sentinel):
@@ -49,6 +64,19 @@ class _Sentinel(txredisapi.Sentinel):
             return address
 
         return super().discover_master(service_name).addCallback(found)
+
+
+_DIRECT = {"get": b"GET", "mget": b"MGET", "delete": b"DEL"}
+"""txredisapi method -> the Redis command ``Redis._send`` sends for it (with its arguments,
+lists flattened)."""
+
+
+def _expire(connection: Any, timeout: float) -> None:
+    """No reply within ``timeout``: fail every waiting command, drop the connection."""
+    error = txredisapi.TimeoutError(f"Not received Redis response in {timeout} seconds")
+    while connection.replyQueue.waiting:
+        connection.replyQueue.put(error)
+    connection.transport.abortConnection()
 
 
 class Redis:
@@ -123,15 +151,21 @@ class Redis:
         return self._factory is not None and self._factory.size > 0
 
     async def execute(self, command: str, *args: Any) -> Any:
-        """Run one Redis command on the first live connection (where txredisapi's handler
-        pipelines it too, but after a lookup per call); raise ``RedisUnavailable`` on any
-        failure or on no reply within ``replyTimeout`` (``RedisRefused``: an error reply)."""
+        """Run one Redis command (a txredisapi method name) on the first live connection
+        (where txredisapi's handler pipelines it too, but after a lookup per call); raise
+        ``RedisUnavailable`` on any failure or on no reply within ``replyTimeout``
+        (``RedisRefused``: an error reply). The commands of every request (``_DIRECT``) are
+        sent by ``_send``, the rest through txredisapi."""
         live = [c for c in self._factory.pool if c.connected] if self._factory else []
         if not live:
             self._note_down(f"{command}: not connected")
             raise RedisUnavailable("not connected to Redis")
         try:
-            result = await getattr(live[0], command)(*args)
+            direct = _DIRECT.get(command)
+            if direct is not None:
+                result = await self._send(live[0], direct, args)
+            else:
+                result = await getattr(live[0], command)(*args)
         except txredisapi.ResponseError as e:
             self._note_refused(command, e)
             raise RedisRefused(str(e)) from None
@@ -142,6 +176,28 @@ class Redis:
             self._was_up = True
             log.info("Redis at {address} is reachable again", address=self._address.describe())
         return result
+
+    def _send(self, connection: Any, name: bytes, args: tuple[Any, ...]) -> Any:
+        """What txredisapi's ``execute_command`` does for a plain command, without its layers
+        of Deferreds: write the command, take the next reply in the connection's queue
+        (replies come in order), and give up after ``timeout`` the way it does (every waiting
+        command fails and the connection is dropped)."""
+        words = [w for arg in args for w in (arg if isinstance(arg, list) else [arg])]
+        command = [b"*%d\r\n$%d\r\n%s\r\n" % (len(words) + 1, len(name), name)]
+        for word in words:
+            data = word.encode() if isinstance(word, str) else word
+            command.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        connection.transport.write(b"".join(command))
+        timer = self._reactor.callLater(self._timeout, _expire, connection, self._timeout)
+
+        def answered(reply: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+        return connection.replyQueue.get().addBoth(answered)
 
     def _note_refused(self, command: str, error: Exception) -> None:
         """Log a refusal (e.g. OOM) at most once a minute: a full Redis refuses every write."""

@@ -12,19 +12,22 @@ import io
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
+from shillings_proto.eager import eager, held
 from shillings_web.errors import default_message, encode, envelope
+from shillings_web.logs import REQUEST_NAMESPACE
 from shillings_web.metrics import WebMetrics
 
-log = Logger(namespace="shillings_web.request")
+log = Logger(namespace=REQUEST_NAMESPACE)
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 CLIENT_CLOSED = 499
@@ -35,7 +38,11 @@ def set_json(
     request: Any, code: int, document: dict[str, Any], headers: dict[str, str] | None = None
 ) -> bytes:
     """Set status and headers for a JSON response; return the body to write."""
-    body = encode(document)
+    return set_body(request, code, encode(document), headers)
+
+
+def set_body(request: Any, code: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    """``set_json`` of a document already encoded (``body``)."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
@@ -90,6 +97,18 @@ class ShillingsRequest(server.Request):
         content: Any = self.content
         content.seek(0)
         return bytes(content.read())
+
+    def write(self, data: bytes) -> None:
+        """The first write sends the head and ``data`` in one system call (``held``)."""
+        if self.startedWriting or self.channel is None:
+            super().write(data)
+            return
+        transport = held(self.channel.transport)
+        try:
+            super().write(data)
+        finally:
+            if transport is not None:
+                transport.release()
 
     def process(self) -> None:
         self.started = time.monotonic()
@@ -158,10 +177,12 @@ class ShillingsRequest(server.Request):
         user = self.user_id if self.user_id is not None else "-"
         # The text is built here in one f-string: formatting a six-field log format through
         # twisted.logger costs several times more, per request. The fields stay on the event.
-        log.info(
-            "{request_line}",
-            request_line=f"{method} {path} {status} {duration_ms}ms rid={self.request_id}"
-            f" user={user}",
+        line = f"{method} {path} {status} {duration_ms}ms rid={self.request_id} user={user}"
+        if self.web_site.request_log is not None:
+            self.web_site.request_log(line, time.time())
+            return
+        _emit(
+            request_line=line,
             method=method,
             path=path,
             status=status,
@@ -174,6 +195,21 @@ class ShillingsRequest(server.Request):
         if not self.finished and self.request_id:
             self.log_outcome(CLIENT_CLOSED)
         super().connectionLost(reason)
+
+
+def _emit(**fields: Any) -> None:
+    """``log.info("{request_line}", **fields)``: the same event, built here and handed to the
+    log's observer, without ``Logger.emit``'s validation of its (constant) level, which
+    sorts every log level anew on each call."""
+    fields.update(
+        log_logger=log,
+        log_level=LogLevel.info,
+        log_namespace=log.namespace,
+        log_source=None,
+        log_format="{request_line}",
+        log_time=time.time(),
+    )
+    log.observer(fields)
 
 
 def _text(value: bytes | str | None) -> str:
@@ -192,6 +228,18 @@ class ShillingsChannel(http.HTTPChannel):
     ``400`` (or a dropped connection); they get 400 ``invalid_request``, 431
     ``headers_too_large`` or 414 ``uri_too_long``, then the connection is closed.
     """
+
+    _secure = False
+
+    def connectionMade(self) -> None:
+        eager(self.transport)
+        super().connectionMade()
+        self._secure = super().isSecure()
+
+    def isSecure(self) -> bool:
+        """Whether the connection is TLS, found once per connection (Twisted's adapts the
+        transport to ``ISSLTransport`` on each call, twice per request through Klein)."""
+        return self._secure
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         too_many = self._receivedHeaderCount > self.maxHeaders
@@ -236,6 +284,10 @@ class ShillingsSite(server.Site):
     protocol = ShillingsChannel  # type: ignore[assignment]
     requestFactory = ShillingsRequest
     displayTracebacks = False
+    request_log: Callable[[str, float], None] | None = None
+    """Takes each request's line and time instead of a published ``twisted.logger`` event:
+    ``shillings-web`` sets its log writer's ``request_line`` (the same text in the file,
+    without the publisher and filter per request); in-process servers publish events."""
 
     def __init__(
         self,

@@ -69,6 +69,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+)
+"""One decoder for every body: ``json.loads`` with options builds a new one per call."""
+
+
 def _quoted(key: str) -> str:
     """A field name as shown in an error message: JSON-quoted, ASCII, at most 64 chars."""
     return json.dumps(key[:64])
@@ -96,12 +102,7 @@ def json_object(body: bytes, allowed: frozenset[str]) -> dict[str, Any]:
     if not body.strip():
         raise invalid_request("request body must be a JSON object")
     try:
-        value = json.loads(
-            body.decode("utf-8"),
-            parse_float=Decimal,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_no_duplicates,
-        )
+        value = _DECODER.decode(body.decode("utf-8"))
     except _DuplicateKey as e:
         raise parameter_duplicated(f"field {_quoted(e.key)} is given more than once") from None
     except (UnicodeDecodeError, ValueError, RecursionError):

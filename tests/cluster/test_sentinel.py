@@ -39,7 +39,7 @@ def test_promoted_replica_missing_an_invalidation_serves_no_stale_profile(
     seed.close()
 
     primary = cluster.redis_primary()
-    entry_key = f"shl:tok:{token_id(payer.token)}"
+    entry_key = f"shl:prof:{token_id(payer.token)}"
     # Read until the profile is cached (fills happen only once the epoch's grace is over).
     deadline = time.monotonic() + 60
     while not cluster.redis(primary, "GET", entry_key):

@@ -50,7 +50,7 @@ def token_id(token: str) -> str:
 
 def cached(stack_redis: Any, user: User) -> bool:
     """Whether the Redis profile cache holds an entry for ``user``'s token."""
-    return bool(stack_redis("EXISTS", f"shl:tok:{token_id(user.token)}") == b":1\r\n")
+    return bool(stack_redis("EXISTS", f"shl:prof:{token_id(user.token)}") == b":1\r\n")
 
 
 def fmt(amount: int) -> str:

@@ -164,7 +164,7 @@ async def test_cache_ttl_is_the_tokens_remaining_life(web):
     assert ttl > 3500
     # The second read is served from that entry and is identical.
     second = await web.client.get("/v1/account", token=token)
-    assert second.body == first.body
+    assert second.raw == first.raw
 
 
 @pytest_twisted.ensureDeferred

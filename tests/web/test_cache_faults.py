@@ -8,7 +8,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from shillings_web.auth import verify_token
-from shillings_web.cache import gen_key
+from shillings_web.cache import TOKEN_KEY, gen_key
 from shillings_web.redisclient import RedisUnavailable
 from tests.app.helpers import row_locked
 from tests.polling import poll_until
@@ -45,7 +45,7 @@ async def test_logout_while_redis_refuses_invalidation_never_serves_the_revoked_
 
     failing.clear()
     assert await poll_until(reactor, lambda: cache.pending == 0, 5.0)
-    entries = await web.server.redis.execute("keys", "shl:tok:*")
+    entries = await web.server.redis.execute("keys", TOKEN_KEY.format("*"))
     assert entries == []
     read = await web.client.get("/v1/account", token=token)
     assert (read.code, read.reason) == (401, "unauthenticated")
@@ -132,7 +132,7 @@ async def test_after_redis_starts_empty_no_process_serves_what_another_could_not
     await deferLater(reactor, 1.6, lambda: None)
     assert await balance(x.client, alice) == "99.00"
     assert await balance(x.client, alice) == "99.00"
-    assert await x.server.redis.execute("keys", "shl:tok:*") != []
+    assert await x.server.redis.execute("keys", TOKEN_KEY.format("*")) != []
 
 
 @pytest_twisted.ensureDeferred

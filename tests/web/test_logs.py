@@ -115,3 +115,28 @@ def test_one_field_lines_are_formatted_as_twisted_formats_them():
     ]
     for e in events:
         assert classic_text(e, formatTime) == formatEventAsClassicLogText(e, formatTime), e
+
+
+def test_a_request_line_is_the_line_of_its_event_in_order_with_the_others():
+    stream, clock = Counting(), Clock()
+    observer = BatchedTextObserver(stream, clock, delay=0.1)
+    when = 1_700_000_000.25
+    observer(event(1))
+    observer.request_line("GET /v1/account 200 0.4ms rid=r2 user=7", when)
+    observer.request_line("two\nlines", when)
+    assert stream.getvalue() == ""
+    clock.advance(0.1)
+    published = [
+        {
+            "log_format": "{request_line}",
+            "request_line": line,
+            "log_time": when,
+            "log_level": LogLevel.info,
+            "log_namespace": "shillings_web.request",
+        }
+        for line in ("GET /v1/account 200 0.4ms rid=r2 user=7", "two\nlines")
+    ]
+    twisted_lines = [formatEventAsClassicLogText(e, formatTime=formatTime) for e in published]
+    first = formatEventAsClassicLogText(event(1), formatTime=formatTime)
+    assert stream.getvalue() == first + "".join(twisted_lines)
+    assert stream.writes == 1
