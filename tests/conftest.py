@@ -1,4 +1,5 @@
-"""Session-wide private MariaDB and Redis; a fresh database per test."""
+"""Session-wide private MariaDB and Redis; a fresh database per test (migrated ones are
+copies of a schema migrated once per session)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,26 @@ import pymysql
 import pytest
 import pytest_twisted
 
-from tests.harness import MariaDB, Process, start_mariadb, start_redis
+from tests.harness import MariaDB, Process, start_mariadb, start_redis, use_memory_for_scratch
+from tests.reliability.load import FULL
+from tests.schema import Schema, migrated_schema
 
 _db_counter = itertools.count()
+_scratch: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temp files in memory (``use_memory_for_scratch``), except in the runs that write
+    figures (`make reliability`, `make test-cluster`): those are of stacks on disk."""
+    if not FULL and not os.environ.get("SHILLINGS_CLUSTER_REPORT"):
+        scratch = use_memory_for_scratch()
+        if scratch:
+            _scratch.append(scratch)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for scratch in _scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +50,13 @@ def mariadb(tmp_root: str) -> Iterator[MariaDB]:
     server = start_mariadb(tmp_root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def schema(mariadb: MariaDB) -> Schema:
+    """Every migration applied once, to a database the tests never touch: ``app_server``
+    copies it instead of migrating each test's database."""
+    return migrated_schema(mariadb)
 
 
 @pytest.fixture(scope="session")
@@ -64,19 +89,19 @@ TEST_WEBHOOK_KEY = bytes(range(32))
 
 
 @pytest_twisted.async_yield_fixture
-async def app_server(database: str):
-    """An in-process app server on 127.0.0.1:<free port> against the migrated ``database``.
+async def app_server(database: str, schema: Schema):
+    """An in-process app server on 127.0.0.1:<free port> against ``database``, migrated (a
+    copy of ``schema``: the same tables, keys and ``schema_migrations`` rows as ``migrate``).
 
     Yields the ``shillings_app.server.AppServer``: ``.address`` (client endpoint string),
     ``.port``, ``.config``, ``.dsn``; ``await .stop()`` drops every connection and closes the
     pool, ``await .start()`` listens again on the same port.
     """
     from shillings_app.config import AppConfig
-    from shillings_app.migrations import migrate
     from shillings_app.server import AppServer
     from shillings_app.webhooks.allow import parse_allow
 
-    migrate(database)
+    schema.copy_to(database)
     config = AppConfig(
         listen="tcp:0:interface=127.0.0.1",
         mysql_dsn=database,

@@ -7,8 +7,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def _find(name: str) -> str:
@@ -138,3 +140,23 @@ def start_redis(root: str) -> Process:
     )
     _wait_for_socket(sock, proc, "redis-server", log)
     return Process(proc=proc, socket=sock, datadir=datadir, log=log)
+
+
+SHM = Path("/dev/shm")
+
+
+def use_memory_for_scratch() -> str | None:
+    """Make a new directory on the tmpfs /dev/shm (when the machine has a writable one) the
+    temp dir of this process (``tempfile``) and of its children (``TMPDIR``); return it.
+
+    Everything the tests write then stays in memory: the private MariaDB's data dir (one
+    database per test), the stacks' var dirs (MariaDB, logs, sockets), ``tmp_path``. Their
+    schema changes and commits cost no disk flush. A ``kill -9`` keeps a killed process's
+    writes on a tmpfs as on a disk (the kernel holds them), so the crash scenarios test the
+    same thing; only a host crash differs, which no test makes."""
+    if not (SHM.is_dir() and os.access(SHM, os.W_OK)):
+        return None
+    scratch = tempfile.mkdtemp(prefix="shl-tmp-", dir=SHM)
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+    return scratch

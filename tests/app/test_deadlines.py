@@ -178,9 +178,12 @@ async def test_password_work_past_its_deadline_is_skipped(make_server, connect, 
     await hasher._turns.acquire()
     try:
         request = messages.login(user.email, PASSWORD)
-        request.deadline_ms = int((time.time() + 0.3) * 1000)
+        deadline = time.time() + 3.0
+        request.deadline_ms = int(deadline * 1000)
         late = other.call(request, 10.0)
-        await _sleep(0.5)
+        # Queued behind the held turn (not refused on arrival), then held past its deadline.
+        assert await _until(lambda: hasher.pending == 1, 3.0)
+        assert await _until(lambda: time.time() > deadline + 0.05, 5.0)
     finally:
         hasher._turns.release()
     answer = await late

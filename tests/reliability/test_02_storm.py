@@ -14,6 +14,7 @@ import pytest
 from tests.reliability.api import User, make_user, money
 from tests.reliability.conftest import Shared
 from tests.reliability.ledger import Ledger, Record, check_invariants, wrong_refusals
+from tests.reliability.load import size
 from tests.reliability.report import COLLECTOR
 from tests.stack.helpers import Client
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 SCENARIO = "1. Storm"
 COLLECTOR.describe(SCENARIO, __doc__)
 USERS = 50
-PAYMENTS = 5_000
+PAYMENTS = size(5_000, 1_000)
 CLIENTS = 64
 IMPOSSIBLE = 90_000_000  # 900,000.00: more than all the money in the system
 
@@ -123,7 +124,7 @@ def test_storm(shared: Shared) -> None:
     assert stats["5xx"] == before_5xx == 0
     assert stats["connection_errors"] == 0
     assert {(r.status, r.reason) for r in records} <= {(200, None), (422, "insufficient_funds")}
-    assert all(r.status == 422 for r in impossible) and len(impossible) > 50
+    assert all(r.status == 422 for r in impossible) and len(impossible) > PAYMENTS // 100
     assert len(paid) > PAYMENTS // 2 and len(refused) > len(impossible)
 
     summary = shared.check(SCENARIO)

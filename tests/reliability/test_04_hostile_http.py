@@ -20,6 +20,7 @@ from tests.reliability.api import PASSWORD, Stats, User, make_user, money
 from tests.reliability.conftest import Shared
 from tests.reliability.hostile import Raw, check_envelope, send_huge
 from tests.reliability.ledger import Record, cents
+from tests.reliability.load import size
 from tests.reliability.report import COLLECTOR
 from tests.stack.helpers import Client
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 SCENARIO = "4. Hostile HTTP input"
 COLLECTOR.describe(SCENARIO, __doc__)
-EXAMPLES = 1500
+EXAMPLES = size(1500, 300)
 
 SQL = [
     "' OR '1'='1",

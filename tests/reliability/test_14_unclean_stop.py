@@ -17,6 +17,7 @@ import pytest
 
 from tests.reliability.api import Progress, Stats, make_user, money
 from tests.reliability.ledger import Ledger, check_invariants, summary_text
+from tests.reliability.load import size
 from tests.reliability.report import COLLECTOR
 from tests.reliability.stack import Stack, start_stack, stop_stack
 from tests.stack.crash import kill_everything, reuse_pids, start_decoy
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 SCENARIO = "14. Unclean stop: SIGKILL of everything at once, then make start"
 COLLECTOR.describe(SCENARIO, __doc__)
-CYCLES = 5
+CYCLES = size(5, 2)
+"""Both kinds of reused pid (this test's own, then init's) are met from two cycles on."""
 USERS = 8
 CLIENTS = 4
 

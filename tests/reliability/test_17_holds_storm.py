@@ -37,6 +37,7 @@ from tests.reliability import holds_ledger
 from tests.reliability.api import User, make_user
 from tests.reliability.holds_ops import Op, Ops
 from tests.reliability.ledger import cents
+from tests.reliability.load import size
 from tests.reliability.report import COLLECTOR
 from tests.reliability.stack import Stack, start_stack, stop_stack
 from tests.stack.helpers import ROOT, Client
@@ -47,7 +48,7 @@ SCENARIO = "17. Holds and refunds: storm with kill -9 of an app server and Maria
 COLLECTOR.describe(SCENARIO, __doc__)
 USERS = 8
 CLIENTS = 64
-OPS = 3_000
+OPS = size(3_000, 1_500)
 SHORT_S = 1
 """expires_in of the short holds (the stack's SHILLINGS_HOLD_MIN_EXPIRES_IN allows it)."""
 LONG_S = 3_600

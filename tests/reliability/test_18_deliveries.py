@@ -22,6 +22,7 @@ from twisted.internet.threads import deferToThread
 from tests.hooks.receiver import Receiver
 from tests.reliability.api import Progress, Stats, User, make_user, money
 from tests.reliability.ledger import Ledger, check_invariants, summary_text
+from tests.reliability.load import size
 from tests.reliability.report import COLLECTOR
 from tests.reliability.stack import Stack, start_stack, stop_stack
 from tests.stack.crash import kill_everything
@@ -33,7 +34,7 @@ SCENARIO = "18. Webhook deliveries: kill -9 of a worker, MariaDB, the whole stac
 COLLECTOR.describe(SCENARIO, __doc__)
 USERS = 10
 CLIENTS = 8
-PHASE = 500
+PHASE = size(500, 100)
 """Operations answered between two faults."""
 HOOKS = {
     "HOOKS_PROCS": "2",
