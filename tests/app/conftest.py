@@ -7,6 +7,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 
 from shillings_proto.framing import ShillingsClientProtocol
+from tests.app.reconcile_ledger import write_ledger
 
 
 @pytest_twisted.async_yield_fixture
@@ -31,3 +32,9 @@ async def connect(app_server):
 async def client(connect):
     """One connected client."""
     yield await connect()
+
+
+@pytest_twisted.async_yield_fixture
+async def ledger(app_server, client):
+    """The ledger of tests/app/reconcile_ledger.py, written afresh for each test."""
+    yield await write_ledger(app_server, client)

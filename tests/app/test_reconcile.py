@@ -3,8 +3,6 @@ on purpose, one invariant at a time, directly in MariaDB."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pymysql
 import pytest
 import pytest_twisted
@@ -19,14 +17,7 @@ from tests.app.reconcile_ledger import (
     run_cli,
     store_key,
     unchecked,
-    write_ledger,
 )
-
-
-@pytest_twisted.async_yield_fixture
-async def ledger(app_server: Any, client: Any) -> Any:
-    """The ledger of tests/app/reconcile_ledger.py, written afresh for each test."""
-    yield await write_ledger(app_server, client)
 
 
 def test_a_ledger_written_by_the_app_server_reconciles(ledger: Ledger) -> None:

@@ -15,14 +15,7 @@ from tests.app.reconcile_ledger import (
     Ledger,
     failed,
     unchecked,
-    write_ledger,
 )
-
-
-@pytest_twisted.async_yield_fixture
-async def ledger(app_server: Any, client: Any) -> Any:
-    """The ledger of tests/app/reconcile_ledger.py, written afresh for each test."""
-    yield await write_ledger(app_server, client)
 
 
 async def _holds(client: Any, ledger: Ledger) -> tuple[str, str, str]:
