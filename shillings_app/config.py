@@ -168,7 +168,8 @@ class AppConfig:
         "SHILLINGS_DB_SYNC_WAIT",
         0,
         "Galera's `wsrep_sync_wait` for every session; `1` (causal reads) on a Galera cluster"
-        ' (docs/ARCHITECTURE.md, "Galera")',
+        ' (docs/ARCHITECTURE.md, "Galera"); set, it also turns multi-statement round trips off'
+        ' ("Round trips")',
         ints(0, 15),
     )
     tls: TlsFiles | None = setting(
