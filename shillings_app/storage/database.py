@@ -152,6 +152,21 @@ class Txn:
             raise RuntimeError(f"{self.attempt.desc}: a statement after COMMIT")
         return self._cursor.execute(sql, args)
 
+    def results(self, statements: Sequence[Statement]) -> list[tuple[tuple[Any, ...], ...]]:
+        """Run ``statements`` in one round trip (statement by statement when not
+        ``one_trip``) and return each one's rows, in order."""
+        if not self.one_trip:
+            rows = []
+            for statement in statements:
+                execute(self, statement)
+                rows.append(self._cursor.fetchall())
+            return rows
+        self.execute("; ".join(s.sql for s in statements), [a for s in statements for a in s.args])
+        rows = [self._cursor.fetchall()]
+        while len(rows) < len(statements) and self._cursor.nextset():
+            rows.append(self._cursor.fetchall())
+        return rows
+
     def commit_with(self, statements: Sequence[Statement | None]) -> None:
         """Run ``statements`` (None ones skipped) and COMMIT, in one round trip (a
         multi-statement query), reading every result. MariaDB stops at the first statement

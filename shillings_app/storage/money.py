@@ -46,19 +46,8 @@ def lock_and_lookup(
     if receivers:
         marks = ", ".join(f"{v} = (SELECT user_id FROM users WHERE email = %s)" for v in found)
         statements.insert(0, Statement(f"SET {marks}", receivers))
-    if not txn.one_trip:  # a Galera cluster: one statement per round trip
-        if receivers:
-            execute(txn, statements[0])
-        execute(txn, statements[-2])
-        locked = _locked(txn.fetchall())
-        execute(txn, statements[-1])
-        return locked, _looked(txn.fetchall())
-    txn.execute("; ".join(s.sql for s in statements), [arg for s in statements for arg in s.args])
-    if receivers:
-        txn.nextset()
-    locked = _locked(txn.fetchall())
-    txn.nextset()
-    return locked, _looked(txn.fetchall())
+    *_, locked, looked = txn.results(statements)
+    return _locked(locked), _looked(looked)
 
 
 def _lookup(checks: str, params: Sequence[Sequence[Any]]) -> Statement:
