@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.logger import Logger
 
 from shillings_app.storage import Database, DeadlineExceeded, RequestScope
@@ -35,6 +35,18 @@ class _Member(Generic[R]):
         return deadline is not None and time.monotonic() > deadline
 
 
+class _Locking(Generic[R]):
+    """One running batch's stage, for its ``Batcher``: ``done`` once it sent its COMMIT
+    round trip or ended. ``signal`` is called in the database thread."""
+
+    def __init__(self, batcher: Batcher[R]) -> None:
+        self._batcher = batcher
+        self.done = False
+
+    def signal(self) -> None:
+        reactor.callFromThread(self._batcher.done_locking, self)  # type: ignore[attr-defined]
+
+
 class Batcher(Generic[R]):
     """Runs ``txn`` over batches of requests, at most ``in_flight`` at once. A request that
     finds a free slot starts a batch at once (alone, when the server is idle: no added
@@ -42,11 +54,13 @@ class Batcher(Generic[R]):
     waiting request, up to ``max_size``, in arrival order.
 
     Under sustained load (a batch ended while requests were waiting: ``backlogged``) the
-    waiting requests are not spread over the free slots: they wait for the last running
-    batch to end and go as one, so the load is served by few, large transactions (each
-    transaction costs the app and the database about as much as its requests together). A
-    full batch (``max_size`` waiting) still starts in any free slot, and a batch that ends
-    with nobody waiting ends the backlog."""
+    waiting requests are not spread over the free slots: they go as one batch when no
+    running batch is still *locking* — every running one has locked its rows, applied its
+    rules and sent the round trip carrying its COMMIT (``RequestScope.on_commit``) or ended
+    — so the load is served by few, large transactions, and the next one takes its locks
+    while the last one writes and waits for its COMMIT's fsync. A full batch (``max_size``
+    waiting) still starts in any free slot, and a batch that ends with nobody waiting and
+    no other batch running ends the backlog."""
 
     log = Logger()
 
@@ -61,8 +75,11 @@ class Batcher(Generic[R]):
         self._queue: list[_Member[R]] = []
         self.running = 0
         """Batches in progress."""
+        self.locking = 0
+        """Batches in progress that have not yet sent their COMMIT round trip."""
         self.backlogged = False
-        """The batch that ended last left requests waiting (see the class docstring)."""
+        """Requests had to wait: set when a batch ends leaving requests waiting, cleared when
+        one ends with none waiting and no other running (see the class docstring)."""
         self.sizes: Counter[int] = Counter()
         """Transactions run so far, by the number of requests in them (the metric)."""
 
@@ -85,19 +102,35 @@ class Batcher(Generic[R]):
     def _start(self) -> None:
         batch, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
         self.running += 1
-        defer.ensureDeferred(self._run(batch)).addBoth(self._finished)
+        self.locking += 1
+        locking = _Locking(self)
+        defer.ensureDeferred(self._run(batch, locking)).addBoth(self._finished, locking)
 
-    def _finished(self, _: object) -> None:
+    def done_locking(self, locking: _Locking[R]) -> None:
+        """A running batch sent its COMMIT round trip: under backlog, the waiting requests
+        may go."""
+        if not locking.done:
+            locking.done = True
+            self.locking -= 1
+            self._start_waiting()
+
+    def _finished(self, _: object, locking: _Locking[R]) -> None:
         self.running -= 1
-        self.backlogged = bool(self._queue)
+        self.backlogged = bool(self._queue) or (self.backlogged and self.running > 0)
+        if not locking.done:
+            locking.done = True
+            self.locking -= 1
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
         while (
             self._queue
             and self.running < self._in_flight
-            and (self.running == 0 or len(self._queue) >= self._max_size)
+            and (self.locking == 0 or len(self._queue) >= self._max_size)
         ):
             self._start()
 
-    async def _run(self, members: list[_Member[R]]) -> None:
+    async def _run(self, members: list[_Member[R]], locking: _Locking[R]) -> None:
         """Run the batch until every member is answered: members past their deadline are
         refused (no effect) before it starts, and when a deadline passes before COMMIT the
         transaction rolls back and runs again without the late ones."""
@@ -106,7 +139,7 @@ class Batcher(Generic[R]):
             if not members:
                 return
             deadlines = [m.scope.deadline for m in members if m.scope.deadline is not None]
-            scope = RequestScope(min(deadlines) if deadlines else None)
+            scope = RequestScope(min(deadlines) if deadlines else None, on_commit=locking.signal)
             self.sizes[len(members)] += 1
             try:
                 outcomes = await self._db.run(

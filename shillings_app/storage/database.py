@@ -75,6 +75,10 @@ class RequestScope:
     """``time.monotonic()`` after which no work of the request may start or commit."""
     reached_commit: bool = False
     """A transaction of the request sent COMMIT (committed, or its outcome is unknown)."""
+    on_commit: Callable[[], None] | None = None
+    """Called (in the database thread) when a transaction of the request starts the round
+    trip carrying its COMMIT: its rows are locked and its rules applied (group commit
+    starts the next batch then, ``batching.Batcher``)."""
 
     def check(self, desc: str) -> None:
         """Raise ``DeadlineExceeded`` when the request's deadline has passed."""
@@ -124,10 +128,19 @@ class Attempt:
     """COMMIT was (or is being) sent: the outcome is unknown until its answer came."""
     committed: bool = False
     """COMMIT was answered OK (by ``Txn.commit_with``)."""
+    on_commit: Callable[[], None] | None = None
+    """``RequestScope.on_commit`` of the request this attempt runs for."""
 
     def check(self) -> None:
         """Raise ``DeadlineExceeded`` when the deadline has passed."""
         _check_deadline(self.deadline, self.desc)
+
+    def committing(self) -> None:
+        """The round trip carrying COMMIT is about to be sent: from now on the outcome is
+        unknown until its answer comes (``reached_commit``); tell ``on_commit``."""
+        self.reached_commit = True
+        if self.on_commit is not None:
+            self.on_commit()
 
 
 class Txn:
@@ -183,7 +196,7 @@ class Txn:
         self.attempt.check()
         if self.attempt.committed:
             raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
-        self.attempt.reached_commit = True
+        self.attempt.committing()
         done = 0
         try:
             self._cursor.execute(script)
@@ -282,7 +295,7 @@ class Database:
         conflicts = 0
         deadline = scope.deadline if scope is not None else None
         while True:
-            attempt = Attempt(desc, deadline)
+            attempt = Attempt(desc, deadline, on_commit=scope.on_commit if scope else None)
             try:
                 return await threads.deferToThreadPool(
                     _reactor,  # type: ignore[arg-type]
@@ -354,7 +367,7 @@ class Database:
             cursor.close()
             if not attempt.committed:
                 attempt.check()
-                attempt.reached_commit = True
+                attempt.committing()
                 conn.commit()
             return result
         except BaseException:
