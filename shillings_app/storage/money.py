@@ -13,10 +13,11 @@ from shillings_app.storage.auth import REVOKED
 from shillings_app.storage.database import Statement, execute
 from shillings_app.storage.idempotency import JOINED, STORED
 
-PAY_CHECKS = f"{REVOKED}, (SELECT user_id FROM users WHERE email = %s), {STORED}{JOINED}"
-"""What a payment checks (``lock_and_lookup``): is the token revoked, who is the receiver,
-and the idempotency key's earlier use (``idempotency.STORED``, or NULLs). Parameters: token
-id, receiver email, sender id, key."""
+PAY_CHECKS = f"{REVOKED}, {{receiver}}, {STORED}{JOINED}"
+"""What a payment checks (``lock_and_lookup``): is the token revoked, who is the receiver
+(``{receiver}``: the session variable ``lock_and_lookup`` read the payment's receiver id
+into, so the email is looked up once), and the idempotency key's earlier use
+(``idempotency.STORED``, or NULLs). Parameters: token id, sender id, key."""
 
 TOPUP_CHECKS = f"{REVOKED}, {STORED}{JOINED}"
 """The same for a top-up: revoked token and the key's earlier use. Parameters: token id,
@@ -35,14 +36,14 @@ def lock_and_lookup(
 ) -> tuple[dict[int, Locked], list[tuple[Any, ...]]]:
     """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then
     the lookup (the row of ``checks``, ``PAY_CHECKS`` or ``TOPUP_CHECKS``, for each
-    request's ``params``, in the order given: one ``UNION ALL``), in one round trip. The
-    receivers' ids are read first (``SET`` of one session variable each; an email never
+    request's ``params``, in the order given: one ``UNION ALL``; ``receivers``, when given,
+    one per request), in one round trip. The receivers' ids are read first (``SET`` of one session variable each; an email never
     changes while the app runs) so that every row is locked by the one ascending-id
     statement. The lookup's snapshot is taken after the row locks were granted (MariaDB
     10.11 opens no read view for the ``SET``), so a duplicate that waited on them finds its
     twin's key; were it older, the key's unique index would still catch the twin (retry)."""
     found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
-    statements = [_lock(user_ids, found), _lookup(checks, params)]
+    statements = [_lock(user_ids, found), _lookup(checks, params, found)]
     if receivers:
         marks = ", ".join(f"{v} = (SELECT user_id FROM users WHERE email = %s)" for v in found)
         statements.insert(0, Statement(f"SET {marks}", receivers))
@@ -50,8 +51,12 @@ def lock_and_lookup(
     return _locked(locked), _looked(looked)
 
 
-def _lookup(checks: str, params: Sequence[Sequence[Any]]) -> Statement:
-    parts = " UNION ALL ".join([f"SELECT %s AS member, {checks}"] * len(params))
+def _lookup(checks: str, params: Sequence[Sequence[Any]], found: Sequence[str]) -> Statement:
+    """``checks`` for each request, ``{receiver}`` standing for its entry of ``found``."""
+    parts = " UNION ALL ".join(
+        f"SELECT %s AS member, {checks.format(receiver=found[n] if found else 'NULL')}"
+        for n in range(len(params))
+    )
     return Statement(parts, [value for n, each in enumerate(params) for value in (n, *each)])
 
 
