@@ -44,6 +44,18 @@ def new_event_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
+UNHOOKED = (
+    "NOT EXISTS(SELECT 1 FROM webhooks WHERE user_id = %s AND state = 'enabled'"
+    " LOCK IN SHARE MODE)"
+)
+"""An event's ``dispatched`` at birth: true when its user (the parameter) has no enabled
+webhook endpoint, so the delivery workers never fan it out: an endpoint gets the events
+committed while it is enabled. Every change writing events holds its users' row locks, as
+does a registration (``webhooks.lock_user``), so no endpoint of the user appears between
+this read and the change's COMMIT; the read is a locking (current) one, as the change's
+snapshot may predate its wait for those locks (a refund's first read)."""
+
+
 def emit(txn: Any, events: Sequence[NewEvent], at: datetime) -> None:
     """Insert ``events`` in one statement, in the caller's transaction. Events sharing one
     ``data`` object (a payment's sent and received) have it serialized once."""
@@ -54,7 +66,7 @@ def emit_statement(events: Sequence[NewEvent], at: datetime) -> Statement | None
     """The INSERT of ``emit`` (None: no events)."""
     if not events:
         return None
-    marks = ", ".join(["(%s, %s, %s, %s, %s)"] * len(events))
+    marks = ", ".join([f"(%s, %s, %s, %s, %s, {UNHOOKED})"] * len(events))
     args: list[Any] = []
     dumped: dict[int, str] = {}
     for event in events:
@@ -64,7 +76,9 @@ def emit_statement(events: Sequence[NewEvent], at: datetime) -> Statement | None
         if data is None:
             data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
             dumped[id(event.data)] = data
-        args += [new_event_id(), event.user_id, event.type, data, at]
+        args += [new_event_id(), event.user_id, event.type, data, at, event.user_id]
     return Statement(
-        f"INSERT INTO events (event_id, user_id, type, data, created_at) VALUES {marks}", args
+        "INSERT INTO events (event_id, user_id, type, data, created_at, dispatched)"
+        f" VALUES {marks}",
+        args,
     )

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import re
 
+import pymysql
 import pytest_twisted
+from twisted.internet import defer
 
+from shillings_app.config import parse_dsn
 from shillings_proto import pb
 from tests import protocol_requests as messages
-from tests.app.helpers import Session, new_session
+from tests.app.group_commit import _until, _waiting_for_lock
+from tests.app.helpers import Session, new_session, sql
 
 
 async def events(session: Session, type_: str = "", limit: int = 0, cursor: str = ""):
@@ -113,3 +117,56 @@ async def test_events_refusals(app_server, client):
     assert revoked.status.code == 200
     response = await events(alice)
     assert (response.status.code, response.status.reason) == (401, "unauthenticated")
+
+
+def _dispatched(dsn: str, user_id: int) -> list[tuple[str, int]]:
+    """(type, dispatched) of the user's events, oldest first."""
+    rows = sql(
+        dsn, "SELECT type, dispatched FROM events WHERE user_id = %s ORDER BY id", (user_id,)
+    )
+    return [(str(t), int(d)) for t, d in rows]
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_of_users_without_an_enabled_endpoint_are_born_dispatched(app_server, client):
+    """Only users with an enabled webhook endpoint leave events for the delivery workers
+    to fan out. An endpoint committed while a change waited for its user's row counts,
+    even for a refund, whose snapshot was taken before that wait."""
+    alice, bob = await new_session(client, "alice"), await new_session(client, "bob")
+    body = pb.WebhookCreateRequest(
+        auth=pb.Auth(user_id=alice.user_id, token_id=alice.token_id), url="http://127.0.0.1:9/a"
+    )
+    hooked = await client.call(pb.Request(command=pb.WHC, webhook_create=body))
+    assert hooked.status.code == 201, hooked.status
+    assert (await alice.topup(1_000)).status.code == 200
+    paid = await alice.pay(bob.email, 300)
+    assert paid.status.code == 200
+    assert _dispatched(app_server.dsn, alice.user_id) == [
+        ("topup.succeeded", 0),
+        ("payment.sent", 0),
+    ]
+    assert _dispatched(app_server.dsn, bob.user_id) == [("payment.received", 1)]
+
+    # A registration's transaction, by hand: bob's row locked, the endpoint inserted, and
+    # committed only once the refund waits for that row.
+    registering = pymysql.connect(**parse_dsn(app_server.dsn))
+    try:
+        with registering.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT 1 FROM users WHERE user_id = %s FOR UPDATE", (bob.user_id,))
+            refunding = defer.ensureDeferred(bob.refund(paid.pay.transaction_id, 100))
+            await _until(lambda: _waiting_for_lock(app_server.dsn) == 1)
+            cur.execute(
+                "INSERT INTO webhooks (webhook_id, user_id, url, secret_sealed, created_at,"
+                " updated_at) VALUES (UUID(), %s, 'http://127.0.0.1:9/b', 'x',"
+                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                (bob.user_id,),
+            )
+        registering.commit()
+    finally:
+        registering.close()
+    assert (await refunding).status.code == 201
+    assert _dispatched(app_server.dsn, bob.user_id) == [
+        ("payment.received", 1),
+        ("refund.sent", 0),
+    ]
