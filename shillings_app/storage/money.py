@@ -34,14 +34,15 @@ def lock_and_lookup(
     params: Sequence[Sequence[Any]],
     receivers: Sequence[str] = (),
 ) -> tuple[dict[int, Locked], list[tuple[Any, ...]]]:
-    """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then
-    the lookup (the row of ``checks``, ``PAY_CHECKS`` or ``TOPUP_CHECKS``, for each
-    request's ``params``, in the order given: one ``UNION ALL``; ``receivers``, when given,
-    one per request), in one round trip. The receivers' ids are read first (``SET`` of
-    one session variable each; an email never changes while the app runs) so that every row is locked by the one ascending-id
-    statement. The lookup's snapshot is taken after the row locks were granted (MariaDB
-    10.11 opens no read view for the ``SET``), so a duplicate that waited on them finds its
-    twin's key; were it older, the key's unique index would still catch the twin (retry)."""
+    """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then the
+    lookup (the row of ``checks``, ``PAY_CHECKS`` or ``TOPUP_CHECKS``, for each
+    request's ``params``, in the order given: one ``UNION ALL``; ``receivers``, when
+    given, one per request), in one round trip. The receivers' ids are read first
+    (``SET`` of one session variable each; an email never changes while the app runs) so
+    that every row is locked by the one ascending-id statement. The lookup's snapshot is
+    taken after the row locks were granted (MariaDB 10.11 opens no read view for the
+    ``SET``), so a duplicate that waited on them finds its twin's key; were it older,
+    the key's unique index would still catch the twin (retry)."""
     found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
     statements = [_lock(user_ids, found), _lookup(checks, params, found)]
     if receivers:
