@@ -85,7 +85,11 @@ class HooksWorker:
             sync_wait=self.config.db_sync_wait,
         )
         self._sender = Sender(
-            self._reactor, self.config.allow, self.config.timeout, self.config.concurrency
+            self._reactor,
+            self.config.allow,
+            self.config.timeout,
+            self.config.concurrency,
+            self.config.resolver_threads,
         )
         if self._listener is not None:
             await self._listener.start()
