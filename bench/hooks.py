@@ -197,16 +197,17 @@ def _latency(got: dict[str, tuple[float, str]], ids: set[str]) -> list[float]:
     return out
 
 
-def run(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
+def run(seconds: float, log: Callable[[str], None], rounds: int = ROUNDS) -> dict[str, Any]:
     """Every measurement: the outbox's cost on payments through the whole stack
-    (bench/hooks_http.py), then the rest on a stack of their own."""
-    http = hooks_http.run(seconds, log)
-    results = _one_stack(seconds, log)
+    (bench/hooks_http.py), then the rest on a stack of their own; the outbox's costs from
+    ``rounds`` runs with and without events each."""
+    http = hooks_http.run(seconds, log, rounds)
+    results = _one_stack(seconds, log, rounds)
     results["outbox_http"] = http
     return results
 
 
-def _one_stack(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
+def _one_stack(seconds: float, log: Callable[[str], None], rounds: int) -> dict[str, Any]:
     """The pay ceiling, throughput and latency on one stack (1 web, 1 app, 2 workers)."""
     stack = HooksStack(web_procs=1, app_procs=1, bcrypt_cost=4)
     log(f"webhooks: stack with 2 delivery workers in {stack.var}")
@@ -217,7 +218,7 @@ def _one_stack(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
         work.mkdir(exist_ok=True)
         users, users_file = seed(stack, work)
         results: dict[str, Any] = {
-            "outbox": outbox_cost(stack, stack.ctl, users_file, seconds, log)
+            "outbox": outbox_cost(stack, stack.ctl, users_file, seconds, log, rounds)
         }
         port = free_port()
         secrets = add_webhooks(stack, users, port, work)
@@ -333,7 +334,8 @@ def section(hooks: dict[str, Any]) -> list[str]:
         f" {box['threads']} connections straight to MariaDB,",
         "no HTTP: the worst case, nothing but the pay SQL), on a stack of its own (1 web,",
         "1 app, 2 delivery workers) that then measures deliveries. Runs with and without",
-        f"events alternate ({ROUNDS} each, medians). CPU per pay (the stacks' processes; at",
+        f"events alternate ({box.get('rounds', ROUNDS)} each, medians). CPU per pay (the"
+        " stacks' processes; at",
         "the ceiling also the client's, which runs the app's transaction code) moves less",
         "than req/s with the other load on this shared machine.",
         "",
@@ -346,7 +348,8 @@ def section(hooks: dict[str, Any]) -> list[str]:
 
 def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    results = run(seconds, lambda message: print(message, flush=True))
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else ROUNDS
+    results = run(seconds, lambda message: print(message, flush=True), rounds)
     print("\n".join(section(results)))
     print(json.dumps(results, indent=1))
     return 0

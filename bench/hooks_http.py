@@ -9,13 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.hooks_outbox import slowdown
+from bench.hooks_outbox import ROUNDS, slowdown
 from bench.seed import connect, seed
 from bench.stackctl import ROOT, Stack
 from bench.wrk import run_wrk
 
 CONNECTIONS = 16
-ROUNDS = 5
 
 
 @dataclass
@@ -38,7 +37,8 @@ def _count_events(stack: Stack) -> int:
         conn.close()
 
 
-def run(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
+def run(seconds: float, log: Callable[[str], None], rounds: int = ROUNDS) -> dict[str, Any]:
+    """``rounds`` wrk runs of ``seconds`` on each stack, alternating."""
     stacks = {
         "with": Stack(web_procs=2, app_procs=1, bcrypt_cost=4),
         "without": NoEventsStack(web_procs=2, app_procs=1, bcrypt_cost=4),
@@ -61,7 +61,7 @@ def run(seconds: float, log: Callable[[str], None]) -> dict[str, Any]:
         runs: dict[str, dict[str, list[float]]] = {
             name: {"rps": [], "cpu_ms": []} for name in stacks
         }
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             for name, stack in stacks.items():
                 before = sum(cpu for _, cpu in stack.cpu_seconds().values())
                 point = run_wrk(

@@ -19,6 +19,7 @@ from shillings_app.storage import events
 
 THREADS = 16
 ROUNDS = 5
+"""Runs with and without events, each (the default of ``python -m bench --hooks-rounds``)."""
 
 
 @contextlib.contextmanager
@@ -42,15 +43,20 @@ def cpu_now(stack: Stack) -> float:
 
 
 def _alternate(
-    stack: Stack, users_file: Path, seconds: float, log: Callable[[str], None], phase: str
+    stack: Stack,
+    users_file: Path,
+    seconds: float,
+    log: Callable[[str], None],
+    phase: str,
+    rounds: int,
 ) -> dict[str, dict[str, list[float]]]:
-    """Pays/s and CPU ms per pay of the pay ceiling with and without its events, ``ROUNDS``
+    """Pays/s and CPU ms per pay of the pay ceiling with and without its events, ``rounds``
     runs each, alternating (so both see the same drift of the machine's other load). CPU
     per pay is the figure to trust on a shared machine: other load lowers pays/s, not it."""
     runs: dict[str, dict[str, list[float]]] = {
         name: {"rps": [], "cpu_ms": []} for name in ("with", "without")
     }
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, enabled in (("with", True), ("without", False)):
             before = cpu_now(stack)
             with outbox(enabled):
@@ -86,16 +92,18 @@ def outbox_cost(
     users_file: Path,
     seconds: float,
     log: Callable[[str], None],
+    rounds: int = ROUNDS,
 ) -> dict[str, Any]:
     """The slowdown as deployed (the delivery workers fan the events out meanwhile, on the
-    same cores), and of the events insert alone (workers stopped)."""
-    deployed = _alternate(stack, users_file, seconds, log, "workers running")
+    same cores), and of the events insert alone (workers stopped); ``rounds`` runs of each."""
+    deployed = _alternate(stack, users_file, seconds, log, "workers running", rounds)
     ctl("stop", "hooks:*")
-    insert_only = _alternate(stack, users_file, seconds, log, "workers stopped")
+    insert_only = _alternate(stack, users_file, seconds, log, "workers stopped", rounds)
     ctl("start", "hooks:*")
     wait_dispatched(stack)
     return {
         "threads": THREADS,
+        "rounds": rounds,
         "deployed": slowdown(deployed),
         "insert_only": slowdown(insert_only),
     }

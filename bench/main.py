@@ -78,6 +78,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="per webhook bench run (bench/hooks.py), 0: none",
     )
     p.add_argument(
+        "--hooks-rounds",
+        type=int,
+        default=hooks.ROUNDS,
+        help=f"webhook bench runs with and without events, each (default {hooks.ROUNDS})",
+    )
+    p.add_argument(
         "--setting",
         action="append",
         default=[],
@@ -378,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     if shapes:
         run_scaling(args, results, shapes)
     if args.hooks_seconds > 0:
-        results["hooks"] = hooks.run(args.hooks_seconds, log)
+        results["hooks"] = hooks.run(args.hooks_seconds, log, args.hooks_rounds)
     cluster_conns = [int(c) for c in args.cluster_connections.split(",") if c.strip()]
     if cluster_conns:
         results["cluster"] = cluster.run(args, cluster_conns, log)

@@ -12,7 +12,6 @@ from twisted.logger import Logger
 
 from shillings_app.config import AppConfig, ConfigError, mysql_dsn
 from shillings_app.logs import start_logging
-from shillings_app.service import migrate
 from shillings_proto.logfile import log_stream
 from shillings_proto.services import run
 
@@ -20,6 +19,8 @@ log = Logger(namespace="shillings.app")
 
 
 def cmd_migrate(config: AppConfig) -> int:
+    from shillings_app.service import migrate  # the app server's modules: not for hooks
+
     applied = migrate(config)
     if applied:
         for version in applied:
@@ -34,7 +35,7 @@ def cmd_serve(config: AppConfig, log_file: str | None = None) -> int:
     to stdout or ``log_file``."""
     from twisted.internet import reactor
 
-    from shillings_app.service import AppService, app_service
+    from shillings_app.service import AppService, app_service, migrate
 
     start_logging(config.log_level, log_stream(log_file))
     applied = migrate(config)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shillings_app.webhooks import resolver
 from shillings_app.webhooks.allow import Allow, AllowError, parse_allow
 from shillings_app.webhooks.secrets import KEY_VARIABLE, WebhookKeyError, configured_key
 from shillings_proto.envconfig import (
@@ -227,6 +228,22 @@ class AppConfig:
         " CIDRs, comma-separated; checked on the resolved addresses at registration and at"
         ' each send (README, "Events and webhooks")',
         _webhook_allow,
+    )
+    webhook_resolver_threads: int = setting(
+        "SHILLINGS_WEBHOOK_RESOLVER_THREADS",
+        resolver.THREADS,
+        "webhook host name resolutions run at once, each in a thread of the resolver's own"
+        " (a slow DNS server holds one per resolution); a delivery worker runs at most its"
+        " `SHILLINGS_HOOKS_CONCURRENCY`",
+        ints(1, 256),
+    )
+    webhook_resolver_queue: int = setting(
+        "SHILLINGS_WEBHOOK_RESOLVER_QUEUE",
+        resolver.QUEUE,
+        "webhook host name resolutions that may wait for a thread; past that a webhook"
+        " registration gets 503 with `Retry-After: 1` (a delivery worker's queue is its"
+        " `SHILLINGS_HOOKS_CONCURRENCY`: its sends never wait)",
+        ints(0, 10_000),
     )
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Is the stack healthy: /healthz through nginx and from each web process; waiting for it."""
+"""Is the stack healthy: /healthz through nginx and from each web process, the delivery
+workers' metrics endpoints; waiting for it."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ def web_healthz(path: Path, timeout: float = 2.0) -> int:
         return 0
     finally:
         conn.close()
+
+
+def metrics_answer(target: str, timeout: float = 2.0) -> int:
+    """Status code of ``GET http://<target>/metrics`` (``host:port``; 0: no answer)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(f"http://{target}/metrics", timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, urllib.error.URLError):
+        return 0
 
 
 def all_healthy(cfg: StackConfig) -> bool:
@@ -91,7 +104,8 @@ def print_log_tail(cfg: StackConfig, name: str, lines: int = 15) -> None:
 
 
 def cmd_status(cfg: StackConfig) -> int:
-    """supervisorctl status and the /healthz answer; 0 only when it is 200."""
+    """supervisorctl status, the /healthz answer and each delivery worker's ``GET /metrics``
+    answer (when the stack has metrics listeners); 0 only when all of them are 200."""
     if not supervisord_pid(cfg):
         print(f"shillings: not running (var: {cfg.var})")
         return 3
@@ -99,7 +113,11 @@ def cmd_status(cfg: StackConfig) -> int:
     print_status(cfg)
     code, body = healthz(cfg)
     print(f"{cfg.url}/healthz: {code or 'unreachable'} {body.strip()}")
-    return 0 if code == 200 else 1
+    hooks = []
+    for n, target in enumerate(cfg.metrics_targets("hooks")):
+        hooks.append(metrics_answer(target))
+        print(f"hooks_{n:02d} metrics ({target}/metrics): {hooks[-1] or 'unreachable'}")
+    return 0 if code == 200 and all(answer == 200 for answer in hooks) else 1
 
 
 def wait_until(cfg: StackConfig, names: list[str], ready: Callable[[], bool]) -> None:

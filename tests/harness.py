@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -143,11 +144,94 @@ def start_redis(root: str) -> Process:
 
 
 SHM = Path("/dev/shm")
+SCRATCH_PREFIX = "shl-tmp-"
+OWNER_LOCK = "owner.lock"
+"""In each scratch dir: a file its session holds an exclusive ``flock`` on while it lives
+(the kernel drops the lock when the process ends, however it ends)."""
+_held_locks: list[int] = []
+
+
+def make_scratch(parent: Path) -> str:
+    """A new scratch dir under ``parent``, locked by this process for as long as it lives.
+    The lock is taken on a file of another name, then renamed: a cleaner never finds
+    ``OWNER_LOCK`` unlocked in a live session's dir."""
+    scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=parent)
+    fd, staging = tempfile.mkstemp(dir=scratch)  # not inherited by the servers started
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(staging, os.path.join(scratch, OWNER_LOCK))
+    _held_locks.append(fd)
+    return scratch
+
+
+def _processes_using(path: Path) -> list[int]:
+    """This user's processes whose command line names a file under ``path`` (the private
+    MariaDB and Redis, a stack's supervisord and nginx master)."""
+    needle = str(path).encode() + b"/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid == os.getuid() and needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Not ended (a zombie has: only its parent's wait is missing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _stop(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM (each stops what it started), then SIGKILL after ``timeout`` s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if _running(pid)]
+            time.sleep(0.05)
+        if not pids:
+            return
+
+
+def remove_stale_scratch(parent: Path) -> list[str]:
+    """Remove the scratch dirs under ``parent`` whose session is gone (``OWNER_LOCK`` not
+    locked), after stopping the processes it left running there (a session killed outright
+    leaves its MariaDB running, holding its files' memory); return them. A dir without the
+    lock file (being made, or not one of ours) is left alone."""
+    removed = []
+    for path in sorted(parent.glob(f"{SCRATCH_PREFIX}*")):
+        try:
+            fd = os.open(path / OWNER_LOCK, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # its session is running
+            continue
+        try:
+            _stop(_processes_using(path))
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+        finally:
+            os.close(fd)
+    return removed
 
 
 def use_memory_for_scratch() -> str | None:
     """Make a new directory on the tmpfs /dev/shm (when the machine has a writable one) the
     temp dir of this process (``tempfile``) and of its children (``TMPDIR``); return it.
+    First remove the ones killed sessions left there (``remove_stale_scratch``).
 
     Everything the tests write then stays in memory: the private MariaDB's data dir (one
     database per test), the stacks' var dirs (MariaDB, logs, sockets), ``tmp_path``. Their
@@ -156,7 +240,8 @@ def use_memory_for_scratch() -> str | None:
     same thing; only a host crash differs, which no test makes."""
     if not (SHM.is_dir() and os.access(SHM, os.W_OK)):
         return None
-    scratch = tempfile.mkdtemp(prefix="shl-tmp-", dir=SHM)
+    remove_stale_scratch(SHM)
+    scratch = make_scratch(SHM)
     os.environ["TMPDIR"] = scratch
     tempfile.tempdir = scratch
     return scratch

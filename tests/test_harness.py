@@ -42,3 +42,57 @@ def test_a_copied_schema_is_what_migrate_makes(mariadb, schema, database):
         assert migrate(database, report=lambda line: None) == []
     finally:
         sql(mariadb.dsn("mysql"), f"DROP DATABASE IF EXISTS {fresh}")
+
+
+_OWNER = (
+    "import sys; from pathlib import Path; from tests.harness import make_scratch;"
+    " print(make_scratch(Path(sys.argv[1])), flush=True); sys.stdin.read()"
+)
+
+
+def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path):
+    """A scratch dir whose session died goes, and the process it left running there is
+    stopped; one whose session lives stays, as does a dir without the lock file."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.harness import OWNER_LOCK, SCRATCH_PREFIX, remove_stale_scratch
+
+    root = Path(__file__).resolve().parents[1]
+
+    def owner() -> tuple[subprocess.Popen[str], Path]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _OWNER, str(tmp_path)],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        return proc, Path(proc.stdout.readline().strip())
+
+    live, live_dir = owner()
+    dead, dead_dir = owner()
+    assert dead.stdin is not None
+    dead.stdin.close()  # the dead session's owner exits; its dir and its "server" stay
+    assert dead.wait(10) == 0
+    (dead_dir / "mysql").mkdir()
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--datadir={dead_dir}/mysql"]
+    )
+    being_made = tmp_path / f"{SCRATCH_PREFIX}made"
+    being_made.mkdir()
+    try:
+        assert (live_dir / OWNER_LOCK).exists() and (dead_dir / OWNER_LOCK).exists()
+        assert remove_stale_scratch(tmp_path) == [str(dead_dir)]
+        assert orphan.wait(10) == -signal.SIGTERM
+        assert not dead_dir.exists()
+        assert live_dir.is_dir() and being_made.is_dir()
+        assert remove_stale_scratch(tmp_path) == []
+    finally:
+        orphan.kill()
+        live.kill()
+        live.wait()
+    assert remove_stale_scratch(tmp_path) == [str(live_dir)]  # its owner is gone now

@@ -68,6 +68,7 @@ class HooksConfig:
     allow: Allow = _as_app("webhook_allow")
     db_sync_wait: int = _as_app("db_sync_wait")
     log_level: str = _as_app("log_level")
+    resolver_threads: int = _as_app("webhook_resolver_threads")
     timeout: float = setting(
         "SHILLINGS_HOOKS_TIMEOUT", 10.0, "seconds a delivery may take (a 2xx within it)", _seconds
     )

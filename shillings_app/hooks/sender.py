@@ -34,7 +34,7 @@ from zope.interface import implementer
 from shillings_app.handlers.convert import rfc3339
 from shillings_app.storage.deliveries import Claimed, Outcome
 from shillings_app.webhooks.allow import Allow, IPAddress
-from shillings_app.webhooks.resolver import THREADS, Resolver
+from shillings_app.webhooks.resolver import Resolver
 from shillings_app.webhooks.urls import BadUrl, target
 from shillings_proto import pb, shapes
 
@@ -119,10 +119,16 @@ class _QuietClientFactory(_HTTP11ClientFactory):
 class Sender:
     """Sends deliveries; keeps connections to endpoints open between them."""
 
-    def __init__(self, reactor: Any, allow: Allow, timeout: float, concurrency: int) -> None:
+    def __init__(
+        self, reactor: Any, allow: Allow, timeout: float, concurrency: int, resolver_threads: int
+    ) -> None:
         self._reactor = reactor
         self._allow = allow
-        self._resolver = Resolver(reactor, threads=min(concurrency, THREADS), queue=concurrency)
+        self.resolver = Resolver(
+            reactor, threads=min(concurrency, resolver_threads), queue=concurrency
+        )
+        """Host names resolved in at most ``resolver_threads`` threads; never busy (at most
+        ``concurrency`` sends at once)."""
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = concurrency
@@ -145,7 +151,7 @@ class Sender:
         return Outcome(status, error[:255], int((time.monotonic() - started) * 1000))
 
     async def _post(self, claimed: Claimed, secret: str) -> tuple[int, str]:
-        vetted = await target(claimed.url, self._allow, self._resolver)
+        vetted = await target(claimed.url, self._allow, self.resolver)
         agent = Agent.usingEndpointFactory(
             self._reactor,
             _Pinned(self._reactor, vetted.addresses[0], self.timeout),

@@ -1,7 +1,8 @@
 """One delivery worker: a loop that fans new events out (every ``poll`` s, at once while
 they come in full batches), claims due deliveries (as many as it has free sending slots,
 once a quarter of them are free) and sends each in the background, recording its attempt. Several
-workers share the tables safely: every step locks with ``FOR UPDATE SKIP LOCKED``."""
+workers share the tables safely: every step locks with ``FOR UPDATE SKIP LOCKED``. The loop
+starts once the schema has every migration this code knows (the app server applies them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import pymysql
+from pymysql.constants.ER import BAD_DB_ERROR as ER_BAD_DB_ERROR
+from pymysql.constants.ER import NO_SUCH_TABLE as ER_NO_SUCH_TABLE
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
@@ -17,7 +21,8 @@ from twisted.logger import Logger
 from shillings_app.hooks.config import HooksConfig
 from shillings_app.hooks.metrics import HooksMetrics, result_of
 from shillings_app.hooks.sender import SECRET, Sender
-from shillings_app.storage.database import Database
+from shillings_app.migrations import available
+from shillings_app.storage.database import Database, DatabaseUnavailable, error_code
 from shillings_app.storage.deliveries import (
     Claimed,
     Outcome,
@@ -36,6 +41,14 @@ BACKLOG_EVERY_S = 5.0
 """How often the backlog gauge is counted."""
 ERROR_PAUSE_S = 1.0
 """Pause after a failed step (e.g. the database is down) before the next."""
+SCHEMA_PAUSE_S = 0.5
+"""Pause between looks at the schema while it lacks a migration the worker needs."""
+
+
+def applied_txn(txn: Any) -> set[str]:
+    """The versions in ``schema_migrations``."""
+    txn.execute("SELECT version FROM schema_migrations")
+    return {str(row[0]) for row in txn.fetchall()}
 
 
 def retry_delay(schedule: tuple[float, ...], attempt: int, jitter: int) -> float | None:
@@ -85,7 +98,11 @@ class HooksWorker:
             sync_wait=self.config.db_sync_wait,
         )
         self._sender = Sender(
-            self._reactor, self.config.allow, self.config.timeout, self.config.concurrency
+            self._reactor,
+            self.config.allow,
+            self.config.timeout,
+            self.config.concurrency,
+            self.config.resolver_threads,
         )
         if self._listener is not None:
             await self._listener.start()
@@ -128,7 +145,46 @@ class HooksWorker:
         if timer.active():
             timer.cancel()
 
+    async def _schema_missing(self) -> str:
+        """Why the schema is not yet what this code needs ('' when it is): no database
+        server, no database or no ``schema_migrations`` table yet, migrations not applied
+        yet. Other errors (e.g. access denied) are raised."""
+        assert self._db is not None
+        try:
+            applied = await self._db.run("hooks_schema", applied_txn)
+        except DatabaseUnavailable as e:
+            return f"no database connection ({e})"
+        except pymysql.err.MySQLError as e:
+            if error_code(e) in (ER_BAD_DB_ERROR, ER_NO_SUCH_TABLE):
+                return f"no schema yet ({e})"
+            raise
+        missing = [m.version for m in available() if m.version not in applied]
+        return f"migrations not applied yet: {', '.join(missing)}" if missing else ""
+
+    async def _wait_for_schema(self) -> None:
+        """Until the schema has every migration this code knows: at a fresh start the
+        workers start beside the app server that migrates. An info line whenever the reason
+        to wait changes, an error only for another failure."""
+        said = ""
+        while self._running:
+            try:
+                why = await self._schema_missing()
+            except Exception as e:
+                self.metrics.errors.inc()
+                log.error("reading the schema's version failed: {error}", error=e)
+                await self._pause(ERROR_PAUSE_S)
+                continue
+            if not why:
+                if said:
+                    log.info("schema ready: delivering")
+                return
+            if why != said:
+                log.info("waiting for the schema: {why}", why=why)
+                said = why
+            await self._pause(SCHEMA_PAUSE_S)
+
     async def _run(self) -> None:
+        await self._wait_for_schema()
         while self._running:
             try:
                 busy = await self._step()

@@ -17,9 +17,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 THREADS = 4
-"""Resolutions run at once (each holds a thread while it waits for DNS)."""
+"""Resolutions run at once (each holds a thread while it waits for DNS); the default of
+``SHILLINGS_WEBHOOK_RESOLVER_THREADS``."""
 QUEUE = 64
-"""Resolutions that may wait for a thread."""
+"""Resolutions that may wait for a thread; the default of ``SHILLINGS_WEBHOOK_RESOLVER_QUEUE``."""
 
 AddrInfo = list[tuple[Any, ...]]
 
@@ -47,15 +48,17 @@ class Resolver:
     ) -> None:
         self._reactor = reactor
         self._lookup = lookup
-        self._limit = threads + queue
+        self.threads = threads
+        """Resolutions run at once."""
+        self.queue = queue
+        """Resolutions that may wait for a thread."""
         self._pool: ThreadPool | None = None
-        self._threads = threads
         self.pending = 0
         """Resolutions running or waiting for a thread."""
 
     def _started(self) -> ThreadPool:
         if self._pool is None:
-            pool = ThreadPool(0, self._threads, "shillings-resolver")
+            pool = ThreadPool(0, self.threads, "shillings-resolver")
             pool.start()
             self._reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
             self._pool = pool
@@ -64,7 +67,7 @@ class Resolver:
     async def getaddrinfo(self, host: str) -> AddrInfo:
         """``lookup(host)`` in a thread of this resolver; ``ResolverBusy`` when ``threads +
         queue`` resolutions are already in progress; ``lookup``'s own errors as raised."""
-        if self.pending >= self._limit:
+        if self.pending >= self.threads + self.queue:
             raise ResolverBusy(f"{self.pending} host name resolutions in progress")
         self.pending += 1
         try:

@@ -58,6 +58,7 @@ def test_tiny_bench_run_writes_results(tmp_path):
             "--profile-seconds=1",
             "--micro-seconds=0.05",
             "--hooks-seconds=1",
+            "--hooks-rounds=1",
             f"--out={out}",
             f"--report={report}",
             f"--before={tmp_path / 'none.json'}",
@@ -115,8 +116,12 @@ def test_tiny_bench_run_writes_results(tmp_path):
     assert hooks["verification_failures"] == 0
     assert hooks["throughput"]["events"] > 0 and hooks["throughput"]["deliveries_per_s"] > 0
     assert 0 < hooks["latency"]["p50_ms"] <= hooks["latency"]["p99_ms"]
+    assert hooks["outbox"]["rounds"] == 1
     for side in ("deployed", "insert_only"):
         assert hooks["outbox"][side]["with_events_rps"] > 0
+        assert [len(runs["rps"]) for runs in hooks["outbox"][side]["runs"].values()] == [1, 1]
+    assert [len(runs["rps"]) for runs in hooks["outbox_http"]["runs"].values()] == [1, 1]
+    assert hooks["outbox_http"]["with_events_rps"] > 0
     text = report.read_text()
     assert "## Webhooks: the outbox's cost on payments" in text
     headings = ("## Baselines", "## Endpoints", "## Scaling", "## Memory", "## Profile")

@@ -80,7 +80,7 @@ async def test_a_send_logs_nothing_about_its_connection(receiver):
 
     secret = new_secret()
     endpoint = receiver.add("quiet", secret)
-    sender = Sender(reactor, parse_allow("127.0.0.0/8"), 5.0, 2)
+    sender = Sender(reactor, parse_allow("127.0.0.0/8"), 5.0, 2, 4)
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
     try:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pymysql
 import pytest
+import pytest_twisted
 
 from shillings_app.config import parse_dsn
 from shillings_app.hooks.config import HooksConfig, parse_schedule
-from shillings_app.hooks.worker import retry_delay
+from shillings_app.hooks.worker import HooksWorker, retry_delay
 from shillings_app.storage.deliveries import Outcome, claim_txn, fanout_txn, record_txn
 from shillings_app.storage.events import NewEvent, emit
 from shillings_proto.envconfig import ConfigError
@@ -141,3 +142,52 @@ def test_retry_delay_jitter_and_end() -> None:
     assert retry_delay(schedule, 1, 0) == 5.0
     assert all(300.0 <= (retry_delay(schedule, 2, 10) or 0) <= 330.0 for _ in range(100))
     assert retry_delay(schedule, 3, 10) is None
+
+
+def test_resolver_size_is_the_app_servers_setting() -> None:
+    """SHILLINGS_WEBHOOK_RESOLVER_THREADS: one variable for both process kinds (defaults:
+    4 threads, 64 waiting); refused outside its range."""
+    from shillings_app.config import AppConfig
+
+    key = {"SHILLINGS_WEBHOOK_KEY": "A" * 43 + "=", "SHILLINGS_JWT_SECRET": "x" * 32}
+    app, hooks = AppConfig.from_env(key), HooksConfig.from_env(key)
+    assert (app.webhook_resolver_threads, app.webhook_resolver_queue) == (4, 64)
+    assert hooks.resolver_threads == 4
+    sized = {
+        **key,
+        "SHILLINGS_WEBHOOK_RESOLVER_THREADS": "7",
+        "SHILLINGS_WEBHOOK_RESOLVER_QUEUE": "0",
+    }
+    app, hooks = AppConfig.from_env(sized), HooksConfig.from_env(sized)
+    assert (app.webhook_resolver_threads, app.webhook_resolver_queue) == (7, 0)
+    assert hooks.resolver_threads == 7
+    for name, bad in (("THREADS", "0"), ("THREADS", "257"), ("QUEUE", "-1")):
+        variable = f"SHILLINGS_WEBHOOK_RESOLVER_{name}"
+        with pytest.raises(ConfigError, match=variable):
+            AppConfig.from_env({**key, variable: bad})
+
+
+@pytest_twisted.ensureDeferred
+async def test_worker_resolves_in_the_configured_threads(database: str) -> None:
+    """A worker's resolver runs SHILLINGS_WEBHOOK_RESOLVER_THREADS lookups at once (at most
+    its concurrency), and lets as many wait as it sends at once (its sends never get
+    ``ResolverBusy``)."""
+    from twisted.internet import reactor
+
+    for threads, concurrency, expected in (("3", "8", (3, 8)), ("6", "2", (2, 2))):
+        config = HooksConfig.from_env(
+            {
+                "SHILLINGS_WEBHOOK_KEY": "A" * 43 + "=",
+                "SHILLINGS_MYSQL_DSN": database,
+                "SHILLINGS_WEBHOOK_RESOLVER_THREADS": threads,
+                "SHILLINGS_HOOKS_CONCURRENCY": concurrency,
+            }
+        )
+        worker = HooksWorker(config, reactor)
+        await worker.start()  # the database is empty: starting needs none of its tables
+        try:
+            assert worker._sender is not None
+            resolver = worker._sender.resolver
+            assert (resolver.threads, resolver.queue) == expected
+        finally:
+            await worker.stop()

@@ -131,21 +131,25 @@ class Web:
         return self.server.config
 
 
-async def wait_ready(server: WebServer, within: float) -> None:
-    """Wait (bounded) until one app server connection is live and Redis is connected."""
-    ready = server.pool.when_connected()
-    ready.addTimeout(within, reactor)
-    try:
-        await ready
-    except defer.TimeoutError:
-        pass
+async def wait_ready(server: WebServer, within: float, app: bool = True) -> None:
+    """Wait (bounded) until Redis is connected and, with ``app``, one app server connection
+    is live."""
+    if app:
+        ready = server.pool.when_connected()
+        ready.addTimeout(within, reactor)
+        try:
+            await ready
+        except defer.TimeoutError:
+            pass
     await poll_until(reactor, lambda: server.redis.connected, within)
 
 
-async def start_web(config: WebConfig) -> Web:
+async def start_web(config: WebConfig, *, app: bool = True) -> Web:
+    """A web server on ``config``, ready (``wait_ready``; ``app=False``: no app server is
+    expected to answer, so do not wait for one)."""
     server = WebServer(config, reactor)
     await server.start()
-    await wait_ready(server, 5.0)
+    await wait_ready(server, 5.0, app)
     return Web(server, Client(f"http://127.0.0.1:{server.port}"))
 
 

@@ -8,7 +8,7 @@ import time
 
 import jwt
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 
 from shillings_proto import pb
 from tests.harness import start_redis
@@ -92,13 +92,20 @@ async def test_app_server_stopped_gives_503_then_recovers(app_server, web_with):
     web = await web_with(request_timeout=1.0)
     token = await user_with_token(web.client, "alice@example.com", topup="3.00")
     await app_server.stop()
-    for method, path, body in (
+    requests = (
         ("GET", "/v1/transactions", None),
         ("POST", "/v1/topup", {"amount": 1}),
         ("POST", "/v1/login", {"email": "alice@example.com", "password": "whatever1"}),
-    ):
-        # (The client gives up after 15 s, so a hang would fail here too.)
-        answer = await web.client.request(method, path, json_body=body, token=token)
+    )
+    # All at once (each waits out its deadline). The client gives up after 15 s, so a hang
+    # would fail here too.
+    answers = await defer.gatherResults(
+        [
+            defer.ensureDeferred(web.client.request(method, path, json_body=body, token=token))
+            for method, path, body in requests
+        ]
+    )
+    for (_, path, _), answer in zip(requests, answers, strict=True):
         assert (answer.code, answer.reason) == (503, "unavailable"), path
         assert answer.body["status"]["request_id"] == answer.header("X-Request-Id")
     health = await web.client.get("/healthz")

@@ -192,7 +192,7 @@ async def test_handshake_sends_the_shared_secret():
     await app.start()
     app.factory.secret = "sesame"
     good = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0, app_secret="sesame")
-    bad = AppPool([app.address], reactor=reactor, connections=1, timeout=2.0, app_secret="nope")
+    bad = AppPool([app.address], reactor=reactor, connections=1, timeout=0.5, app_secret="nope")
     good.start()
     bad.start()
     try:

@@ -43,18 +43,32 @@ def assert_503(answer: Any, *, says: str, never: tuple[str, ...] = ()) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_no_app_server_connected_means_no_effect(redis_server):
+    """Each request waits its whole deadline for a connection (the three at once), then
+    is refused saying it had no effect."""
     app = FakeApp(reactor)
     await app.start()
     address = app.address
     await app.stop()
-    web = await start_web(make_config([address], redis_server.socket, TEST_SECRET))
+    config = make_config([address], redis_server.socket, TEST_SECRET, request_timeout=0.5)
+    web = await start_web(config, app=False)
     try:
-        for path, body in (("/v1/pay", {"receiver_email": "b@c.de", "amount": "1.00"}),):
-            for headers in ({}, {"Idempotency-Key": "k1"}):
-                answer = await web.client.post(path, body, token=token(), headers=headers)
-                assert_503(answer, says=NO_EFFECT, never=("unknown",))
-        answer = await web.client.get("/v1/account", token=token())
-        assert_503(answer, says=NO_EFFECT, never=("unknown", "Idempotency"))
+        pay = {"receiver_email": "b@c.de", "amount": "1.00"}
+        pays, account = await defer.gatherResults(
+            [
+                defer.gatherResults(
+                    [
+                        defer.ensureDeferred(
+                            web.client.post("/v1/pay", pay, token=token(), headers=headers)
+                        )
+                        for headers in ({}, {"Idempotency-Key": "k1"})
+                    ]
+                ),
+                defer.ensureDeferred(web.client.get("/v1/account", token=token())),
+            ]
+        )
+        for answer in pays:
+            assert_503(answer, says=NO_EFFECT, never=("unknown",))
+        assert_503(account, says=NO_EFFECT, never=("unknown", "Idempotency"))
     finally:
         await web.server.stop()
 
@@ -65,23 +79,27 @@ async def test_lost_answer_is_unknown_only_for_money(edge_web, fake_app):
     fake_app.factory.responder = fake_app.factory.hang
     web = await start_web(dataclasses.replace(edge_web.config, request_timeout=0.5))
     try:
-        pay = await web.client.post(
-            "/v1/pay", {"receiver_email": "b@c.de", "amount": "1.00"}, token=token()
-        )
-        assert_503(pay, says=UNKNOWN)
-        read = await web.client.get("/v1/account", token=token())
-        assert_503(read, says="try again", never=("unknown", "Idempotency"))
         hold_id = "5b0c6a1e-0000-4000-8000-000000000001"
-        for path, body in (
-            ("/v1/refunds", {"transaction_id": hold_id, "amount": "1.00"}),
-            ("/v1/holds", {"receiver_email": "b@c.de", "amount": "1.00"}),
-            (f"/v1/holds/{hold_id}/capture", {"amount": "1.00"}),
-            (f"/v1/holds/{hold_id}/void", {}),
-        ):
-            answer = await web.client.post(path, body, token=token())
+        money = [  # each waits out its deadline: all at once
+            defer.ensureDeferred(web.client.post(path, body, token=token()))
+            for path, body in (
+                ("/v1/pay", {"receiver_email": "b@c.de", "amount": "1.00"}),
+                ("/v1/refunds", {"transaction_id": hold_id, "amount": "1.00"}),
+                ("/v1/holds", {"receiver_email": "b@c.de", "amount": "1.00"}),
+                (f"/v1/holds/{hold_id}/capture", {"amount": "1.00"}),
+                (f"/v1/holds/{hold_id}/void", {}),
+            )
+        ]
+        others = [
+            defer.ensureDeferred(web.client.get("/v1/account", token=token())),
+            defer.ensureDeferred(
+                web.client.post("/v1/login", {"email": "a@b.co", "password": "x" * 8})
+            ),
+        ]
+        for answer in await defer.gatherResults(money):
             assert_503(answer, says=UNKNOWN)
-        answer = await web.client.post("/v1/login", {"email": "a@b.co", "password": "x" * 8})
-        assert_503(answer, says="try again", never=("unknown", "Idempotency"))
+        for answer in await defer.gatherResults(others):
+            assert_503(answer, says="try again", never=("unknown", "Idempotency"))
     finally:
         await web.server.stop()
 
