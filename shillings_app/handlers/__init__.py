@@ -33,7 +33,11 @@ class Context:
     """Webhook host names are resolved in its own threads, never the reactor's."""
 
     def __post_init__(self) -> None:
-        self.resolver = Resolver(self.clock)
+        self.resolver = Resolver(
+            self.clock,
+            threads=self.config.webhook_resolver_threads,
+            queue=self.config.webhook_resolver_queue,
+        )
 
     @property
     def db(self) -> Database:

@@ -4,7 +4,6 @@ slow resolutions hold only the resolver's own threads, never logins."""
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 
@@ -97,12 +96,6 @@ async def _all_waiting(resolver: Resolver, count: int) -> None:
     assert await poll_until(reactor, lambda: resolver.pending == count, within=10, step=0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the wiring is in shillings_app/handlers/__init__.py (Context.__post_init__:"
-    " Resolver(self.clock, threads=self.config.webhook_resolver_threads,"
-    " queue=self.config.webhook_resolver_queue)), not yet made",
-)
 @pytest_twisted.ensureDeferred
 async def test_the_app_servers_resolver_has_the_configured_size(make_server):
     server = await make_server(webhook_resolver_threads=1, webhook_resolver_queue=3)
