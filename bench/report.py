@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import batches, cluster, compare, hooks
+from bench import batches, cluster, compare, goal, hooks
 from bench.dbceiling import OLD_SQL_CEILING
 from bench.endpoints import ENDPOINTS
 from bench.tables import at, cpu_by_connections, old_sql_points, point_row, ratio, table
@@ -171,6 +171,7 @@ def render(
             rows.append([name, *point_row(p)])
     out += table(["baseline", "conns", "req/s", "p50 ms", "p99 ms", "errors"], rows)
 
+    out += goal.section(results)
     out += ["## Endpoints", ""]
     out += [
         "Ratios: ÷(a) = req/s over nginx `return 200`, ÷(b) = over bare Klein, ÷(c) = over",
