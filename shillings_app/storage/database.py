@@ -153,9 +153,10 @@ class Txn:
         self.attempt = attempt
         self.one_trip = one_trip
         """Statements may share a round trip (multi-statement queries). False on a Galera
-        cluster: there ``make test-cluster``'s storm found idempotency keys committed
-        without their ledger rows when a multi-statement write met node kills and
-        certification conflicts, so each statement goes alone and COMMIT on its own."""
+        cluster: there a BF abort between the statements of one query rolls back those
+        before it, commits those after it (the query's COMMIT, in a new transaction) and
+        answers 1213 (tests/cluster/test_multi_statement.py), so each statement goes alone
+        and COMMIT on its own."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
