@@ -35,16 +35,22 @@ class _Member(Generic[R]):
         return deadline is not None and time.monotonic() > deadline
 
 
-class _Locking(Generic[R]):
-    """One running batch's stage, for its ``Batcher``: ``done`` once it sent its COMMIT
-    round trip or ended. ``signal`` is called in the database thread."""
+class _Running(Generic[R]):
+    """One running batch, for its ``Batcher``: ``committing`` once it sent the round trip
+    carrying its COMMIT (set by ``sent_commit``, in the database thread: a plain attribute
+    write, read by the reactor's thread)."""
 
     def __init__(self, batcher: Batcher[R]) -> None:
         self._batcher = batcher
-        self.done = False
+        self.committing = False
 
-    def signal(self) -> None:
-        reactor.callFromThread(self._batcher.done_locking, self)  # type: ignore[attr-defined]
+    def sent_commit(self) -> None:
+        """Mark the batch committing, and wake the reactor only when requests wait (read
+        without a lock: one that arrives just after goes when a batch ends, as it would
+        without this), so a lone request's transaction costs no extra reactor turn."""
+        self.committing = True
+        if self._batcher.waiting:
+            reactor.callFromThread(self._batcher.start_waiting)  # type: ignore[attr-defined]
 
 
 class Batcher(Generic[R]):
@@ -73,15 +79,22 @@ class Batcher(Generic[R]):
         self._in_flight = in_flight
         self._max_size = max_size
         self._queue: list[_Member[R]] = []
-        self.running = 0
-        """Batches in progress."""
-        self.locking = 0
-        """Batches in progress that have not yet sent their COMMIT round trip."""
+        self._running: set[_Running[R]] = set()
         self.backlogged = False
         """Requests had to wait: set when a batch ends leaving requests waiting, cleared when
         one ends with none waiting and no other running (see the class docstring)."""
         self.sizes: Counter[int] = Counter()
         """Transactions run so far, by the number of requests in them (the metric)."""
+
+    @property
+    def running(self) -> int:
+        """Batches in progress."""
+        return len(self._running)
+
+    @property
+    def locking(self) -> int:
+        """Batches in progress that have not yet sent their COMMIT round trip."""
+        return sum(1 for batch in self._running if not batch.committing)
 
     @property
     def waiting(self) -> int:
@@ -101,28 +114,18 @@ class Batcher(Generic[R]):
 
     def _start(self) -> None:
         batch, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
-        self.running += 1
-        self.locking += 1
-        locking = _Locking(self)
-        defer.ensureDeferred(self._run(batch, locking)).addBoth(self._finished, locking)
+        running = _Running(self)
+        self._running.add(running)
+        defer.ensureDeferred(self._run(batch, running)).addBoth(self._finished, running)
 
-    def done_locking(self, locking: _Locking[R]) -> None:
-        """A running batch sent its COMMIT round trip: under backlog, the waiting requests
-        may go."""
-        if not locking.done:
-            locking.done = True
-            self.locking -= 1
-            self._start_waiting()
-
-    def _finished(self, _: object, locking: _Locking[R]) -> None:
-        self.running -= 1
+    def _finished(self, _: object, running: _Running[R]) -> None:
+        self._running.discard(running)
         self.backlogged = bool(self._queue) or (self.backlogged and self.running > 0)
-        if not locking.done:
-            locking.done = True
-            self.locking -= 1
-        self._start_waiting()
+        self.start_waiting()
 
-    def _start_waiting(self) -> None:
+    def start_waiting(self) -> None:
+        """Start the waiting requests as batches while slots are free and no running batch
+        is still taking its locks (or a full batch waits)."""
         while (
             self._queue
             and self.running < self._in_flight
@@ -130,7 +133,7 @@ class Batcher(Generic[R]):
         ):
             self._start()
 
-    async def _run(self, members: list[_Member[R]], locking: _Locking[R]) -> None:
+    async def _run(self, members: list[_Member[R]], running: _Running[R]) -> None:
         """Run the batch until every member is answered: members past their deadline are
         refused (no effect) before it starts, and when a deadline passes before COMMIT the
         transaction rolls back and runs again without the late ones."""
@@ -139,7 +142,9 @@ class Batcher(Generic[R]):
             if not members:
                 return
             deadlines = [m.scope.deadline for m in members if m.scope.deadline is not None]
-            scope = RequestScope(min(deadlines) if deadlines else None, on_commit=locking.signal)
+            scope = RequestScope(
+                min(deadlines) if deadlines else None, on_commit=running.sent_commit
+            )
             self.sizes[len(members)] += 1
             try:
                 outcomes = await self._db.run(
