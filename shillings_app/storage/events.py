@@ -44,10 +44,8 @@ def new_event_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
-UNHOOKED = (
-    "NOT EXISTS(SELECT 1 FROM webhooks WHERE user_id = %s AND state = 'enabled'"
-    " LOCK IN SHARE MODE)"
-)
+_ENABLED = "SELECT 1 FROM webhooks WHERE user_id = %s AND state = 'enabled'"
+UNHOOKED = f"NOT EXISTS({_ENABLED} LOCK IN SHARE MODE)"
 """An event's ``dispatched`` at birth: true when its user (the parameter) has no enabled
 webhook endpoint, so the delivery workers never fan it out: an endpoint gets the events
 committed while it is enabled. Every change writing events holds its users' row locks, as
