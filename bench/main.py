@@ -26,8 +26,9 @@ from bench import batches, cluster, dbceiling, hooks, micro, plots, profile, rep
 from bench.baselines import Baselines
 from bench.endpoints import ENDPOINTS
 from bench.machine import bcrypt_per_core, machine, versions
+from bench.options import parse_args, parse_shapes
 from bench.seed import Seeded, seed
-from bench.stackctl import ROOT, Stack
+from bench.stackctl import Stack
 from bench.wrk import Point, best_of, run_wrk
 
 HISTORY_PAGE = 10
@@ -37,78 +38,6 @@ only in the size of the history behind the page."""
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _parse_shapes(text: str) -> list[tuple[int, int]]:
-    shapes = []
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            web, _, app = part.partition("x")
-            shapes.append((int(web), int(app)))
-    return shapes
-
-
-def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=2.0, help="seconds per run (default 2)")
-    p.add_argument("--repeats", type=int, default=2, help="runs per point; the best is kept")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per target, 0: none")
-    p.add_argument("--connections", default="1,16,64", help="connection counts")
-    p.add_argument(
-        "--endpoints",
-        default=",".join(ENDPOINTS),
-        help="endpoints of the main stack to measure (baselines are always measured)",
-    )
-    p.add_argument("--web", type=int, default=2, help="web processes of the main stack")
-    p.add_argument("--app", type=int, default=1, help="app processes of the main stack")
-    p.add_argument(
-        "--scaling", default="1x1,2x1,4x1,1x2,2x2,4x2", help="WEBxAPP shapes for pay/account"
-    )
-    p.add_argument("--scaling-connections", type=int, default=64)
-    p.add_argument(
-        "--cluster-connections",
-        default="16,64",
-        help="connection counts of pay through the cluster shape (scripts/cluster.py), '': none",
-    )
-    p.add_argument(
-        "--hooks-seconds",
-        type=float,
-        default=2.0,
-        help="per webhook bench run (bench/hooks.py), 0: none",
-    )
-    p.add_argument(
-        "--hooks-rounds",
-        type=int,
-        default=hooks.ROUNDS,
-        help=f"webhook bench runs with and without events, each (default {hooks.ROUNDS})",
-    )
-    p.add_argument(
-        "--setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a SHILLINGS_* setting of the stacks, e.g. SHILLINGS_BATCH_IN_FLIGHT=1 (repeatable)",
-    )
-    p.add_argument("--users", type=int, default=2000, help="seeded users")
-    p.add_argument("--history-rows", type=int, default=100_000)
-    p.add_argument("--bcrypt-cost", type=int, default=10, help="SHILLINGS_BCRYPT_COST of stacks")
-    p.add_argument("--profile-seconds", type=int, default=6, help="0: no profile")
-    p.add_argument(
-        "--keep-profiles",
-        action="store_true",
-        help="keep py-spy's raw collapsed stacks beside --out (for flame graphs)",
-    )
-    p.add_argument("--micro-seconds", type=float, default=0.5, help="per micro-benchmark, 0: none")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
-    p.add_argument("--report", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    p.add_argument(
-        "--before",
-        type=Path,
-        default=ROOT / "bench" / "results-before-fixes.json",
-        help="an earlier results file to compare with in the report (if it exists)",
-    )
-    return p.parse_args(argv)
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -352,7 +281,7 @@ def run_scaling(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _args(argv)
+    args = parse_args(argv)
     conns = [int(c) for c in args.connections.split(",") if c.strip()]
     began = time.monotonic()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         results["micro"] = micro.run(args.micro_seconds)
         log(f"micro: {results['micro']}")
     run_main_stack(args, conns, results)
-    shapes = _parse_shapes(args.scaling)
+    shapes = parse_shapes(args.scaling)
     if shapes:
         run_scaling(args, results, shapes)
     if args.hooks_seconds > 0:
