@@ -75,10 +75,6 @@ class RequestScope:
     """``time.monotonic()`` after which no work of the request may start or commit."""
     reached_commit: bool = False
     """A transaction of the request sent COMMIT (committed, or its outcome is unknown)."""
-    on_commit: Callable[[], None] | None = None
-    """Called (in the database thread) when a transaction of the request starts the round
-    trip carrying its COMMIT: its rows are locked and its rules applied (group commit
-    starts the next batch then, ``batching.Batcher``)."""
 
     def check(self, desc: str) -> None:
         """Raise ``DeadlineExceeded`` when the request's deadline has passed."""
@@ -128,19 +124,10 @@ class Attempt:
     """COMMIT was (or is being) sent: the outcome is unknown until its answer came."""
     committed: bool = False
     """COMMIT was answered OK (by ``Txn.commit_with``)."""
-    on_commit: Callable[[], None] | None = None
-    """``RequestScope.on_commit`` of the request this attempt runs for."""
 
     def check(self) -> None:
         """Raise ``DeadlineExceeded`` when the deadline has passed."""
         _check_deadline(self.deadline, self.desc)
-
-    def committing(self) -> None:
-        """The round trip carrying COMMIT is about to be sent: from now on the outcome is
-        unknown until its answer comes (``reached_commit``); tell ``on_commit``."""
-        self.reached_commit = True
-        if self.on_commit is not None:
-            self.on_commit()
 
 
 class Txn:
@@ -197,7 +184,7 @@ class Txn:
         self.attempt.check()
         if self.attempt.committed:
             raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
-        self.attempt.committing()
+        self.attempt.reached_commit = True
         done = 0
         try:
             self._cursor.execute(script)
@@ -296,7 +283,7 @@ class Database:
         conflicts = 0
         deadline = scope.deadline if scope is not None else None
         while True:
-            attempt = Attempt(desc, deadline, on_commit=scope.on_commit if scope else None)
+            attempt = Attempt(desc, deadline)
             try:
                 return await threads.deferToThreadPool(
                     _reactor,  # type: ignore[arg-type]
@@ -368,7 +355,7 @@ class Database:
             cursor.close()
             if not attempt.committed:
                 attempt.check()
-                attempt.committing()
+                attempt.reached_commit = True
                 conn.commit()
             return result
         except BaseException:

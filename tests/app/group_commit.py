@@ -3,16 +3,14 @@ and one batch formed deterministically behind a row lock the test holds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import pymysql
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.task import deferLater
 
-from shillings_app.config import parse_dsn
 from shillings_proto import pb
 from shillings_proto.framing import ShillingsClientProtocol
 from tests.app.helpers import Session, new_session, row_locked, sql
@@ -40,27 +38,6 @@ def _waiting_for_lock(dsn: str) -> int:
             " AND info LIKE 'SELECT user_id, balance%%FOR UPDATE'",
         )[0][0]
     )
-
-
-@contextmanager
-def key_insert_held(dsn: str, user_id: int, key: str) -> Iterator[None]:
-    """Hold an uncommitted insert of the idempotency key ``(user_id, key)`` from another
-    connection until the block ends (then roll it back): a transaction inserting the same
-    key waits there, in its COMMIT round trip, while a plain read does not see the row."""
-    conn = pymysql.connect(**parse_dsn(dsn))
-    try:
-        with conn.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute(
-                "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
-                " created_at, transaction_id, balance, status)"
-                " VALUES (%s, %s, 'PAY', REPEAT('x', 32), UTC_TIMESTAMP(6), UUID(), 0, 200)",
-                (user_id, key),
-            )
-        yield
-    finally:
-        conn.rollback()
-        conn.close()
 
 
 @asynccontextmanager

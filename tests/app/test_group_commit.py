@@ -12,15 +12,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from tests import protocol_requests as messages
-from tests.app.group_commit import (
-    _batcher,
-    _one_batch,
-    _server,
-    _status,
-    _until,
-    _waiting_for_lock,
-    key_insert_held,
-)
+from tests.app.group_commit import _batcher, _one_batch, _server, _status, _until, _waiting_for_lock
 from tests.app.helpers import new_session, row_locked, sql
 from tests.scrape import scrape
 
@@ -263,37 +255,3 @@ async def test_under_backlog_waiting_requests_go_as_one_batch_not_into_free_slot
             await _until(lambda: _waiting_for_lock(server.dsn) == 1)
             assert (batcher.running, batcher.waiting) == (1, 0)
         assert _status(await alone) == (200, "")
-
-
-@pytest_twisted.ensureDeferred
-async def test_under_backlog_the_next_batch_starts_once_the_running_one_sends_commit(
-    make_server,
-):
-    """Two slots. Batch A has its rows locked and is in its COMMIT round trip, held there
-    (the test holds an uncommitted insert of A's idempotency key); batch B waits on a held
-    row while two payments queue. B ends with them waiting (backlog): they go as one batch
-    at once, and are answered while A is still in its COMMIT round trip — no running batch
-    is still taking its locks. Then A commits too."""
-    async with _server(make_server, batch_in_flight=2) as (server, client):
-        p, q, r = [await new_session(client, name) for name in ("p", "q", "r")]
-        sinks = [await new_session(client, f"sink{n}") for n in range(3)]
-        for payer in (p, q, r):
-            await payer.topup(1_000)
-        with key_insert_held(server.dsn, q.user_id, "k1"):
-            a = defer.ensureDeferred(q.pay(sinks[2].email, 5, key="k1"))
-            await _until(lambda: "pay" in server.factory.ctx.batchers)
-            batcher = _batcher(server, "pay")
-            await _until(lambda: batcher.running == 1 and batcher.locking == 0)
-            with row_locked(server.dsn, p.user_id):
-                b = defer.ensureDeferred(p.pay(sinks[1].email, 1))
-                await _until(lambda: _waiting_for_lock(server.dsn) == 1)
-                queued = [defer.ensureDeferred(r.pay(sinks[n].email, 2)) for n in range(2)]
-                await _until(lambda: batcher.waiting == 2)
-                assert (batcher.running, batcher.locking) == (2, 1)
-            assert _status(await b) == (200, "")
-            assert [_status(await d) for d in queued] == [(200, "")] * 2
-            assert not a.called  # still in its COMMIT round trip
-            assert batcher.backlogged
-        assert _status(await a) == (200, "")
-        assert batcher.sizes == Counter({1: 2, 2: 1})
-        assert await sinks[2].balance() == 5
