@@ -14,14 +14,7 @@ import threading
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-    globalLogBeginner,
-)
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from twisted.python.util import untilConcludes
 from zope.interface import implementer
 
@@ -77,7 +70,11 @@ class BatchedLineObserver:
     """An ``ILogObserver`` writing ``format_line`` lines to ``stream`` in batches (see the
     module docstring)."""
 
-    def __init__(self, stream: IO[str], clock: Any, *, delay: float = 0.1) -> None:
+    def __init__(
+        self, stream: IO[str], clock: Any, *, level: LogLevel = LogLevel.debug, delay: float = 0.1
+    ) -> None:
+        self._levels = frozenset(each for each in LogLevel.iterconstants() if each >= level)
+        """The levels written (as ``LogLevelFilterPredicate(level)`` lets them through)."""
         self._stream = stream
         self._clock = clock
         self._delay = delay
@@ -92,6 +89,8 @@ class BatchedLineObserver:
     """Characters waiting that are written at once."""
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("log_level") not in self._levels or not event.get("log_namespace"):
+            return
         in_reactor = threading.current_thread() is self._thread
         with self._lock:
             line = format_line(event, self._stamp if in_reactor else None)
@@ -128,13 +127,12 @@ class BatchedLineObserver:
 def start_logging(
     level: str = "info", stream: IO[str] | None = None, clock: Any = None
 ) -> BatchedLineObserver:
-    """Send every twisted.logger event at ``level`` or above to ``stream`` (stdout), in
+    """Send every twisted.logger event at ``level`` or above (with a namespace, as
+    ``LogLevelFilterPredicate`` lets through) to ``stream`` (stdout), in
     batches timed by ``clock`` (the reactor); the caller ``stop()``s the observer returned
     when the process ends."""
     if clock is None:
         from twisted.internet import reactor as clock
-    output = BatchedLineObserver(stream or sys.stdout, clock)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    observer = FilteringLogObserver(output, [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    output = BatchedLineObserver(stream or sys.stdout, clock, level=LogLevel.levelWithName(level))
+    globalLogBeginner.beginLoggingTo([output], redirectStandardIO=False)
     return output

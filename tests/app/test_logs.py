@@ -58,3 +58,13 @@ def test_lines_from_other_threads_written_at_once() -> None:
     thread.start()
     thread.join()
     assert stream.getvalue().count("\n") == 2 and "from a pool thread" in stream.getvalue()
+
+
+def test_levels_below_the_threshold_and_events_without_namespace_dropped() -> None:
+    stream = io.StringIO()
+    output = BatchedLineObserver(stream, Clock(), level=LogLevel.info)
+    output(_event("chatter", LogLevel.debug))
+    output({**_event("nameless", LogLevel.error), "log_namespace": ""})
+    output(_event("kept"))
+    output.stop()
+    assert stream.getvalue().count("\n") == 1 and "kept n=1" in stream.getvalue()
