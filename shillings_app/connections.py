@@ -23,6 +23,7 @@ from shillings_app.handlers import Context
 from shillings_app.metrics import AppMetrics
 from shillings_app.storage import RequestScope
 from shillings_proto import MAX_FRAME, pb
+from shillings_proto.eager import eager
 from shillings_proto.framing import ShillingsServerProtocol, error_response
 
 MAX_IN_FLIGHT = 512
@@ -92,6 +93,7 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
         return self.factory.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
+        eager(self.transport)
         self.factory.connections.add(self)
         self._update_timeout()
 
