@@ -33,23 +33,26 @@ def _message(event: dict[str, Any]) -> str:
     return formatEvent(event) or ""
 
 
+_MILLIS = [f".{n:03d}Z" for n in range(1000)]
+
+
 class _Stamps:
     """``<UTC time>`` of a log line (millisecond precision), its date and time of day made
     once per second."""
 
     def __init__(self) -> None:
-        self._second = -1.0
+        self._second = -1
         self._prefix = ""
 
     def __call__(self, when: float) -> str:
-        second, fraction = divmod(when, 1)
-        micros = round(fraction * 1e6)  # as datetime.fromtimestamp rounds
+        second = int(when)
+        micros = round((when - second) * 1e6)  # as datetime.fromtimestamp rounds
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
         if second != self._second:
             stamp = datetime.fromtimestamp(second, UTC)
             self._second, self._prefix = second, f"{stamp:%Y-%m-%dT%H:%M:%S}"
-        return f"{self._prefix}.{micros // 1000:03d}Z"
+        return self._prefix + _MILLIS[micros // 1000]
 
 
 def format_line(event: dict[str, Any], stamp: Any = None) -> str:
@@ -82,7 +85,7 @@ class BatchedLineObserver:
         self._size = 0
         self._timer: Any = None
         self._stamp = _Stamps()
-        self._thread = threading.current_thread()
+        self._thread = threading.get_ident()
         self._lock = threading.RLock()
 
     MAX_BUFFERED = 64 * 1024
@@ -91,7 +94,7 @@ class BatchedLineObserver:
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("log_level") not in self._levels or not event.get("log_namespace"):
             return
-        in_reactor = threading.current_thread() is self._thread
+        in_reactor = threading.get_ident() == self._thread
         with self._lock:
             line = format_line(event, self._stamp if in_reactor else None)
             self._lines.append(line)
