@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from shillings_app.storage import Database, DeadlineExceeded, RequestScope
 from shillings_app.storage.batch import Outcome
 from shillings_app.storage.records import MoneyResult
+from shillings_proto.framing import answers_gathered
 
 R = TypeVar("R")
 """A request of the operation, as its batch function takes it."""
@@ -121,16 +122,18 @@ class Batcher(Generic[R]):
                 )
                 continue
             except Exception as e:
-                for member in members:
-                    if scope.reached_commit:
-                        member.scope.reached_commit = True
-                    member.answer.errback(e)
+                with answers_gathered():
+                    for member in members:
+                        if scope.reached_commit:
+                            member.scope.reached_commit = True
+                        member.answer.errback(e)
                 return
-            for member, outcome in zip(members, outcomes, strict=True):
-                if isinstance(outcome, MoneyResult):
-                    member.answer.callback(outcome)
-                else:
-                    member.answer.errback(outcome)
+            with answers_gathered():
+                for member, outcome in zip(members, outcomes, strict=True):
+                    if isinstance(outcome, MoneyResult):
+                        member.answer.callback(outcome)
+                    else:
+                        member.answer.errback(outcome)
             return
 
     def _refused_late(self, member: _Member[R]) -> bool:

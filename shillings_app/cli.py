@@ -37,12 +37,15 @@ def cmd_serve(config: AppConfig, log_file: str | None = None) -> int:
 
     from shillings_app.service import AppService, app_service, migrate
 
-    start_logging(config.log_level, log_stream(log_file))
-    applied = migrate(config)
-    if applied:
-        log.info("applied migrations {versions}", versions=", ".join(applied))
-    service = app_service(config, reactor)
-    run(service, reactor)
+    output = start_logging(config.log_level, log_stream(log_file), reactor)
+    try:
+        applied = migrate(config)
+        if applied:
+            log.info("applied migrations {versions}", versions=", ".join(applied))
+        service = app_service(config, reactor)
+        run(service, reactor)
+    finally:
+        output.stop()
     child = service.getServiceNamed("app server")
     return 1 if isinstance(child, AppService) and child.failed else 0
 
@@ -59,9 +62,12 @@ def cmd_hooks(log_file: str | None = None) -> int:
     except ConfigError as e:
         print(f"shillings-app hooks: configuration error: {e}", file=sys.stderr)
         return 2
-    start_logging(config.log_level, log_stream(log_file))
-    service = hooks_service(config, reactor)
-    run(service, reactor)
+    output = start_logging(config.log_level, log_stream(log_file), reactor)
+    try:
+        service = hooks_service(config, reactor)
+        run(service, reactor)
+    finally:
+        output.stop()
     child = service.getServiceNamed("delivery worker")
     return 1 if isinstance(child, HooksService) and child.failed else 0
 

@@ -59,8 +59,11 @@ by the connection itself)."""
 log = Logger()
 
 
+_COMMAND_NAMES = {number: name for name, number in pb.Command.items()}
+
+
 def command_name(command: int) -> str:
-    return pb.Command.Name(command) if command in pb.Command.values() else str(command)
+    return _COMMAND_NAMES.get(command) or str(command)
 
 
 def _refusal(error: AppError, no_effect: bool) -> pb.Response:
@@ -105,12 +108,20 @@ async def dispatch(ctx: Context, request: pb.Request, scope: RequestScope) -> pb
         return _refusal(AppError(f"internal error (request {request.request_id})"), False)
 
 
+_AUTHENTICATED = frozenset(
+    field.name
+    for field in pb.Request.DESCRIPTOR.oneofs_by_name["body"].fields
+    if field.message_type is not None and "auth" in field.message_type.fields_by_name
+)
+"""The request bodies that carry an ``auth``."""
+
+
 def user_id_of(request: pb.Request, response: pb.Response) -> int | None:
     """The user a request acted for, for the request log."""
     field = request.WhichOneof("body")
-    if field is not None:
+    if field in _AUTHENTICATED:
         body = getattr(request, field)
-        if body.DESCRIPTOR.fields_by_name.get("auth") is not None and body.HasField("auth"):
+        if body.HasField("auth"):
             return int(body.auth.user_id)
     out = response.WhichOneof("body")
     if out in ("login", "signup"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -13,7 +14,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from shillings_proto import MAX_FRAME, pb
-from shillings_proto.eager import eager
+from shillings_proto.eager import eager, held
 
 
 class ProtocolError(Exception):
@@ -144,6 +145,27 @@ class ShillingsClientProtocol(Int32StringReceiver):
 
 Handler = Callable[[pb.Request], Awaitable[pb.Response]]
 
+_gathering: list[Any] | None = None
+"""The transports holding their answers in ``answers_gathered`` (None: outside it)."""
+
+
+@contextmanager
+def answers_gathered() -> Iterator[None]:
+    """The answers servers write inside go out at its end, in one system call per
+    connection (eager transports; others write as usual): a group-commit batch answers
+    many requests, often of one connection, at once."""
+    global _gathering
+    if _gathering is not None:
+        yield
+        return
+    _gathering = []
+    try:
+        yield
+    finally:
+        transports, _gathering = _gathering, None
+        for transport in transports:
+            transport.release()
+
 
 class ShillingsServerProtocol(Int32StringReceiver):
     """Server end: parses Requests, hands each to ``handle`` concurrently, writes Responses.
@@ -205,6 +227,9 @@ class ShillingsServerProtocol(Int32StringReceiver):
         response.request_id = request.request_id
         response.command = request.command
         if self._open:
+            if _gathering is not None and self.transport not in _gathering:
+                if held(self.transport) is not None:
+                    _gathering.append(self.transport)
             self.sendString(response.SerializeToString())
 
     def lengthLimitExceeded(self, length: int) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, SERVER_STATUS
+from pymysql.converters import escape_string
 from twisted.enterprise import adbapi
 from twisted.internet import reactor as _reactor
 from twisted.internet import threads
@@ -114,6 +115,37 @@ def execute(txn: Any, statement: Statement | None) -> None:
         raise
 
 
+def mogrify(cursor: Any, sql: str, args: Any) -> str:
+    """``cursor.mogrify(sql, args)``, the same text: ints, strings and None of a sequence
+    of arguments are escaped here as pymysql escapes them, each in one step instead of
+    several calls of its ``escape`` (a payment's statements carry ~30 arguments); any
+    other value, and dict arguments, are left to pymysql."""
+    if args is None:
+        return sql
+    conn = cursor.connection
+    if (
+        not isinstance(args, (list, tuple))
+        or conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+    ):
+        return str(cursor.mogrify(sql, args))
+    escape = conn.escape
+    literals = []
+    for arg in args:
+        kind = type(arg)
+        if kind is int:
+            literals.append(str(arg))
+        elif kind is str:
+            literals.append("'" + escape_string(arg) + "'")
+        elif arg is None:
+            literals.append("NULL")
+        else:
+            literals.append(escape(arg))
+    try:
+        return sql % tuple(literals)
+    except TypeError as e:
+        raise pymysql.err.ProgrammingError(str(e)) from None
+
+
 @dataclass
 class Attempt:
     """One attempt of ``Database.run``: its deadline, and how far it got."""
@@ -151,7 +183,7 @@ class Txn:
     def execute(self, sql: str, args: Any = None) -> Any:
         if self.attempt.committed:
             raise RuntimeError(f"{self.attempt.desc}: a statement after COMMIT")
-        return self._cursor.execute(sql, args)
+        return self._cursor.execute(mogrify(self._cursor, sql, args))
 
     def results(self, statements: Sequence[Statement]) -> list[tuple[tuple[Any, ...], ...]]:
         """Run ``statements`` in one round trip (statement by statement when not
@@ -180,7 +212,7 @@ class Txn:
             for statement in todo:
                 execute(self, statement)
             return  # Database.run sends COMMIT
-        script = ";".join([*(self._cursor.mogrify(s.sql, s.args) for s in todo), "COMMIT"])
+        script = ";".join([*(mogrify(self._cursor, s.sql, s.args) for s in todo), "COMMIT"])
         self.attempt.check()
         if self.attempt.committed:
             raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
