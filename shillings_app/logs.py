@@ -1,24 +1,19 @@
-"""Concise one-line log output for twisted.logger (stdout under supervisord, or a file).
-
-Lines are written in batches: with a request log line per request, a ``write`` and a
-``flush`` (a system call) per line cost the app server more than parsing the request.
-Lines logged in the reactor thread wait at most ``delay`` seconds; warnings, errors,
-failures and lines logged from other threads are written at once, with what is waiting;
-``stop()`` writes what is left (when the process stops).
+"""Concise one-line log output for twisted.logger (stdout under supervisord, or a file),
+written in batches (``shillings_proto.batchlog``: lines of the reactor's thread wait at most
+``delay`` seconds; warnings, failures and other threads' lines go at once; ``stop()``
+writes what is left when the process stops).
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
-from twisted.python.util import untilConcludes
 from zope.interface import implementer
 
-_URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
+from shillings_proto.batchlog import LineBatch, urgent
 
 
 def _message(event: dict[str, Any]) -> str:
@@ -69,62 +64,24 @@ def format_line(event: dict[str, Any], stamp: Any = None) -> str:
 
 
 @implementer(ILogObserver)
-class BatchedLineObserver:
+class BatchedLineObserver(LineBatch):
     """An ``ILogObserver`` writing ``format_line`` lines to ``stream`` in batches (see the
     module docstring)."""
 
     def __init__(
         self, stream: IO[str], clock: Any, *, level: LogLevel = LogLevel.debug, delay: float = 0.1
     ) -> None:
+        super().__init__(stream, clock, delay=delay)
         self._levels = frozenset(each for each in LogLevel.iterconstants() if each >= level)
         """The levels written (as ``LogLevelFilterPredicate(level)`` lets them through)."""
-        self._stream = stream
-        self._clock = clock
-        self._delay = delay
-        self._lines: list[str] = []
-        self._size = 0
-        self._timer: Any = None
         self._stamp = _Stamps()
-        self._thread = threading.get_ident()
-        self._lock = threading.RLock()
-
-    MAX_BUFFERED = 64 * 1024
-    """Characters waiting that are written at once."""
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("log_level") not in self._levels or not event.get("log_namespace"):
             return
-        in_reactor = threading.get_ident() == self._thread
-        with self._lock:
-            line = format_line(event, self._stamp if in_reactor else None)
-            self._lines.append(line)
-            self._size += len(line)
-            urgent = event.get("log_level") in _URGENT or "log_failure" in event
-            if in_reactor and not urgent and self._size < self.MAX_BUFFERED:
-                if self._timer is None:
-                    self._timer = self._clock.callLater(self._delay, self._timed_flush)
-                return
-        self.flush()
-
-    def _timed_flush(self) -> None:
-        self._timer = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Write every waiting line now."""
-        with self._lock:
-            if not self._lines:
-                return
-            text, self._lines, self._size = "".join(self._lines), [], 0
-            untilConcludes(self._stream.write, text)
-            untilConcludes(self._stream.flush)
-
-    def stop(self) -> None:
-        """Cancel the pending timed write and write what is waiting."""
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-        self.flush()
+        in_reactor = self.in_reactor()  # the time prefix cache serves its thread alone
+        line = format_line(event, self._stamp if in_reactor else None)
+        self.add(line, at_once=not in_reactor or urgent(event))
 
 
 def start_logging(
