@@ -56,6 +56,7 @@ def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path):
     import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     from tests.harness import OWNER_LOCK, SCRATCH_PREFIX, remove_stale_scratch
@@ -82,6 +83,12 @@ def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path):
     orphan = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)", f"--datadir={dead_dir}/mysql"]
     )
+    # Popen can return before the child's command line is readable in /proc (seen: empty).
+    cmdline = Path(f"/proc/{orphan.pid}/cmdline")
+    for _ in range(200):
+        if str(dead_dir).encode() in cmdline.read_bytes():
+            break
+        time.sleep(0.01)
     being_made = tmp_path / f"{SCRATCH_PREFIX}made"
     being_made.mkdir()
     try:
