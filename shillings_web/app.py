@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from shillings_proto import pb
 from shillings_web import validation
-from shillings_web.answers import JSON
+from shillings_web.answers import ENCODED, JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache
 from shillings_web.config import WebConfig
@@ -180,6 +180,9 @@ class ShillingsApi:
                 await self.cache.bump(*touched)
         if op.answer_touches is not None:
             await self.cache.bump(*op.answer_touches(response))
+        encoded = ENCODED.get(op.field)
+        if encoded is not None and response.status.code == 200:
+            return Reply(encoded=encoded(response))
         return Reply(response.status.code, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:
