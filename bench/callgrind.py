@@ -9,8 +9,8 @@ sequential requests, then ``--requests`` more are counted. ``klein`` is baseline
 ``bench/klein_const.py``, in the same harness. Cached account reads (the cache's epoch is
 started when the users are made, and account is measured only once its grace period
 (``SHILLINGS_CACHE_GRACE``) has passed: before that every read goes to the app server);
-pays and top-ups of 0.01 between two users. The counts include timer-driven work (the log writer's flush every
-0.1 s), so they vary by about 2 % between runs.
+pays and top-ups of 0.01 between two users. The counts include timer-driven work (the log
+writer's flush every 0.1 s), so they vary by about 2 % between runs.
 
     python -m bench.callgrind --endpoints account,pay,topup,klein [--code /path/to/checkout]
 """
