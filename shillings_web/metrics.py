@@ -45,13 +45,9 @@ class WebMetrics:
         """route -> (count per bucket, +Inf last; [sum, created])."""
         self.registry.register(StateCollector(self._collect))
 
-    def route_of(self, path: str) -> str:
-        """The route template ``path`` matched (paths are exact: routes have no variables),
-        else ``other``."""
-        return path if path in self._routes else OTHER
-
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
+        """Count one finished request: by the route template ``path`` matched (paths are
+        exact: routes have no variables), else ``other``."""
         route = path if path in self._routes else OTHER
         key = (route, method if method in METHODS else OTHER, status)
         counted = self._requests.get(key)
