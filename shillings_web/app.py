@@ -27,6 +27,7 @@ from shillings_web.answers import ENCODED, JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache
 from shillings_web.config import WebConfig
+from shillings_web.drive import drive
 from shillings_web.errors import (
     OK_HEAD,
     REASON_FOR_STATUS,
@@ -66,25 +67,13 @@ def endpoint(handler: Handler) -> Callable[..., defer.Deferred[bytes]]:
     """Run ``handler`` to completion and render its Reply; an error goes on to the Klein
     error handlers (``handle_errors``), which render it as an envelope.
 
-    The work is shielded from Klein cancelling it when the client disconnects, so a pay
-    whose client went away still refreshes the cache before the request ends.
+    The work is shielded from Klein cancelling it when the client disconnects (``drive``),
+    so a pay whose client went away still refreshes the cache before the request ends.
     """
 
     @functools.wraps(handler)
     def run(self: ShillingsApi, request: Any, **params: str) -> defer.Deferred[bytes]:
-        work = defer.ensureDeferred(self._render(handler, request, **params))
-        shielded: defer.Deferred[bytes] = defer.Deferred()
-
-        def relay(result: Any) -> None:
-            if shielded.called:
-                return
-            if isinstance(result, Failure):
-                shielded.errback(result)
-            else:
-                shielded.callback(result)
-
-        work.addBoth(relay)
-        return shielded
+        return drive(self._render(handler, request, **params))
 
     return run
 
