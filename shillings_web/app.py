@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from klein import Klein
@@ -47,12 +47,12 @@ HEALTH_KEY = "shl:healthz"
 """Written by /healthz: Redis is healthy only when it takes writes."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """A successful answer: status code and the body fields beside ``status``."""
 
     code: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
     message: str | None = None
     reason: str | None = None
     encoded: bytes | None = None
@@ -111,7 +111,8 @@ class ShillingsApi:
         if reply.encoded is not None:
             return set_body(request, 200, OK_HEAD + reply.encoded + b"}")
         request_id = request.request_id if reply.code >= 500 else None
-        document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
+        fields = reply.body or {}
+        document = envelope(reply.code, reply.message, reply.reason, request_id, **fields)
         return set_json(request, reply.code, document)
 
     def _error(self, request: Any, e: ApiError) -> bytes:
