@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from klein import Klein
@@ -23,10 +23,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from shillings_proto import pb
 from shillings_web import validation
-from shillings_web.answers import JSON
+from shillings_web.answers import ENCODED, JSON
 from shillings_web.auth import COOKIE_NAME, Identity, authenticate
 from shillings_web.cache import ProfileCache
 from shillings_web.config import WebConfig
+from shillings_web.drive import drive
 from shillings_web.errors import (
     OK_HEAD,
     REASON_FOR_STATUS,
@@ -46,12 +47,12 @@ HEALTH_KEY = "shl:healthz"
 """Written by /healthz: Redis is healthy only when it takes writes."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """A successful answer: status code and the body fields beside ``status``."""
 
     code: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
     message: str | None = None
     reason: str | None = None
     encoded: bytes | None = None
@@ -66,25 +67,13 @@ def endpoint(handler: Handler) -> Callable[..., defer.Deferred[bytes]]:
     """Run ``handler`` to completion and render its Reply; an error goes on to the Klein
     error handlers (``handle_errors``), which render it as an envelope.
 
-    The work is shielded from Klein cancelling it when the client disconnects, so a pay
-    whose client went away still refreshes the cache before the request ends.
+    The work is shielded from Klein cancelling it when the client disconnects (``drive``),
+    so a pay whose client went away still refreshes the cache before the request ends.
     """
 
     @functools.wraps(handler)
     def run(self: ShillingsApi, request: Any, **params: str) -> defer.Deferred[bytes]:
-        work = defer.ensureDeferred(self._render(handler, request, **params))
-        shielded: defer.Deferred[bytes] = defer.Deferred()
-
-        def relay(result: Any) -> None:
-            if shielded.called:
-                return
-            if isinstance(result, Failure):
-                shielded.errback(result)
-            else:
-                shielded.callback(result)
-
-        work.addBoth(relay)
-        return shielded
+        return drive(self._render(handler, request, **params))
 
     return run
 
@@ -122,7 +111,8 @@ class ShillingsApi:
         if reply.encoded is not None:
             return set_body(request, 200, OK_HEAD + reply.encoded + b"}")
         request_id = request.request_id if reply.code >= 500 else None
-        document = envelope(reply.code, reply.message, reply.reason, request_id, **reply.body)
+        fields = reply.body or {}
+        document = envelope(reply.code, reply.message, reply.reason, request_id, **fields)
         return set_json(request, reply.code, document)
 
     def _error(self, request: Any, e: ApiError) -> bytes:
@@ -180,6 +170,9 @@ class ShillingsApi:
                 await self.cache.bump(*touched)
         if op.answer_touches is not None:
             await self.cache.bump(*op.answer_touches(response))
+        encoded = ENCODED.get(op.field)
+        if encoded is not None and response.status.code == 200:
+            return Reply(encoded=encoded(response))
         return Reply(response.status.code, JSON[op.field](response))
 
     def _identity(self, request: Any) -> Identity:

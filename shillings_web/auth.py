@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -40,10 +41,7 @@ def token_from_request(request: Any) -> str | None:
     """The Bearer token if an Authorization header is present, else the ``token`` cookie."""
     header = request.getHeader(b"authorization")
     if header is not None:
-        match = _BEARER_RE.match(header.encode("latin-1") if isinstance(header, str) else header)
-        if match is None:
-            raise unauthenticated("Authorization header must be 'Bearer <token>'")
-        return match.group(1).decode("ascii")
+        return _bearer(header.encode("latin-1") if isinstance(header, str) else header)
     cookie = request.getCookie(COOKIE_NAME)
     if cookie:
         try:
@@ -51,6 +49,17 @@ def token_from_request(request: Any) -> str | None:
         except UnicodeDecodeError:
             raise unauthenticated("malformed token") from None
     return None
+
+
+@functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)
+def _bearer(header: bytes) -> str:
+    """The token of an Authorization header, remembered by the header's bytes (a client
+    sends the same one with every request; the pattern scans every character). A malformed
+    header raises each time (not remembered)."""
+    match = _BEARER_RE.match(header)
+    if match is None:
+        raise unauthenticated("Authorization header must be 'Bearer <token>'")
+    return match.group(1).decode("ascii")
 
 
 def verify_token(token: str, secret: str, now: float | None = None) -> Identity:

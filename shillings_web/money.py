@@ -10,7 +10,7 @@ from shillings_proto.shapes import format_cents
 
 __all__ = ["AmountError", "format_cents", "parse_amount"]
 
-_AMOUNT_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
+_AMOUNT_STRING = re.compile(r"([0-9]{1,16})(?:\.([0-9]{1,2}))?")
 _CENT = Decimal("0.01")
 
 
@@ -31,11 +31,15 @@ def parse_amount(value: object) -> int:
     elif isinstance(value, Decimal):
         cents = _decimal_cents(value)
     elif isinstance(value, str):
-        if not _AMOUNT_STRING.fullmatch(value):
+        match = _AMOUNT_STRING.fullmatch(value)
+        if match is None:
             raise AmountError(
                 'amount must be a decimal string with at most two decimal places, e.g. "12.50"'
             )
-        cents = _decimal_cents(Decimal(value))
+        # Digits only, at most two decimals: the cents are the digits with the fraction
+        # padded to two places (what the Decimal path computes, without a Decimal context).
+        whole, fraction = match.groups()
+        cents = int(whole + (fraction or "").ljust(2, "0"))
     else:
         raise AmountError("amount must be a number or a decimal string")
     if not amount_in_range(cents):

@@ -3,7 +3,8 @@ waiting, reconnecting in the background, directly or through Sentinel."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Any, cast
 
 import txredisapi
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
@@ -23,16 +24,31 @@ class RedisRefused(RedisUnavailable):
     """Redis answered with an error (e.g. OOM under ``maxmemory``, a read-only replica)."""
 
 
-class _Protocol(txredisapi.RedisProtocol):
+class _Watched:
+    """Mixed into the Redis protocols: when each direct command waiting for its reply
+    (``Redis._send``, in the order sent) times out, and the one timer that watches them."""
+
+    deadlines: deque[float]
+    watch: Any = None
+
     def connectionMade(self) -> Any:
-        eager(self.transport)
-        return super().connectionMade()
+        self.deadlines = deque()
+        eager(cast(Any, self).transport)
+        return super().connectionMade()  # type: ignore[misc]
+
+    def connectionLost(self, why: Any) -> Any:
+        if self.watch is not None and self.watch.active():
+            self.watch.cancel()
+        self.watch = None
+        return super().connectionLost(why)  # type: ignore[misc]
 
 
-class _SentinelProtocol(txredisapi.SentinelRedisProtocol):
-    def connectionMade(self) -> Any:
-        eager(self.transport)
-        return super().connectionMade()
+class _Protocol(_Watched, txredisapi.RedisProtocol):
+    pass
+
+
+class _SentinelProtocol(_Watched, txredisapi.SentinelRedisProtocol):
+    pass
 
 
 class _Factory(txredisapi.RedisFactory):
@@ -69,6 +85,14 @@ class _Sentinel(txredisapi.Sentinel):
 _DIRECT = {"get": b"GET", "mget": b"MGET", "delete": b"DEL"}
 """txredisapi method -> the Redis command ``Redis._send`` sends for it (with its arguments,
 lists flattened)."""
+
+
+def _answered(reply: Any, connection: _Watched) -> Any:
+    """A direct command's reply (or failure) came: it no longer waits."""
+    connection.deadlines.popleft()
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 def _expire(connection: Any, timeout: float) -> None:
@@ -188,16 +212,23 @@ class Redis:
             data = word.encode() if isinstance(word, str) else word
             command.append(b"$%d\r\n%s\r\n" % (len(data), data))
         connection.transport.write(b"".join(command))
-        timer = self._reactor.callLater(self._timeout, _expire, connection, self._timeout)
+        connection.deadlines.append(self._reactor.seconds() + self._timeout)
+        if connection.watch is None:
+            connection.watch = self._reactor.callLater(self._timeout, self._check, connection)
+        return connection.replyQueue.get().addBoth(_answered, connection)
 
-        def answered(reply: Any) -> Any:
-            if timer.active():
-                timer.cancel()
-            if isinstance(reply, Exception):
-                raise reply
-            return reply
-
-        return connection.replyQueue.get().addBoth(answered)
+    def _check(self, connection: _Watched) -> None:
+        """The watch of ``connection`` fired: expire it if its oldest waiting direct command
+        is past its deadline, else watch again until that deadline (none waiting: stop).
+        One timer per connection, not one per command: a command that is answered in time
+        costs no timer of its own."""
+        connection.watch = None
+        if connection.deadlines:
+            left = connection.deadlines[0] - self._reactor.seconds()
+            if left > 0:
+                connection.watch = self._reactor.callLater(left, self._check, connection)
+            else:
+                _expire(connection, self._timeout)
 
     def _note_refused(self, command: str, error: Exception) -> None:
         """Log a refusal (e.g. OOM) at most once a minute: a full Redis refuses every write."""

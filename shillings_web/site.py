@@ -46,9 +46,10 @@ def set_body(request: Any, code: int, body: bytes, headers: dict[str, str] | Non
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Cache-Control", b"no-store")
-    request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
-    for name, value in (headers or {}).items():
-        request.setHeader(name.encode("ascii"), value.encode("latin-1"))
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    if headers:
+        for name, value in headers.items():
+            request.setHeader(name.encode("ascii"), value.encode("latin-1"))
     return body
 
 

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from shillings_web.auth import verify_token
+from shillings_web.auth import token_from_request, verify_token
 from shillings_web.errors import ApiError
 
 SECRET = "s" * 64
@@ -61,3 +61,30 @@ def test_tampered_payload_rejected():
     forged = header + "." + _b64(claims(sub="8")) + "." + signature
     with pytest.raises(ApiError):
         verify_token(forged, SECRET)
+
+
+class _Headers:
+    """A request with only an Authorization header (``getHeader``)."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def getHeader(self, name: bytes) -> bytes | None:
+        return self._value if name == b"authorization" else None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Bearer abc.def", b"bearer abc.def", b"BEARER   abc.def  ", b"Bearer abc.def"],
+)
+def test_a_bearer_header_gives_its_token_each_time(header):
+    for _ in range(2):  # the second time from the remembered header
+        assert token_from_request(_Headers(header)) == "abc.def"
+
+
+@pytest.mark.parametrize("header", [b"Basic abc", b"Bearer", b"Bearer a b", b"Bearer \xffx"])
+def test_a_malformed_authorization_header_is_refused_each_time(header):
+    for _ in range(2):  # a refusal is not remembered as a token
+        with pytest.raises(ApiError) as e:
+            token_from_request(_Headers(header))
+        assert e.value.code == 401

@@ -49,6 +49,12 @@ CASES = {
     "unparseable request line": (b"GET\r\n\r\n", 400, "invalid_request"),
     "leading double slash": (b"GET //v1/account HTTP/1.1\r\n" + CLOSE + b"\r\n", 404, "not_found"),
     "inner double slash": (b"GET /v1//account HTTP/1.1\r\n" + CLOSE + b"\r\n", 404, "not_found"),
+    "path not UTF-8": (b"GET /v1/\xffa HTTP/1.1\r\n" + CLOSE + b"\r\n", 400, "invalid_request"),
+    "escaped path not UTF-8": (
+        b"GET /v1/%ffa HTTP/1.1\r\n" + CLOSE + b"\r\n",
+        400,
+        "invalid_request",
+    ),
 }
 
 

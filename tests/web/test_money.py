@@ -79,3 +79,14 @@ def test_format(cents, text):
 def test_format_parse_round_trip(cents):
     assert parse_amount(format_cents(cents)) == cents
     assert parse_amount(Decimal(format_cents(cents))) == cents
+
+
+@given(st.from_regex(r"[0-9]{1,16}(\.[0-9]{1,2})?", fullmatch=True))
+def test_string_amounts_as_decimal_says(text):
+    """A decimal string is parsed without Decimal: the same cents, or the same refusal."""
+    exact = Decimal(text) * 100
+    if 0 < exact <= MAX_AMOUNT:
+        assert parse_amount(text) == int(exact)
+    else:
+        with pytest.raises(AmountError, match="amount must be > 0"):
+            parse_amount(text)

@@ -11,6 +11,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 
 from shillings_web.config import RedisAddress
 from shillings_web.redisclient import Redis, RedisRefused, RedisUnavailable
@@ -80,6 +81,32 @@ async def test_a_silent_server_fails_every_waiting_command_within_the_timeout():
         assert 0.4 <= time.monotonic() - started < 2.0
         # The connection was dropped; the client reconnects on its own.
         assert await poll_until(reactor, lambda: redis.connected, 5.0)
+    finally:
+        await redis.stop()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_command_gets_its_whole_timeout_from_one_watch_per_connection():
+    """One timer watches a connection: a command sent after an answered one still waits its
+    own full timeout (the watch is moved to its deadline), and an idle connection whose
+    watch fires is kept."""
+    redis, factory, port = await _redis([b"$1\r\na\r\n", None])
+    try:
+        assert await redis.execute("get", "a") == "a"
+        await deferLater(reactor, 0.3, lambda: None)
+        sent = time.monotonic()
+        with pytest.raises(RedisUnavailable):
+            await redis.execute("get", "b")
+        assert 0.45 <= time.monotonic() - sent < 2.0
+        await deferLater(reactor, 0.1, lambda: None)  # the dropped connection is gone
+        assert redis.connected
+        factory.replies.append(b"$1\r\nc\r\n")
+        assert await redis.execute("get", "c") == "c"
+        await deferLater(reactor, 0.7, lambda: None)  # the watch fired with nothing waiting
+        assert redis.connected
+        factory.replies.append(b"$1\r\nd\r\n")
+        assert await redis.execute("get", "d") == "d"
     finally:
         await redis.stop()
         await port.stopListening()

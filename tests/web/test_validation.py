@@ -307,3 +307,29 @@ def test_other_content_types_are_415(values):
     with pytest.raises(ApiError) as e:
         validation.content_type(values)
     assert (e.value.code, e.value.reason) == (415, "unsupported_media_type")
+
+
+def test_a_remembered_email_is_the_canonical_one_and_a_refusal_stays_one():
+    """Emails are remembered once checked: the same answer each time, for each field name;
+    a refused one is refused again (not remembered as valid)."""
+    for _ in range(2):
+        pay = validation.pay(body({"receiver_email": "B\u00e9@Example.COM", "amount": 1}))
+        assert pay.receiver_email == "b\u00e9@example.com"
+        for _ in range(2):
+            with pytest.raises(ApiError) as e:
+                validation.pay(body({"receiver_email": "not-an-email", "amount": 1}))
+            assert "receiver_email is not a valid email address" in e.value.message
+        with pytest.raises(ApiError) as e:
+            validation.signup(body({**GOOD_SIGNUP, "email": "not-an-email"}))
+        assert "email is not a valid email address" in e.value.message
+        assert "receiver_email" not in e.value.message
+
+
+def test_escaped_characters_other_than_surrogates_are_fine():
+    """Only a body with a \\u escape is searched for lone surrogates; an escaped ordinary
+    character passes, in a key-value body with and without escapes."""
+    s = validation.signup(body({**GOOD_SIGNUP, "first_name": "Ad\u00e0"}))
+    assert s.first_name == "Ad\u00e0"
+    raw = json.dumps({**GOOD_SIGNUP, "first_name": "Ad\u00e0"}, ensure_ascii=False).encode()
+    assert b"\\u" not in raw
+    assert validation.signup(raw).first_name == "Ad\u00e0"
