@@ -69,13 +69,7 @@ def _users(url: str) -> list[tuple[str, str]]:
 
 def _web_env(stack: Stack, listen: str) -> dict[str, str]:
     """The stack's environment of its web processes, listening on ``listen``."""
-    env = stack.env()
-    conf = (stack.var / "etc" / "programs.conf").read_text()
-    block = conf.split("[program:web]", 1)[1]
-    line = re.search(r"^environment\s*=\s*(.*)$", block, re.M)
-    assert line is not None, "no environment line for the web program"
-    for name, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line.group(1)):
-        env[name] = value
+    env = stack.program_env("web")
     env["SHILLINGS_WEB_LISTEN"] = listen
     env.pop("SHILLINGS_METRICS_LISTEN", None)
     return env

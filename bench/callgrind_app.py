@@ -86,13 +86,7 @@ class _Client:
 
 def _app_env(stack: Stack, listen: str, metrics_port: int) -> dict[str, str]:
     """The stack's environment of its app processes, listening on ``listen``."""
-    env = stack.env()
-    conf = (stack.var / "etc" / "programs.conf").read_text()
-    block = conf.split("[program:app]", 1)[1]
-    line = re.search(r"^environment\s*=\s*(.*)$", block, re.M)
-    assert line is not None, "no environment line for the app program"
-    for name, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line.group(1)):
-        env[name] = value
+    env = stack.program_env("app")
     env["SHILLINGS_APP_LISTEN"] = listen
     env["SHILLINGS_METRICS_LISTEN"] = f"tcp:{metrics_port}:interface=127.0.0.1"
     env["SHILLINGS_BATCH_IN_FLIGHT"] = "1"

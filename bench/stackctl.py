@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -110,6 +111,18 @@ class Stack:
             SHILLINGS_LOGIN_MAX_FAILURES="1000000",
         )
         env.update(self.settings)
+        return env
+
+    def program_env(self, program: str) -> dict[str, str]:
+        """The environment supervisord gives ``program`` (``web``, ``app``) in this stack:
+        ``env()`` plus its ``environment=`` line of programs.conf."""
+        env = self.env()
+        conf = (self.var / "etc" / "programs.conf").read_text()
+        block = conf.split(f"[program:{program}]", 1)[1]
+        line = re.search(r"^environment\s*=\s*(.*)$", block, re.M)
+        assert line is not None, f"no environment line for the {program} program"
+        for name, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line.group(1)):
+            env[name] = value
         return env
 
     def _make(self, target: str) -> subprocess.CompletedProcess[str]:
