@@ -30,11 +30,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.stackctl import ROOT, Stack
+from bench.stackctl import CACHE_GRACE, ROOT, Stack
 
 PASSWORD = "callgrind bench password"
-CACHE_GRACE = 10.0
-"""The stack's ``SHILLINGS_CACHE_GRACE`` (its default): seconds before a new epoch serves."""
 
 
 def _post(url: str, path: str, body: dict[str, Any], token: str | None = None) -> Any:

@@ -63,9 +63,12 @@ def run_endpoint(
 def warm_account_cache(stack: Stack, seeded: Seeded, threads: int = 4) -> None:
     """GET /v1/account once for every bench user, so that the account runs read the
     Redis-cached profile: the pays and top-ups measured before them invalidated the cached
-    profiles of the users they touched, and a first read after that goes to the app server."""
+    profiles of the users they touched, and a first read after that goes to the app server.
+    On a stack younger than its cache's grace period every read bypasses the cache: that is
+    waited out first (``Stack.wait_cache_settled``)."""
     tokens = [line.split("\t")[2] for line in seeded.users_file.read_text().splitlines()]
     failed: list[int] = []
+    stack.wait_cache_settled(tokens[0])
 
     def worker(part: list[str]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=15)

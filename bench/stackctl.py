@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import re
@@ -9,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from shillings_stack.processes import stack_processes
 from shillings_stack.supervisor import process_infos, supervisord_pid
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE_GRACE = 10.0
+"""``SHILLINGS_CACHE_GRACE``'s default: seconds after a new cache epoch before it serves."""
 
 
 def free_port() -> int:
@@ -80,6 +84,7 @@ class Stack:
     log: list[str] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
     """Extra ``SHILLINGS_*`` settings of this stack (``--setting``), e.g. to compare two."""
+    _cache_settled: bool = False
 
     @property
     def url(self) -> str:
@@ -112,6 +117,21 @@ class Stack:
         )
         env.update(self.settings)
         return env
+
+    def wait_cache_settled(self, token: str) -> None:
+        """Once per stack: read one account (which starts the profile cache's epoch when
+        none exists) and wait ``CACHE_GRACE`` seconds, after which the cache serves; before
+        that, reads bypass it and go to the app server."""
+        if self._cache_settled:
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        try:
+            conn.request("GET", "/v1/account", headers={"Authorization": f"Bearer {token}"})
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        time.sleep(float(self.env().get("SHILLINGS_CACHE_GRACE", CACHE_GRACE)) + 0.5)
+        self._cache_settled = True
 
     def program_env(self, program: str) -> dict[str, str]:
         """The environment supervisord gives ``program`` (``web``, ``app``) in this stack:
