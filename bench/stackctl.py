@@ -84,7 +84,8 @@ class Stack:
     log: list[str] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
     """Extra ``SHILLINGS_*`` settings of this stack (``--setting``), e.g. to compare two."""
-    _cache_settled: bool = False
+    _cache_settled: bool = field(default=False, init=False)
+    """``wait_cache_settled`` has waited: the profile cache serves."""
 
     @property
     def url(self) -> str:
