@@ -8,11 +8,16 @@ connection send at once instead when its queue is empty, and queue only what the
 did not take (or everything, when sending failed: the reactor turn then reports the
 failure as before). Order is kept: nothing is sent ahead of bytes already queued.
 ``held(transport)`` gathers the writes of one answer (an HTTP head and its body are two
-writes) until ``release()``, so they go out in one system call.
+writes) until ``release()``, so they go out in one system call. ``eager(transport,
+per_turn=True)`` gathers all its writes of one reactor turn: a client connection that
+carries many requests (to an app server, to Redis) sends the requests of one turn (the
+pays whose HTTP requests, or whose app answers, came in one turn) in one system call,
+and its server reads them in one; they go out before the reactor next waits for events.
 
-A UNIX socket connection also reads with plain ``recv`` instead of Twisted's ``recvmsg``
-wrapper (which builds an ancillary data buffer per read to receive file descriptors: none
-of these protocols takes any).
+It also reads its local address once (``getHost``), and reads with plain ``recv``: a
+UNIX socket connection otherwise uses Twisted's ``recvmsg`` wrapper (which builds an
+ancillary data buffer per read to receive file descriptors: none of these protocols takes
+any).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class _EagerWrites(Connection):
     """Mixed in before a socket connection class (``eager``)."""
 
     _held: list[bytes] | None = None
+    _per_turn = False
 
     def doRead(self) -> Any:
         try:
@@ -38,9 +44,15 @@ class _EagerWrites(Connection):
         return self._dataReceived(data)
 
     def write(self, data: bytes) -> None:
+        if self._held is None and self._per_turn and data and isinstance(data, bytes):
+            _hold_for_turn(self)
         if self._held is not None and isinstance(data, bytes):
             self._held.append(data)
-        elif (
+        else:
+            self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
+        if (
             data
             and self.connected
             and not self.disconnecting
@@ -56,6 +68,14 @@ class _EagerWrites(Connection):
                 super().write(data[sent:])
         else:
             super().write(data)
+
+    def getHost(self) -> Any:
+        """The local address, read once (a connected socket's does not change): Twisted's
+        HTTP request asks for it each time, a ``getsockname`` system call per request."""
+        host = self.__dict__.get("_eager_host")
+        if host is None:
+            host = self._eager_host = super().getHost()
+        return host
 
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
         try:
@@ -73,7 +93,32 @@ class _EagerWrites(Connection):
     def release(self) -> None:
         held, self._held = self._held, None
         if held:
-            self.write(b"".join(held))
+            self._write_now(b"".join(held))
+
+    def loseConnection(self) -> None:
+        self.release()  # what is held goes out first, as queued bytes would
+        super().loseConnection()
+
+
+_turn_held: list[_EagerWrites] = []
+"""The per-turn transports holding writes until the end of this reactor turn."""
+
+
+def _hold_for_turn(transport: _EagerWrites) -> None:
+    if not _turn_held:
+        from twisted.internet import reactor
+
+        reactor.callLater(0, _end_turn)  # type: ignore[attr-defined]
+    transport.hold()
+    _turn_held.append(transport)
+
+
+def _end_turn() -> None:
+    """Send what the per-turn transports held this turn (run before the reactor waits)."""
+    transports = list(_turn_held)
+    _turn_held.clear()
+    for transport in transports:
+        transport.release()
 
 
 _EAGER: dict[type, type] = {}
@@ -88,9 +133,11 @@ def held(transport: Any) -> Any:
     return None
 
 
-def eager(transport: Any) -> None:
+def eager(transport: Any, *, per_turn: bool = False) -> None:
     """Make ``transport`` (a plain TCP or UNIX socket connection of the reactor) write
-    eagerly; anything else (TLS, a test's in-memory transport) is left as it is."""
+    eagerly, or, ``per_turn``, once at the end of each reactor turn it wrote in (the
+    global reactor's); anything else (TLS, a test's in-memory transport) is left as it
+    is."""
     cls = type(transport)
     if not issubclass(cls, Connection) or issubclass(cls, _EagerWrites) or transport.TLS:
         return
@@ -98,3 +145,4 @@ def eager(transport: Any) -> None:
     if eager_cls is None:
         eager_cls = _EAGER[cls] = type(f"Eager{cls.__name__}", (_EagerWrites, cls), {})
     transport.__class__ = eager_cls
+    transport._per_turn = per_turn

@@ -65,7 +65,7 @@ class ShillingsClientProtocol(Int32StringReceiver):
         return self.is_connected and not self.going_away
 
     def connectionMade(self) -> None:
-        eager(self.transport)
+        eager(self.transport, per_turn=True)
         self.is_connected = True
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:

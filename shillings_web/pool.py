@@ -5,12 +5,14 @@ the HEL handshake when a shared secret is configured (``prepareConnection``), se
 requests until the connection is lost or the server says it is going away (GoAway: it is
 shutting down), then reconnects: at once after a GoAway, else with exponential back-off
 (0.1 s doubling up to 2 s; at most 0.25 s while requests wait for a connection, and at once
-when a call starts waiting). A call goes to the live connection with the fewest
-requests in flight (ties rotate). Every call has a deadline (``timeout`` seconds after it
-starts, carried in the request): while no connection is live it waits for one, and a
-request the server did not process (GoAway) is sent again, both within that deadline; a
-caller never hangs. ``AppUnavailable.no_effect`` says whether the request surely had no
-effect (it never reached an app server that processed it).
+when a call starts waiting). A call goes to the app server with the fewest requests in
+flight (ties rotate), on its first live connection: the requests of one reactor turn to
+one server then leave in one write (``eager``'s per-turn writes) and its answers come
+back in one; the other connections are spares. Every call has a deadline (``timeout``
+seconds after it starts, carried in the request): while no connection is live it waits
+for one, and a request the server did not process (GoAway) is sent again, both within
+that deadline; a caller never hangs. ``AppUnavailable.no_effect`` says whether the
+request surely had no effect (it never reached an app server that processed it).
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ class _Slot:
             )
         self._failures = 0
         self._protocol = protocol
-        self._pool._up(protocol)
+        self._pool._up(protocol, self.address)
         protocol.retired.addCallback(self._gone, protocol, service)
 
     def _gone(self, going_away: bool, protocol: Any, service: ClientService) -> None:
@@ -252,6 +254,8 @@ class AppPool:
         """Every slot's ClientService (connections x servers, plus those draining)."""
         self._slots = [_Slot(self, address) for address in addresses for _ in range(connections)]
         self._live: list[ShillingsClientProtocol] = []
+        self._server_of: dict[ShillingsClientProtocol, str] = {}
+        """The app server address of each live connection."""
         self._turn = 0
         self._waiters: list[defer.Deferred[None]] = []
         """Calls waiting for a live connection."""
@@ -319,8 +323,9 @@ class AppPool:
         """Calls waiting for a live connection."""
         return len(self._waiters)
 
-    def _up(self, protocol: ShillingsClientProtocol) -> None:
+    def _up(self, protocol: ShillingsClientProtocol, address: str) -> None:
         self._live.append(protocol)
+        self._server_of[protocol] = address
         waiters, self._waiters = self._waiters + self._connected, []
         self._connected = []
         for d in waiters:
@@ -330,15 +335,23 @@ class AppPool:
     def _down(self, protocol: ShillingsClientProtocol) -> None:
         if protocol in self._live:
             self._live.remove(protocol)
+            del self._server_of[protocol]
 
     def _pick(self) -> ShillingsClientProtocol | None:
-        live = [p for p in self._live if p.usable]
-        if not live:
-            return None
-        start = self._turn % len(live)
+        """The first usable connection of the server with the fewest requests in flight."""
+        first: dict[str, ShillingsClientProtocol] = {}
+        load: dict[str, int] = {}
+        for protocol in self._live:
+            if protocol.usable:
+                server = self._server_of[protocol]
+                first.setdefault(server, protocol)
+                load[server] = load.get(server, 0) + protocol.in_flight
+        if len(first) < 2:
+            return next(iter(first.values()), None)
+        servers = list(first)
+        start = self._turn % len(servers)
         self._turn += 1
-        rotated = live[start:] + live[:start]
-        return min(rotated, key=lambda p: p.in_flight)
+        return first[min(servers[start:] + servers[:start], key=load.__getitem__)]
 
     async def _connection(self, deadline: float) -> ShillingsClientProtocol | None:
         """A live connection, waiting for one until ``deadline`` (None if none came)."""

@@ -33,7 +33,7 @@ class _Watched:
 
     def connectionMade(self) -> Any:
         self.deadlines = deque()
-        eager(cast(Any, self).transport)
+        eager(cast(Any, self).transport, per_turn=True)
         return super().connectionMade()  # type: ignore[misc]
 
     def connectionLost(self, why: Any) -> Any:

@@ -26,6 +26,8 @@ def ok_health(request: pb.Request) -> pb.Response:
 class _Protocol(ShillingsServerProtocol):
     factory: FakeAppFactory
     greeted = False
+    handled = 0
+    """Requests read on this connection."""
 
     def connectionMade(self) -> None:
         self.factory.connections.append(self)
@@ -37,6 +39,7 @@ class _Protocol(ShillingsServerProtocol):
 
     async def handle(self, request: pb.Request) -> pb.Response:
         self.factory.received.append(request)
+        self.handled += 1
         if self.factory.drop_next > 0 and request.command != pb.HEL:
             self.factory.drop_next -= 1
             self.transport.abortConnection()

@@ -1,5 +1,6 @@
 """Eager writes (``shillings_proto.eager``): bytes reach the socket inside ``write`` when
-nothing is queued, in order when something is, and a held answer goes out as one write."""
+nothing is queued, in order when something is, a held answer goes out as one write, and
+a per-turn connection's writes of one reactor turn go out as one at its end."""
 
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ from shillings_proto.eager import eager, held
 
 class _Server(Protocol):
     def connectionMade(self) -> None:
-        eager(self.transport)
+        eager(self.transport, per_turn=self.factory.per_turn)
         self.factory.made.callback(self)
 
 
-async def _connected() -> tuple[Protocol, socket.socket, object]:
+async def _connected(per_turn: bool = False) -> tuple[Protocol, socket.socket, object]:
     """A server-side eager transport and the raw client socket (non-blocking) of it."""
     path = os.path.join(tempfile.mkdtemp(prefix="eager-"), "s")
     factory = Factory.forProtocol(_Server)
     factory.made = defer.Deferred()  # type: ignore[attr-defined]
+    factory.per_turn = per_turn  # type: ignore[attr-defined]
     port = reactor.listenUNIX(path, factory)
     client = socket.socket(socket.AF_UNIX)
     client.connect(path)
@@ -102,6 +104,91 @@ async def test_held_writes_go_out_as_one_write_on_release():
         assert sent == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
         assert _drain(client) == b"HTTP/1.1 200 OK\r\n\r\n{}"
     finally:
+        client.close()
+        await port.stopListening()
+
+
+def _recording(transport: object) -> list[bytes]:
+    """The data of each ``writeSomeData`` (each send) of ``transport`` from now on."""
+    sent: list[bytes] = []
+    original = transport.writeSomeData  # type: ignore[attr-defined]
+
+    def record(data: bytes) -> object:
+        sent.append(bytes(data))
+        return original(data)
+
+    transport.writeSomeData = record  # type: ignore[attr-defined]
+    return sent
+
+
+async def _next_turn() -> None:
+    d: defer.Deferred[None] = defer.Deferred()
+    reactor.callLater(0, d.callback, None)
+    await d
+
+
+@pytest_twisted.ensureDeferred
+async def test_per_turn_writes_go_out_as_one_when_the_turn_ends():
+    server, client, port = await _connected(per_turn=True)
+    transport = server.transport
+    sent = _recording(transport)
+    try:
+        transport.write(b"one ")
+        transport.writeSequence([b"two ", b"three"])
+        assert sent == [] and _drain(client) == b""
+        await _next_turn()
+        assert sent == [b"one two three"]
+        assert _drain(client) == b"one two three"
+        transport.write(b"four")  # a later turn: held again, sent at its end
+        assert sent == [b"one two three"]
+        await _next_turn()
+        assert sent == [b"one two three", b"four"] and _drain(client) == b"four"
+    finally:
+        client.close()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_losing_the_connection_sends_what_the_turn_held_first():
+    server, client, port = await _connected(per_turn=True)
+    transport = server.transport
+    try:
+        transport.write(b"last words")
+        transport.loseConnection()
+        got = b""
+        for _ in range(100):
+            got += _drain(client)
+            if got == b"last words":
+                break
+            await _next_turn()
+        assert got == b"last words"
+    finally:
+        client.close()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_local_address_is_read_once():
+    server, client, port = await _connected()
+    transport = server.transport
+    reads = []
+    real_socket = transport.socket
+
+    class _Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_socket, name)
+
+        def getsockname(self) -> object:
+            reads.append(1)
+            return real_socket.getsockname()
+
+    transport.socket = _Counting()
+    try:
+        first = transport.getHost()
+        assert transport.getHost() is first and os.fsdecode(first.name) == real_socket.getsockname()
+        assert len(reads) == 1
+    finally:
+        transport.socket = real_socket
         client.close()
         await port.stopListening()
 

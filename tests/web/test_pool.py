@@ -80,6 +80,37 @@ async def test_least_in_flight_connection_is_chosen():
 
 
 @pytest_twisted.ensureDeferred
+async def test_calls_to_one_server_share_its_first_connection_and_its_writes():
+    app = FakeApp(reactor)
+    app.factory.responder = app.factory.hang
+    await app.start()
+    pool = AppPool([app.address], reactor=reactor, connections=2, timeout=5.0)
+    pool.start()
+    try:
+        assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
+        first = pool._live[0]
+        sends: list[bytes] = []
+        original = first.transport.writeSomeData
+
+        def record(data: bytes) -> object:
+            sends.append(bytes(data))
+            return original(data)
+
+        first.transport.writeSomeData = record
+        calls = [defer.ensureDeferred(pool.call(messages.health())) for _ in range(6)]
+        assert first.in_flight == 6 and sends == []  # held until the reactor turn ends
+        assert await poll_until(reactor, lambda: len(app.factory.hanging) == 6, 5.0)
+        assert len(sends) == 1  # the six requests of one turn in one write
+        assert sorted(c.handled for c in app.factory.connections) == [0, 6]
+        app.factory.release()
+        for call in calls:
+            assert (await call).status.code == 200
+    finally:
+        await pool.stop()
+        await app.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_no_connection_waits_until_the_deadline_then_fails_with_no_effect():
     app = FakeApp(reactor)
     await app.start()
