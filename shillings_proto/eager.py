@@ -101,20 +101,36 @@ class _EagerWrites(Connection):
 
 
 _turn_held: list[_EagerWrites] = []
-"""The per-turn transports holding writes until the end of this reactor turn."""
+"""The per-turn transports holding writes until the reactor next waits for events."""
+_turn_hooked: set[int] = set()
+"""The reactors (by id) whose ``doIteration`` sends ``_turn_held`` first."""
 
 
 def _hold_for_turn(transport: _EagerWrites) -> None:
-    if not _turn_held:
-        from twisted.internet import reactor
-
-        reactor.callLater(0, _end_turn)  # type: ignore[attr-defined]
     transport.hold()
     _turn_held.append(transport)
+    reactor = transport.reactor
+    if id(reactor) not in _turn_hooked:
+        _hook_turn_end(reactor)
+
+
+def _hook_turn_end(reactor: Any) -> None:
+    """Make ``reactor`` send what the per-turn transports held before each wait for events
+    (``doIteration``, which its main loop calls after the timed and thread calls that
+    follow a wait): once per turn, cheaper than a timed call per turn."""
+    _turn_hooked.add(id(reactor))
+    wait = reactor.doIteration
+
+    def doIteration(timeout: float | None) -> None:
+        if _turn_held:
+            _end_turn()
+        wait(timeout)
+
+    reactor.doIteration = doIteration
 
 
 def _end_turn() -> None:
-    """Send what the per-turn transports held this turn (run before the reactor waits)."""
+    """Send what the per-turn transports held this turn."""
     transports = list(_turn_held)
     _turn_held.clear()
     for transport in transports:
@@ -135,9 +151,9 @@ def held(transport: Any) -> Any:
 
 def eager(transport: Any, *, per_turn: bool = False) -> None:
     """Make ``transport`` (a plain TCP or UNIX socket connection of the reactor) write
-    eagerly, or, ``per_turn``, once at the end of each reactor turn it wrote in (the
-    global reactor's); anything else (TLS, a test's in-memory transport) is left as it
-    is."""
+    eagerly, or, ``per_turn``, once at the end of each reactor turn it wrote in (before
+    its reactor next waits for events); anything else (TLS, a test's in-memory
+    transport) is left as it is."""
     cls = type(transport)
     if not issubclass(cls, Connection) or issubclass(cls, _EagerWrites) or transport.TLS:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,7 +36,12 @@ class NotProcessedError(ProtocolError):
 
 
 class ShillingsClientProtocol(Int32StringReceiver):
-    """Client end: sends Requests, matches Responses by request_id; many in flight."""
+    """Client end: sends Requests, matches Responses by request_id; many in flight.
+
+    One timer per connection watches every request's timeout: it is armed for the
+    earliest deadline of a request that was waiting when it was armed; when it fires it
+    fails the requests past their deadline and drops the answered ones from its heap (not
+    on each answer: a timer per request cost more than the rest of the call)."""
 
     MAX_LENGTH = MAX_FRAME
     log = Logger()
@@ -47,7 +53,11 @@ class ShillingsClientProtocol(Int32StringReceiver):
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         self._clock: IReactorTime = clock  # type: ignore[assignment]
         self._next_id = 1
-        self._pending: dict[int, tuple[defer.Deferred[pb.Response], Any]] = {}
+        self._pending: dict[int, defer.Deferred[pb.Response]] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        """A heap of (deadline on this clock, request id); answered ones are left in it."""
+        self._watch: Any = None
+        """The timer armed for the earliest deadline of a waiting request (None: none)."""
         self.lost_deferred: defer.Deferred[None] = defer.Deferred()
         self.retired: defer.Deferred[bool] = defer.Deferred()
         """Fires once the connection takes no new request: True on the server's GoAway
@@ -83,15 +93,31 @@ class ShillingsClientProtocol(Int32StringReceiver):
         if not request.deadline_ms:
             request.deadline_ms = int((self._clock.seconds() + timeout) * 1000)
         d: defer.Deferred[pb.Response] = defer.Deferred()
-        timer = self._clock.callLater(timeout, self._timed_out, request_id)
-        self._pending[request_id] = (d, timer)
+        self._pending[request_id] = d
+        deadline = self._clock.seconds() + timeout
+        heapq.heappush(self._deadlines, (deadline, request_id))
+        if self._watch is None:
+            self._watch = self._clock.callLater(timeout, self._check_deadlines)
+        elif deadline < self._watch.getTime():
+            self._watch.reset(timeout)
         self.sendString(request.SerializeToString())
         return d
 
-    def _timed_out(self, request_id: int) -> None:
-        entry = self._pending.pop(request_id, None)
-        if entry is not None:
-            entry[0].errback(RequestTimeoutError(f"request {request_id} timed out"))
+    def _check_deadlines(self) -> None:
+        """Fail the waiting requests whose deadline has come, drop the answered ones from
+        the heap, and watch the next waiting one's deadline (none: no timer)."""
+        self._watch = None
+        now = self._clock.seconds()
+        heap, pending = self._deadlines, self._pending
+        while heap:
+            deadline, request_id = heap[0]
+            if request_id in pending and deadline > now:
+                self._watch = self._clock.callLater(deadline - now, self._check_deadlines)
+                return
+            heapq.heappop(heap)
+            d = pending.pop(request_id, None)
+            if d is not None:
+                d.errback(RequestTimeoutError(f"request {request_id} timed out"))
 
     def stringReceived(self, data: bytes) -> None:
         response = pb.Response()
@@ -104,15 +130,12 @@ class ShillingsClientProtocol(Int32StringReceiver):
         if response.request_id == 0 and response.WhichOneof("body") == "goaway":
             self._go_away(response.goaway.last_request_id)
             return
-        entry = self._pending.pop(response.request_id, None)
-        if entry is None:
+        d = self._pending.pop(response.request_id, None)
+        if d is None:
             self.log.warn(
                 "response for unknown request_id {request_id}", request_id=response.request_id
             )
             return
-        d, timer = entry
-        if timer.active():
-            timer.cancel()
         d.callback(response)
 
     def _go_away(self, last_request_id: int) -> None:
@@ -120,10 +143,9 @@ class ShillingsClientProtocol(Int32StringReceiver):
         those fail with ``NotProcessedError`` now, so they can be sent elsewhere."""
         self.going_away = True
         for request_id in [i for i in self._pending if i > last_request_id]:
-            d, timer = self._pending.pop(request_id)
-            if timer.active():
-                timer.cancel()
-            d.errback(NotProcessedError("server going away; request not processed"))
+            self._pending.pop(request_id).errback(
+                NotProcessedError("server going away; request not processed")
+            )
         if not self.retired.called:
             self.retired.callback(True)
 
@@ -134,9 +156,10 @@ class ShillingsClientProtocol(Int32StringReceiver):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.is_connected = False
         pending, self._pending = self._pending, {}
-        for d, timer in pending.values():
-            if timer.active():
-                timer.cancel()
+        if self._watch is not None and self._watch.active():
+            self._watch.cancel()
+        self._watch, self._deadlines = None, []
+        for d in pending.values():
             d.errback(ConnectionLostError("connection to app server lost"))
         if not self.retired.called:
             self.retired.callback(False)

@@ -122,9 +122,12 @@ def _recording(transport: object) -> list[bytes]:
 
 
 async def _next_turn() -> None:
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(0, d.callback, None)
-    await d
+    """Return once the reactor has waited for events (``doIteration``) at least once: two
+    timed-call phases of its main loop have a wait between them."""
+    for _ in range(2):
+        d: defer.Deferred[None] = defer.Deferred()
+        reactor.callLater(0, d.callback, None)
+        await d
 
 
 @pytest_twisted.ensureDeferred
