@@ -8,11 +8,13 @@ connection send at once instead when its queue is empty, and queue only what the
 did not take (or everything, when sending failed: the reactor turn then reports the
 failure as before). Order is kept: nothing is sent ahead of bytes already queued.
 ``held(transport)`` gathers the writes of one answer (an HTTP head and its body are two
-writes) until ``release()``, so they go out in one system call. ``eager(transport,
-per_turn=True)`` gathers all its writes of one reactor turn: a client connection that
-carries many requests (to an app server, to Redis) sends the requests of one turn (the
-pays whose HTTP requests, or whose app answers, came in one turn) in one system call,
-and its server reads them in one; they go out before the reactor next waits for events.
+writes) until ``release()``, so they go out in one system call. ``hold_for_turn(transport)``
+holds its writes until the end of the reactor turn (before the reactor next waits for
+events): a client connection carrying many requests (to an app server, to Redis) calls
+it when a request is written while an earlier one still awaits its answer, as under
+load, so the requests of one turn (pays whose HTTP requests, or whose app answers, came
+in one turn) go out in one system call and its server reads them in one; a request on an
+idle connection still goes at once (Nagle's rule, with the turn for the timer).
 
 It also reads its local address once (``getHost``), and reads with plain ``recv``: a
 UNIX socket connection otherwise uses Twisted's ``recvmsg`` wrapper (which builds an
@@ -34,7 +36,6 @@ class _EagerWrites(Connection):
     """Mixed in before a socket connection class (``eager``)."""
 
     _held: list[bytes] | None = None
-    _per_turn = False
 
     def doRead(self) -> Any:
         try:
@@ -44,8 +45,6 @@ class _EagerWrites(Connection):
         return self._dataReceived(data)
 
     def write(self, data: bytes) -> None:
-        if self._held is None and self._per_turn and data and isinstance(data, bytes):
-            _hold_for_turn(self)
         if self._held is not None and isinstance(data, bytes):
             self._held.append(data)
         else:
@@ -101,12 +100,16 @@ class _EagerWrites(Connection):
 
 
 _turn_held: list[_EagerWrites] = []
-"""The per-turn transports holding writes until the reactor next waits for events."""
+"""The transports holding writes until the reactor next waits for events."""
 _turn_hooked: set[int] = set()
 """The reactors (by id) whose ``doIteration`` sends ``_turn_held`` first."""
 
 
-def _hold_for_turn(transport: _EagerWrites) -> None:
+def hold_for_turn(transport: Any) -> None:
+    """Hold ``transport``'s writes until the end of this reactor turn when it writes
+    eagerly (nothing otherwise, or when it holds them already)."""
+    if not isinstance(transport, _EagerWrites) or transport._held is not None:
+        return
     transport.hold()
     _turn_held.append(transport)
     reactor = transport.reactor
@@ -115,7 +118,7 @@ def _hold_for_turn(transport: _EagerWrites) -> None:
 
 
 def _hook_turn_end(reactor: Any) -> None:
-    """Make ``reactor`` send what the per-turn transports held before each wait for events
+    """Make ``reactor`` send what ``hold_for_turn`` held before each wait for events
     (``doIteration``, which its main loop calls after the timed and thread calls that
     follow a wait): once per turn, cheaper than a timed call per turn."""
     _turn_hooked.add(id(reactor))
@@ -130,7 +133,7 @@ def _hook_turn_end(reactor: Any) -> None:
 
 
 def _end_turn() -> None:
-    """Send what the per-turn transports held this turn."""
+    """Send what ``hold_for_turn`` held this turn."""
     transports = list(_turn_held)
     _turn_held.clear()
     for transport in transports:
@@ -149,11 +152,9 @@ def held(transport: Any) -> Any:
     return None
 
 
-def eager(transport: Any, *, per_turn: bool = False) -> None:
+def eager(transport: Any) -> None:
     """Make ``transport`` (a plain TCP or UNIX socket connection of the reactor) write
-    eagerly, or, ``per_turn``, once at the end of each reactor turn it wrote in (before
-    its reactor next waits for events); anything else (TLS, a test's in-memory
-    transport) is left as it is."""
+    eagerly; anything else (TLS, a test's in-memory transport) is left as it is."""
     cls = type(transport)
     if not issubclass(cls, Connection) or issubclass(cls, _EagerWrites) or transport.TLS:
         return
@@ -161,4 +162,3 @@ def eager(transport: Any, *, per_turn: bool = False) -> None:
     if eager_cls is None:
         eager_cls = _EAGER[cls] = type(f"Eager{cls.__name__}", (_EagerWrites, cls), {})
     transport.__class__ = eager_cls
-    transport._per_turn = per_turn

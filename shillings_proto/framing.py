@@ -15,7 +15,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from shillings_proto import MAX_FRAME, pb
-from shillings_proto.eager import eager, held
+from shillings_proto.eager import eager, held, hold_for_turn
 
 
 class ProtocolError(Exception):
@@ -75,7 +75,7 @@ class ShillingsClientProtocol(Int32StringReceiver):
         return self.is_connected and not self.going_away
 
     def connectionMade(self) -> None:
-        eager(self.transport, per_turn=True)
+        eager(self.transport)
         self.is_connected = True
 
     def call(self, request: pb.Request, timeout: float = 5.0) -> defer.Deferred[pb.Response]:
@@ -93,6 +93,8 @@ class ShillingsClientProtocol(Int32StringReceiver):
         if not request.deadline_ms:
             request.deadline_ms = int((self._clock.seconds() + timeout) * 1000)
         d: defer.Deferred[pb.Response] = defer.Deferred()
+        if self._pending:
+            hold_for_turn(self.transport)  # busy: more requests may follow this turn
         self._pending[request_id] = d
         deadline = self._clock.seconds() + timeout
         heapq.heappush(self._deadlines, (deadline, request_id))

@@ -10,7 +10,7 @@ import txredisapi
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.logger import Logger
 
-from shillings_proto.eager import eager
+from shillings_proto.eager import eager, hold_for_turn
 from shillings_web.config import RedisAddress
 
 log = Logger()
@@ -33,7 +33,7 @@ class _Watched:
 
     def connectionMade(self) -> Any:
         self.deadlines = deque()
-        eager(cast(Any, self).transport, per_turn=True)
+        eager(cast(Any, self).transport)
         return super().connectionMade()  # type: ignore[misc]
 
     def connectionLost(self, why: Any) -> Any:
@@ -211,6 +211,8 @@ class Redis:
         for word in words:
             data = word.encode() if isinstance(word, str) else word
             command.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        if connection.deadlines:
+            hold_for_turn(connection.transport)  # busy: more commands may follow this turn
         connection.transport.write(b"".join(command))
         connection.deadlines.append(self._reactor.seconds() + self._timeout)
         if connection.watch is None:

@@ -1,6 +1,6 @@
 """Eager writes (``shillings_proto.eager``): bytes reach the socket inside ``write`` when
 nothing is queued, in order when something is, a held answer goes out as one write, and
-a per-turn connection's writes of one reactor turn go out as one at its end."""
+writes held for the turn (``hold_for_turn``) go out as one at its end."""
 
 from __future__ import annotations
 
@@ -12,21 +12,20 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 
-from shillings_proto.eager import eager, held
+from shillings_proto.eager import eager, held, hold_for_turn
 
 
 class _Server(Protocol):
     def connectionMade(self) -> None:
-        eager(self.transport, per_turn=self.factory.per_turn)
+        eager(self.transport)
         self.factory.made.callback(self)
 
 
-async def _connected(per_turn: bool = False) -> tuple[Protocol, socket.socket, object]:
+async def _connected() -> tuple[Protocol, socket.socket, object]:
     """A server-side eager transport and the raw client socket (non-blocking) of it."""
     path = os.path.join(tempfile.mkdtemp(prefix="eager-"), "s")
     factory = Factory.forProtocol(_Server)
     factory.made = defer.Deferred()  # type: ignore[attr-defined]
-    factory.per_turn = per_turn  # type: ignore[attr-defined]
     port = reactor.listenUNIX(path, factory)
     client = socket.socket(socket.AF_UNIX)
     client.connect(path)
@@ -131,20 +130,20 @@ async def _next_turn() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_per_turn_writes_go_out_as_one_when_the_turn_ends():
-    server, client, port = await _connected(per_turn=True)
+async def test_writes_held_for_the_turn_go_out_as_one_when_it_ends():
+    server, client, port = await _connected()
     transport = server.transport
     sent = _recording(transport)
     try:
+        hold_for_turn(transport)
         transport.write(b"one ")
+        hold_for_turn(transport)  # again in the same turn: still one hold
         transport.writeSequence([b"two ", b"three"])
         assert sent == [] and _drain(client) == b""
         await _next_turn()
         assert sent == [b"one two three"]
         assert _drain(client) == b"one two three"
-        transport.write(b"four")  # a later turn: held again, sent at its end
-        assert sent == [b"one two three"]
-        await _next_turn()
+        transport.write(b"four")  # a later turn, not held: sent at once
         assert sent == [b"one two three", b"four"] and _drain(client) == b"four"
     finally:
         client.close()
@@ -153,9 +152,10 @@ async def test_per_turn_writes_go_out_as_one_when_the_turn_ends():
 
 @pytest_twisted.ensureDeferred
 async def test_losing_the_connection_sends_what_the_turn_held_first():
-    server, client, port = await _connected(per_turn=True)
+    server, client, port = await _connected()
     transport = server.transport
     try:
+        hold_for_turn(transport)
         transport.write(b"last words")
         transport.loseConnection()
         got = b""
@@ -203,3 +203,6 @@ def test_other_transports_are_left_alone():
     eager(transport)
     assert type(transport) is StringTransport
     assert held(transport) is None
+    hold_for_turn(transport)
+    transport.write(b"at once")
+    assert transport.value() == b"at once"
