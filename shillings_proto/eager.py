@@ -9,12 +9,12 @@ did not take (or everything, when sending failed: the reactor turn then reports 
 failure as before). Order is kept: nothing is sent ahead of bytes already queued.
 ``held(transport)`` gathers the writes of one answer (an HTTP head and its body are two
 writes) until ``release()``, so they go out in one system call. ``hold_for_turn(transport)``
-holds its writes until the end of the reactor turn (before the reactor next waits for
-events): a client connection carrying many requests (to an app server, to Redis) calls
-it when a request is written while an earlier one still awaits its answer, as under
-load, so the requests of one turn (pays whose HTTP requests, or whose app answers, came
-in one turn) go out in one system call and its server reads them in one; a request on an
-idle connection still goes at once (Nagle's rule, with the turn for the timer).
+holds its writes until the end of the reactor turn (``turns``): a client connection
+carrying many requests (to an app server, to Redis) calls it when a request is written
+while an earlier one still awaits its answer, as under load, so the requests of one turn
+(pays whose HTTP requests, or whose app answers, came in one turn) go out in one system
+call and its server reads them in one; a request on an idle connection still goes at once
+(Nagle's rule, with the turn for the timer).
 
 It also reads its local address once (``getHost``), and reads with plain ``recv``: a
 UNIX socket connection otherwise uses Twisted's ``recvmsg`` wrapper (which builds an
@@ -30,6 +30,8 @@ from typing import Any
 
 from twisted.internet import main
 from twisted.internet.tcp import Connection
+
+from shillings_proto.turns import at_turn_end
 
 
 class _EagerWrites(Connection):
@@ -100,36 +102,18 @@ class _EagerWrites(Connection):
 
 
 _turn_held: list[_EagerWrites] = []
-"""The transports holding writes until the reactor next waits for events."""
-_turn_hooked: set[int] = set()
-"""The reactors (by id) whose ``doIteration`` sends ``_turn_held`` first."""
+"""The transports holding writes until the end of the reactor turn."""
 
 
 def hold_for_turn(transport: Any) -> None:
-    """Hold ``transport``'s writes until the end of this reactor turn when it writes
-    eagerly (nothing otherwise, or when it holds them already)."""
+    """Hold ``transport``'s writes until the end of this reactor turn (``turns``) when it
+    writes eagerly (nothing otherwise, or when it holds them already)."""
     if not isinstance(transport, _EagerWrites) or transport._held is not None:
         return
     transport.hold()
+    if not _turn_held:
+        at_turn_end(transport.reactor, _end_turn)
     _turn_held.append(transport)
-    reactor = transport.reactor
-    if id(reactor) not in _turn_hooked:
-        _hook_turn_end(reactor)
-
-
-def _hook_turn_end(reactor: Any) -> None:
-    """Make ``reactor`` send what ``hold_for_turn`` held before each wait for events
-    (``doIteration``, which its main loop calls after the timed and thread calls that
-    follow a wait): once per turn, cheaper than a timed call per turn."""
-    _turn_hooked.add(id(reactor))
-    wait = reactor.doIteration
-
-    def doIteration(timeout: float | None) -> None:
-        if _turn_held:
-            _end_turn()
-        wait(timeout)
-
-    reactor.doIteration = doIteration
 
 
 def _end_turn() -> None:

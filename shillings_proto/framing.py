@@ -96,14 +96,18 @@ class ShillingsClientProtocol(Int32StringReceiver):
         if self._pending:
             hold_for_turn(self.transport)  # busy: more requests may follow this turn
         self._pending[request_id] = d
-        deadline = self._clock.seconds() + timeout
-        heapq.heappush(self._deadlines, (deadline, request_id))
-        if self._watch is None:
-            self._watch = self._clock.callLater(timeout, self._check_deadlines)
-        elif deadline < self._watch.getTime():
-            self._watch.reset(timeout)
+        now = self._clock.seconds()
+        heapq.heappush(self._deadlines, (now + timeout, request_id))
+        self._watch_until(now + timeout, now)
         self.sendString(request.SerializeToString())
         return d
+
+    def _watch_until(self, deadline: float, now: float) -> None:
+        """Have the timer fire by ``deadline`` (``now``: the clock's time)."""
+        if self._watch is None:
+            self._watch = self._clock.callLater(deadline - now, self._check_deadlines)
+        elif deadline < self._watch.getTime():
+            self._watch.reset(deadline - now)
 
     def _check_deadlines(self) -> None:
         """Fail the waiting requests whose deadline has come, drop the answered ones from
@@ -114,7 +118,7 @@ class ShillingsClientProtocol(Int32StringReceiver):
         while heap:
             deadline, request_id = heap[0]
             if request_id in pending and deadline > now:
-                self._watch = self._clock.callLater(deadline - now, self._check_deadlines)
+                self._watch_until(deadline, now)
                 return
             heapq.heappop(heap)
             d = pending.pop(request_id, None)

@@ -104,7 +104,11 @@ class WebConfig:
         required=True,
     )
     app_connections: int = setting(
-        "SHILLINGS_APP_CONNECTIONS", 2, "persistent connections per app server", ints(1, 64)
+        "SHILLINGS_APP_CONNECTIONS",
+        2,
+        "persistent connections per app server (calls use its first live one; the others"
+        " are spares, ready when it is lost)",
+        ints(1, 64),
     )
     cookie_secure: bool = setting(
         "SHILLINGS_COOKIE_SECURE",

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
@@ -107,6 +107,30 @@ async def test_each_command_gets_its_whole_timeout_from_one_watch_per_connection
         assert redis.connected
         factory.replies.append(b"$1\r\nd\r\n")
         assert await redis.execute("get", "d") == "d"
+    finally:
+        await redis.stop()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_commands_written_while_one_awaits_its_reply_go_out_together():
+    redis, factory, port = await _redis([b":1\r\n", b":2\r\n", b":3\r\n"])
+    transport = redis._factory.pool[0].transport
+    sends: list[bytes] = []
+    original = transport.writeSomeData
+
+    def record(data: bytes) -> object:
+        sends.append(bytes(data))
+        return original(data)
+
+    transport.writeSomeData = record
+    try:
+        replies = [defer.ensureDeferred(redis.execute("delete", [f"k{n}"])) for n in (1, 2, 3)]
+        assert len(sends) == 1  # the first at once: nothing was awaiting a reply
+        assert await defer.gatherResults(replies) == [1, 2, 3]
+        # The two written while the first awaited its reply went in one write, in order.
+        assert sends[1:] == [b"*2\r\n$3\r\nDEL\r\n$2\r\nk2\r\n*2\r\n$3\r\nDEL\r\n$2\r\nk3\r\n"]
+        assert b"".join(factory.received) == b"".join(sends)
     finally:
         await redis.stop()
         await port.stopListening()
