@@ -13,6 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 
 from shillings_proto.eager import eager, held, hold_for_turn
+from tests.web.sends import recording_sends
 
 
 class _Server(Protocol):
@@ -85,14 +86,7 @@ async def test_what_the_socket_does_not_take_is_queued_and_sent_in_order():
 async def test_held_writes_go_out_as_one_write_on_release():
     server, client, port = await _connected()
     transport = server.transport
-    sent: list[bytes] = []
-    original = transport.writeSomeData
-
-    def record(data: bytes) -> object:
-        sent.append(bytes(data))
-        return original(data)
-
-    transport.writeSomeData = record
+    sent = recording_sends(transport)
     try:
         holding = held(transport)
         assert holding is transport
@@ -105,19 +99,6 @@ async def test_held_writes_go_out_as_one_write_on_release():
     finally:
         client.close()
         await port.stopListening()
-
-
-def _recording(transport: object) -> list[bytes]:
-    """The data of each ``writeSomeData`` (each send) of ``transport`` from now on."""
-    sent: list[bytes] = []
-    original = transport.writeSomeData  # type: ignore[attr-defined]
-
-    def record(data: bytes) -> object:
-        sent.append(bytes(data))
-        return original(data)
-
-    transport.writeSomeData = record  # type: ignore[attr-defined]
-    return sent
 
 
 async def _next_turn() -> None:
@@ -133,7 +114,7 @@ async def _next_turn() -> None:
 async def test_writes_held_for_the_turn_go_out_as_one_when_it_ends():
     server, client, port = await _connected()
     transport = server.transport
-    sent = _recording(transport)
+    sent = recording_sends(transport)
     try:
         hold_for_turn(transport)
         transport.write(b"one ")

@@ -15,6 +15,7 @@ from shillings_web.pool import AppPool, AppUnavailable, retry_delay
 from tests import protocol_requests as messages
 from tests.polling import poll_until
 from tests.web.fakeapp import FakeApp, ok_health
+from tests.web.sends import recording_sends
 
 
 def watch_errors() -> list[dict]:
@@ -89,14 +90,7 @@ async def test_calls_to_one_server_share_its_first_connection_and_a_turn_s_write
     try:
         assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
         first = pool._live[0]
-        sends: list[bytes] = []
-        original = first.transport.writeSomeData
-
-        def record(data: bytes) -> object:
-            sends.append(bytes(data))
-            return original(data)
-
-        first.transport.writeSomeData = record
+        sends = recording_sends(first.transport)
         calls = [defer.ensureDeferred(pool.call(messages.health())) for _ in range(6)]
         # The first went at once (nothing was in flight); the five written while it
         # waited are held until the reactor turn ends, then go in one write.

@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from shillings_web.config import RedisAddress
 from shillings_web.redisclient import Redis, RedisRefused, RedisUnavailable
 from tests.polling import poll_until
+from tests.web.sends import recording_sends
 
 
 class _Scripted(Protocol):
@@ -115,15 +116,7 @@ async def test_each_command_gets_its_whole_timeout_from_one_watch_per_connection
 @pytest_twisted.ensureDeferred
 async def test_commands_written_while_one_awaits_its_reply_go_out_together():
     redis, factory, port = await _redis([b":1\r\n", b":2\r\n", b":3\r\n"])
-    transport = redis._factory.pool[0].transport
-    sends: list[bytes] = []
-    original = transport.writeSomeData
-
-    def record(data: bytes) -> object:
-        sends.append(bytes(data))
-        return original(data)
-
-    transport.writeSomeData = record
+    sends = recording_sends(redis._factory.pool[0].transport)
     try:
         replies = [defer.ensureDeferred(redis.execute("delete", [f"k{n}"])) for n in (1, 2, 3)]
         assert len(sends) == 1  # the first at once: nothing was awaiting a reply
