@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from shillings_app.storage import Database, DeadlineExceeded, RequestScope
+from shillings_app.storage import Database, DeadlineExceeded, KeptConflicting, RequestScope
 from shillings_app.storage.batch import Outcome
 from shillings_app.storage.records import MoneyResult
 from shillings_proto.framing import answers_gathered
@@ -66,6 +66,8 @@ class Batcher(Generic[R]):
         """The batch that ended last left requests waiting (see the class docstring)."""
         self.sizes: Counter[int] = Counter()
         """Transactions run so far, by the number of requests in them (the metric)."""
+        self.conflict_splits = 0
+        """Batches run again as two halves after every attempt conflicted (``_split``)."""
 
     @property
     def waiting(self) -> int:
@@ -100,8 +102,9 @@ class Batcher(Generic[R]):
 
     async def _run(self, members: list[_Member[R]]) -> None:
         """Run the batch until every member is answered: members past their deadline are
-        refused (no effect) before it starts, and when a deadline passes before COMMIT the
-        transaction rolls back and runs again without the late ones."""
+        refused (no effect) before it starts, when a deadline passes before COMMIT the
+        transaction rolls back and runs again without the late ones, and a batch whose
+        every attempt conflicted runs again as two halves (``_split``)."""
         while True:
             members = [m for m in members if not self._refused_late(m)]
             if not members:
@@ -122,6 +125,9 @@ class Batcher(Generic[R]):
                 )
                 continue
             except Exception as e:
+                if isinstance(e, KeptConflicting) and len(members) > 1:
+                    await self._split(members)
+                    return
                 with answers_gathered():
                     for member in members:
                         if scope.reached_commit:
@@ -135,6 +141,25 @@ class Batcher(Generic[R]):
                     else:
                         member.answer.errback(outcome)
             return
+
+    async def _split(self, members: list[_Member[R]]) -> None:
+        """A batch whose every attempt hit a lock conflict (on Galera, write sets of
+        another node touching its rows) runs again as two halves, at once: each locks
+        fewer rows, so it conflicts less, and a request whose rows stay contended no
+        longer fails its batch-mates (down to a batch of one, answered 503 ``no_effect``).
+        Nothing was committed (every attempt rolled back), so this is a retry."""
+        half = len(members) // 2
+        self.conflict_splits += 1
+        self.log.info(
+            "{name}: a batch of {n} kept conflicting; running it again as {a} and {b}",
+            name=self.name,
+            n=len(members),
+            a=half,
+            b=len(members) - half,
+        )
+        await defer.gatherResults(
+            [defer.ensureDeferred(self._run(part)) for part in (members[:half], members[half:])]
+        )
 
     def _refused_late(self, member: _Member[R]) -> bool:
         if not member.late():

@@ -175,6 +175,14 @@ class AppMetrics:
                 ["cause"],
                 (([cause], server.db_retries[cause]) for cause in RETRY_CAUSES),
             )
-            yield batch_sizes(factory.ctx.batchers if factory is not None else {})
+            batchers = factory.ctx.batchers if factory is not None else {}
+            yield batch_sizes(batchers)
+            yield counts(
+                "shillings_app_batch_conflict_splits",
+                "Group-commit batches run again as two halves because every attempt hit a"
+                " lock conflict, by operation",
+                ["operation"],
+                (([name], batcher.conflict_splits) for name, batcher in sorted(batchers.items())),
+            )
 
         self.registry.register(StateCollector(read))

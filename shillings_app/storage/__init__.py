@@ -7,6 +7,7 @@ from shillings_app.storage.database import (
     Database,
     DatabaseUnavailable,
     DeadlineExceeded,
+    KeptConflicting,
     RequestScope,
 )
 from shillings_app.storage.housekeeping import purge_expired_txn
@@ -23,4 +24,11 @@ class DataStore:
         return await self.db.run("purge_expired", purge_expired_txn)
 
 
-__all__ = ["DataStore", "Database", "DatabaseUnavailable", "DeadlineExceeded", "RequestScope"]
+__all__ = [
+    "DataStore",
+    "Database",
+    "DatabaseUnavailable",
+    "DeadlineExceeded",
+    "KeptConflicting",
+    "RequestScope",
+]

@@ -62,6 +62,12 @@ class DatabaseUnavailable(Exception):
     """MySQL cannot be reached or keeps failing; the request may be retried later."""
 
 
+class KeptConflicting(DatabaseUnavailable):
+    """Every attempt of the transaction hit a lock conflict (deadlock, lock wait timeout,
+    Galera certification or brute-force abort): rolled back each time, so it had no
+    effect."""
+
+
 class DeadlineExceeded(DatabaseUnavailable):
     """The request's deadline passed before its work could start or its transaction could
     commit; it was refused or rolled back, so it had no effect."""
@@ -329,7 +335,7 @@ class Database:
                 conflicts += 1
                 self.retries["retry_transaction"] += 1
                 if conflicts > MAX_CONFLICT_RETRIES:
-                    raise DatabaseUnavailable(f"{desc}: too many retries") from None
+                    raise KeptConflicting(f"{desc}: too many retries") from None
             except pymysql.err.MySQLError as e:
                 code = error_code(e)
                 if (
@@ -362,11 +368,12 @@ class Database:
                     )
                     await deferLater(self._clock, conflict_pause(conflicts))
                     continue
+                if code in CONFLICT_CODES:
+                    raise KeptConflicting(f"{desc}: {e}") from e
                 if (
                     code is None
                     or 2000 <= code < 3000
                     or code in RECONNECT_CODES
-                    or code in CONFLICT_CODES
                     or code in (ER_CON_COUNT_ERROR, ER_WSREP_NOT_READY)
                 ):
                     raise DatabaseUnavailable(f"{desc}: {e}") from e
