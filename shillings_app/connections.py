@@ -12,7 +12,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
@@ -23,6 +23,7 @@ from shillings_app.handlers import Context
 from shillings_app.metrics import AppMetrics
 from shillings_app.storage import RequestScope
 from shillings_proto import MAX_FRAME, pb
+from shillings_proto.batchlog import emit_info
 from shillings_proto.eager import eager
 from shillings_proto.framing import ShillingsServerProtocol, error_response
 
@@ -52,20 +53,6 @@ def deadline_for(request: pb.Request, wall_now: float, monotonic_now: float) -> 
     else:
         left = DEFAULT_TIMEOUT_S
     return monotonic_now + left - min(MAX_COMMIT_MARGIN_S, max(left, 0.0) / 4)
-
-
-def _log_request(**fields: Any) -> None:
-    """``request_log.info(REQUEST_LOG_FORMAT, **fields)``: the same event to the same
-    observer, without ``Logger.emit``'s check that info is a level (a sorted list per call)."""
-    fields.update(
-        log_logger=request_log,
-        log_level=LogLevel.info,
-        log_namespace=request_log.namespace,
-        log_source=None,
-        log_format=REQUEST_LOG_FORMAT,
-        log_time=time.time(),
-    )
-    request_log.observer(fields)
 
 
 class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
@@ -140,7 +127,9 @@ class AppServerProtocol(ShillingsServerProtocol, TimeoutMixin):
         seconds = time.perf_counter() - start
         command = command_name(request.command)
         self.factory.metrics.observe(command, request, response, seconds)
-        _log_request(
+        emit_info(
+            request_log,
+            REQUEST_LOG_FORMAT,
             command=command,
             request_id=request.request_id,
             trace_id=request.trace_id or "-",

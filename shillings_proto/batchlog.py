@@ -10,9 +10,10 @@ waiting; ``stop()`` writes what is left when the process stops.
 from __future__ import annotations
 
 import threading
+import time
 from typing import IO, Any
 
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 from twisted.python.util import untilConcludes
 
 URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
@@ -22,6 +23,21 @@ URGENT = frozenset({LogLevel.warn, LogLevel.error, LogLevel.critical})
 def urgent(event: dict[str, Any]) -> bool:
     """Whether ``event``'s line must not wait: a warning or worse, or a failure."""
     return event.get("log_level") in URGENT or "log_failure" in event
+
+
+def emit_info(logger: Logger, log_format: str, **fields: Any) -> None:
+    """``logger.info(log_format, **fields)``: the same event, handed to the logger's
+    observer, without ``Logger.emit``'s validation of its (constant) level, which sorts
+    every log level anew on each call (a request log line per request)."""
+    fields.update(
+        log_logger=logger,
+        log_level=LogLevel.info,
+        log_namespace=logger.namespace,
+        log_source=None,
+        log_format=log_format,
+        log_time=time.time(),
+    )
+    logger.observer(fields)
 
 
 class LineBatch:

@@ -17,11 +17,12 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import IResource
 
+from shillings_proto.batchlog import emit_info
 from shillings_proto.eager import eager, held
 from shillings_web.errors import default_message, encode, envelope
 from shillings_web.logs import REQUEST_NAMESPACE
@@ -182,7 +183,9 @@ class ShillingsRequest(server.Request):
         if self.web_site.request_log is not None:
             self.web_site.request_log(line, time.time())
             return
-        _emit(
+        emit_info(
+            log,
+            "{request_line}",
             request_line=line,
             method=method,
             path=path,
@@ -196,21 +199,6 @@ class ShillingsRequest(server.Request):
         if not self.finished and self.request_id:
             self.log_outcome(CLIENT_CLOSED)
         super().connectionLost(reason)
-
-
-def _emit(**fields: Any) -> None:
-    """``log.info("{request_line}", **fields)``: the same event, built here and handed to the
-    log's observer, without ``Logger.emit``'s validation of its (constant) level, which
-    sorts every log level anew on each call."""
-    fields.update(
-        log_logger=log,
-        log_level=LogLevel.info,
-        log_namespace=log.namespace,
-        log_source=None,
-        log_format="{request_line}",
-        log_time=time.time(),
-    )
-    log.observer(fields)
 
 
 def _text(value: bytes | str | None) -> str:
