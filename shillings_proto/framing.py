@@ -90,13 +90,13 @@ class ShillingsClientProtocol(Int32StringReceiver):
         request_id = self._next_id
         self._next_id += 1
         request.request_id = request_id
+        now = self._clock.seconds()
         if not request.deadline_ms:
-            request.deadline_ms = int((self._clock.seconds() + timeout) * 1000)
+            request.deadline_ms = int((now + timeout) * 1000)
         d: defer.Deferred[pb.Response] = defer.Deferred()
         if self._pending:
             hold_for_turn(self.transport)  # busy: more requests may follow this turn
         self._pending[request_id] = d
-        now = self._clock.seconds()
         heapq.heappush(self._deadlines, (now + timeout, request_id))
         self._watch_until(now + timeout, now)
         self.sendString(request.SerializeToString())

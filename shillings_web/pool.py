@@ -195,7 +195,7 @@ class _Slot:
             )
         self._failures = 0
         self._protocol = protocol
-        self._pool._up(protocol, self.address)
+        self._pool._up(protocol)
         protocol.retired.addCallback(self._gone, protocol, service)
 
     def _gone(self, going_away: bool, protocol: Any, service: ClientService) -> None:
@@ -254,8 +254,6 @@ class AppPool:
         """Every slot's ClientService (connections x servers, plus those draining)."""
         self._slots = [_Slot(self, address) for address in addresses for _ in range(connections)]
         self._live: list[ShillingsClientProtocol] = []
-        self._server_of: dict[ShillingsClientProtocol, str] = {}
-        """The app server address of each live connection."""
         self._turn = 0
         self._waiters: list[defer.Deferred[None]] = []
         """Calls waiting for a live connection."""
@@ -290,11 +288,7 @@ class AppPool:
     async def ask_each(self, build: Callable[[], pb.Request]) -> dict[str, pb.Response | None]:
         """Send ``build()`` to every app server on one of its live connections, at once;
         map each address to its Response, or None when it is unreachable or timed out."""
-        chosen: dict[str, ShillingsClientProtocol] = {}
-        for slot in self._slots:
-            protocol = slot.protocol
-            if protocol is not None and protocol.usable:
-                chosen.setdefault(slot.address, protocol)
+        chosen = {address: first for address, (first, _) in self._servers().items()}
 
         async def ask(address: str) -> pb.Response | None:
             protocol = chosen.get(address)
@@ -323,9 +317,8 @@ class AppPool:
         """Calls waiting for a live connection."""
         return len(self._waiters)
 
-    def _up(self, protocol: ShillingsClientProtocol, address: str) -> None:
+    def _up(self, protocol: ShillingsClientProtocol) -> None:
         self._live.append(protocol)
-        self._server_of[protocol] = address
         waiters, self._waiters = self._waiters + self._connected, []
         self._connected = []
         for d in waiters:
@@ -335,23 +328,27 @@ class AppPool:
     def _down(self, protocol: ShillingsClientProtocol) -> None:
         if protocol in self._live:
             self._live.remove(protocol)
-            del self._server_of[protocol]
+
+    def _servers(self) -> dict[str, tuple[ShillingsClientProtocol, int]]:
+        """Each app server with a usable connection: its first one (in slot order) and the
+        requests in flight on all of them."""
+        servers: dict[str, tuple[ShillingsClientProtocol, int]] = {}
+        for slot in self._slots:
+            protocol = slot.protocol
+            if protocol is not None and protocol.usable:
+                first, load = servers.get(slot.address, (protocol, 0))
+                servers[slot.address] = (first, load + protocol.in_flight)
+        return servers
 
     def _pick(self) -> ShillingsClientProtocol | None:
         """The first usable connection of the server with the fewest requests in flight."""
-        first: dict[str, ShillingsClientProtocol] = {}
-        load: dict[str, int] = {}
-        for protocol in self._live:
-            if protocol.usable:
-                server = self._server_of[protocol]
-                first.setdefault(server, protocol)
-                load[server] = load.get(server, 0) + protocol.in_flight
-        if len(first) < 2:
-            return next(iter(first.values()), None)
-        servers = list(first)
-        start = self._turn % len(servers)
+        servers = self._servers()
+        if len(servers) < 2:
+            return next((first for first, _ in servers.values()), None)
+        names = list(servers)
+        start = self._turn % len(names)
         self._turn += 1
-        return first[min(servers[start:] + servers[:start], key=load.__getitem__)]
+        return servers[min(names[start:] + names[:start], key=lambda n: servers[n][1])][0]
 
     async def _connection(self, deadline: float) -> ShillingsClientProtocol | None:
         """A live connection, waiting for one until ``deadline`` (None if none came)."""

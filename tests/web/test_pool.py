@@ -89,7 +89,7 @@ async def test_calls_to_one_server_share_its_first_connection_and_a_turn_s_write
     pool.start()
     try:
         assert await poll_until(reactor, lambda: pool.live_connections == 2, 5.0)
-        first = pool._live[0]
+        first = pool._slots[0].protocol
         sends = recording_sends(first.transport)
         calls = [defer.ensureDeferred(pool.call(messages.health())) for _ in range(6)]
         # The first went at once (nothing was in flight); the five written while it
