@@ -101,27 +101,13 @@ class _EagerWrites(Connection):
         super().loseConnection()
 
 
-_turn_held: list[_EagerWrites] = []
-"""The transports holding writes until the end of the reactor turn."""
-
-
 def hold_for_turn(transport: Any) -> None:
     """Hold ``transport``'s writes until the end of this reactor turn (``turns``) when it
     writes eagerly (nothing otherwise, or when it holds them already)."""
     if not isinstance(transport, _EagerWrites) or transport._held is not None:
         return
     transport.hold()
-    if not _turn_held:
-        at_turn_end(transport.reactor, _end_turn)
-    _turn_held.append(transport)
-
-
-def _end_turn() -> None:
-    """Send what ``hold_for_turn`` held this turn."""
-    transports = list(_turn_held)
-    _turn_held.clear()
-    for transport in transports:
-        transport.release()
+    at_turn_end(transport.reactor, transport.release)
 
 
 _EAGER: dict[type, type] = {}

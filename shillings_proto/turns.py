@@ -19,10 +19,7 @@ _due: dict[int, list[Callable[[], None]]] = {}
 
 def at_turn_end(reactor: Any, call: Callable[[], None]) -> None:
     """Call ``call()`` at the end of ``reactor``'s current turn (before it next waits for
-    events); at once when ``reactor`` has no main loop to hook (a test's ``Clock``)."""
-    if not hasattr(reactor, "doIteration"):
-        call()
-        return
+    events)."""
     due = _due.get(id(reactor))
     if due is None:
         due = _due[id(reactor)] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest_twisted
 from twisted.internet import defer, reactor
-from twisted.internet.task import Clock
 
 from shillings_proto.turns import at_turn_end
 
@@ -28,9 +27,3 @@ async def test_calls_run_once_in_order_at_the_end_of_the_turn():
     reactor.callLater(0, in_this_turn)
     await turn_over  # the next turn's timed calls: the reactor has waited in between
     assert seen == ["rest of the turn", "first", "second", "added by first"]
-
-
-def test_without_a_main_loop_the_call_runs_at_once():
-    seen: list[int] = []
-    at_turn_end(Clock(), lambda: seen.append(1))
-    assert seen == [1]
