@@ -58,8 +58,7 @@ def pay_batch_txn(txn: Any, payments: Sequence[Payment]) -> list[Outcome]:
     locked, looked = money.lock_and_lookup(
         txn,
         sorted({p.sender_id for p in payments}),
-        money.PAY_CHECKS,
-        [(p.token_id, p.sender_id, idempotency.key_of(p.idem)) for p in payments],
+        [money.Check(p.token_id, p.sender_id, idempotency.key_of(p.idem)) for p in payments],
         [p.receiver_email for p in payments],
     )
     batch = MoneyBatch(txn, locked)

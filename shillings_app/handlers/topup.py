@@ -49,8 +49,7 @@ def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
     locked, looked = money.lock_and_lookup(
         txn,
         sorted({t.user_id for t in topups}),
-        money.TOPUP_CHECKS,
-        [(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
+        [money.Check(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
     )
     batch = MoneyBatch(txn, locked)
     outcomes = [batch.each(_topup, t, row) for t, row in zip(topups, looked, strict=True)]

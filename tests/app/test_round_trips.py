@@ -158,3 +158,35 @@ def pymysql_kwargs(dsn: str) -> dict[str, Any]:
     from shillings_app.config import parse_dsn
 
     return {**parse_dsn(dsn), "autocommit": True}
+
+
+def test_the_lookup_reads_tokens_and_keys_by_primary_key(database):
+    """The batch's lookup is two statements whatever its size (``money.lock_and_lookup``):
+    revoked tokens by ``jti IN (…)`` and keys by ``(user_id, idem_key) IN (…)``, each a
+    primary-key range, never a scan of tables that grow with every request."""
+    migrate(database)
+    conn = pymysql.connect(**pymysql_kwargs(database))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO revoked_tokens (jti, user_id, expires_at, revoked_at)"
+                " SELECT MD5(seq), 1, NOW(), NOW() FROM seq_1_to_2000"
+            )
+            cur.execute(
+                "INSERT INTO idempotency_keys (user_id, idem_key, command, request_hash,"
+                " created_at, transaction_id, balance, status) SELECT 1 + seq % 50, MD5(seq),"
+                " 'PAY', UNHEX(SHA2(seq, 256)), NOW(), UUID(), 0, 201 FROM seq_1_to_2000"
+            )
+            cur.execute("ANALYZE TABLE revoked_tokens, idempotency_keys")
+            cur.fetchall()
+            checks = [money.Check(f"t{n}", n, f"k{n}") for n in range(1, 9)]
+            plans = []
+            for statement in (money._revoked(checks), money._stored(checks)):
+                cur.execute(f"EXPLAIN {statement.sql}", statement.args)
+                plans += [(row[2], row[3], row[5]) for row in cur.fetchall()]
+        assert plans == [
+            ("revoked_tokens", "range", "PRIMARY"),
+            ("k", "range", "PRIMARY"),
+        ], plans
+    finally:
+        conn.close()
