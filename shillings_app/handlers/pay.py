@@ -55,13 +55,13 @@ def pay_batch_txn(txn: Any, payments: Sequence[Payment]) -> list[Outcome]:
     one's token, receiver, key); then one UPDATE of all balances, the ledger rows, their
     events, the keys and COMMIT. Each payment is applied in turn, spending ``available``,
     never ``balance``."""
-    locked, looked = money.lock_and_lookup(
+    locked, hooked, looked = money.lock_and_lookup(
         txn,
         sorted({p.sender_id for p in payments}),
         [money.Check(p.token_id, p.sender_id, idempotency.key_of(p.idem)) for p in payments],
         [p.receiver_email for p in payments],
     )
-    batch = MoneyBatch(txn, locked)
+    batch = MoneyBatch(txn, locked, hooked)
     outcomes = [batch.each(_pay, p, row) for p, row in zip(payments, looked, strict=True)]
     batch.commit()
     return outcomes

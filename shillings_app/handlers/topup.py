@@ -46,12 +46,12 @@ def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
     """Two round trips for the whole batch: the users' rows locked (ascending id, holds
     summed) and the lookup (each one's token, key), then one UPDATE of all balances, the
     ledger rows, their events, the keys and COMMIT."""
-    locked, looked = money.lock_and_lookup(
+    locked, hooked, looked = money.lock_and_lookup(
         txn,
         sorted({t.user_id for t in topups}),
         [money.Check(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
     )
-    batch = MoneyBatch(txn, locked)
+    batch = MoneyBatch(txn, locked, hooked)
     outcomes = [batch.each(_topup, t, row) for t, row in zip(topups, looked, strict=True)]
     batch.commit()
     return outcomes

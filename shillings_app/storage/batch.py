@@ -23,11 +23,12 @@ class MoneyBatch:
     applied so far: each request sees the balances its predecessors left, exactly as if
     they had run one after another, and a refused request changes nothing."""
 
-    def __init__(self, txn: Any, locked: dict[int, Locked]) -> None:
+    def __init__(self, txn: Any, locked: dict[int, Locked], hooked: frozenset[int]) -> None:
         """``locked``: the rows of the batch's users as ``money.lock_and_lookup`` locked
-        them."""
+        them; ``hooked``: those of them with an enabled webhook endpoint."""
         self._txn = txn
         self._locked = locked
+        self._hooked = hooked
         self._balances = {user_id: row.balance for user_id, row in self._locked.items()}
         self.at = money.now()
         """The time of every change of the batch (its ledger rows and events)."""
@@ -106,7 +107,7 @@ class MoneyBatch:
             [
                 money.balances_statement(self._deltas),
                 money.ledger_statement(self._rows),
-                events.emit_statement(self._events, self.at),
+                events.emit_statement(self._events, self.at, self._hooked),
                 idempotency.remember_statement(self._keys),
             ]
         )

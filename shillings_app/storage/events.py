@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,17 +54,36 @@ this read and the change's COMMIT; the read is a locking (current) one, as the c
 snapshot may predate its wait for those locks (a refund's first read)."""
 
 
+def hooked_statement(user_ids: Sequence[int], more: Sequence[str] = ()) -> Statement:
+    """The users among ``user_ids`` and the SQL expressions ``more`` that have an enabled
+    endpoint, read current: ``UNHOOKED``'s rule for a whole batch holding their row locks
+    (``emit_statement``'s ``hooked``), one statement instead of one subquery per event
+    (16 events inserted with a literal ``dispatched`` took MariaDB 1.3 to 1.5 ms, with the
+    subqueries 2.0 to 2.3)."""
+    marks = ", ".join([*(["%s"] * len(user_ids)), *more])
+    return Statement(
+        f"SELECT DISTINCT user_id FROM webhooks WHERE user_id IN ({marks})"
+        " AND state = 'enabled' LOCK IN SHARE MODE",
+        user_ids,
+    )
+
+
 def emit(txn: Any, events: Sequence[NewEvent], at: datetime) -> None:
     """Insert ``events`` in one statement, in the caller's transaction. Events sharing one
     ``data`` object (a payment's sent and received) have it serialized once."""
     execute(txn, emit_statement(events, at))
 
 
-def emit_statement(events: Sequence[NewEvent], at: datetime) -> Statement | None:
-    """The INSERT of ``emit`` (None: no events)."""
+def emit_statement(
+    events: Sequence[NewEvent], at: datetime, hooked: Collection[int] | None = None
+) -> Statement | None:
+    """The INSERT of ``emit`` (None: no events). ``hooked``: the users with an enabled
+    endpoint as ``hooked_statement`` read them in this transaction (None: each event reads
+    its user's, ``UNHOOKED``)."""
     if not events:
         return None
-    marks = ", ".join([f"(%s, %s, %s, %s, %s, {UNHOOKED})"] * len(events))
+    dispatched = UNHOOKED if hooked is None else "%s"
+    marks = ", ".join([f"(%s, %s, %s, %s, %s, {dispatched})"] * len(events))
     args: list[Any] = []
     dumped: dict[int, str] = {}
     for event in events:
@@ -74,7 +93,8 @@ def emit_statement(events: Sequence[NewEvent], at: datetime) -> Statement | None
         if data is None:
             data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
             dumped[id(event.data)] = data
-        args += [new_event_id(), event.user_id, event.type, data, at, event.user_id]
+        unhooked = event.user_id if hooked is None else int(event.user_id not in hooked)
+        args += [new_event_id(), event.user_id, event.type, data, at, unhooked]
     return Statement(
         "INSERT INTO events (event_id, user_id, type, data, created_at, dispatched)"
         f" VALUES {marks}",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shillings_app.storage import events
 from shillings_app.storage.auth import REVOKED
 from shillings_app.storage.database import Statement, execute
 from shillings_app.storage.idempotency import JOINED, STORED, same_key
@@ -41,11 +42,12 @@ class Check:
 
 def lock_and_lookup(
     txn: Any, user_ids: Sequence[int], checks: Sequence[Check], receivers: Sequence[str] = ()
-) -> tuple[dict[int, Locked], list[tuple[Any, ...]]]:
+) -> tuple[dict[int, Locked], frozenset[int], list[tuple[Any, ...]]]:
     """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then the
-    lookup, in one round trip. Returns the locked rows and, for each of ``checks`` in
-    order, ``(revoked, *stored)`` (``idempotency.STORED``, or ``NOT_STORED``), with
-    ``receivers`` (one per check) ``(revoked, receiver id or None, *stored)``.
+    lookup, in one round trip. Returns the locked rows, those of them with an enabled
+    webhook endpoint (``events.hooked_statement``) and, for each of ``checks`` in order,
+    ``(revoked, *stored)`` (``idempotency.STORED``, or ``NOT_STORED``), with ``receivers``
+    (one per check) ``(revoked, receiver id or None, *stored)``.
 
     The receivers' ids are read first (``SET`` of one session variable each; an email never
     changes while the app runs) so that every row is locked by the one ascending-id
@@ -58,7 +60,11 @@ def lock_and_lookup(
     finds its twin's key; were it older, the key's unique index would still catch the twin
     (retry)."""
     found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
-    statements = [_lock(user_ids, found), _revoked(checks)]
+    statements = [
+        _lock(user_ids, found),
+        events.hooked_statement(user_ids, found),
+        _revoked(checks),
+    ]
     keyed = [check for check in checks if check.key]
     if keyed:
         statements.append(_stored(keyed))
@@ -67,9 +73,10 @@ def lock_and_lookup(
         statements.insert(0, Statement(f"SET {marks}", receivers))
     results = txn.results(statements)[1 if receivers else 0 :]
     locked = _locked(results[0])
-    revoked = {row[0] for row in results[1]}
+    hooked = frozenset(int(row[0]) for row in results[1])
+    revoked = {row[0] for row in results[2]}
     stored = {
-        (int(row[0]), same_key(row[1])): tuple(row[2:]) for row in (results[2] if keyed else ())
+        (int(row[0]), same_key(row[1])): tuple(row[2:]) for row in (results[3] if keyed else ())
     }
     ids = {row.email: user_id for user_id, row in locked.items()}
     looked = []
@@ -77,7 +84,7 @@ def lock_and_lookup(
         receiver = (ids.get(receivers[n]),) if receivers else ()
         earlier = stored.get((check.user_id, same_key(check.key)), NOT_STORED)
         looked.append((check.token_id in revoked, *receiver, *earlier))
-    return locked, looked
+    return locked, hooked, looked
 
 
 def _revoked(checks: Sequence[Check]) -> Statement:

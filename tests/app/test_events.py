@@ -170,3 +170,24 @@ async def test_events_of_users_without_an_enabled_endpoint_are_born_dispatched(a
         ("payment.received", 1),
         ("refund.sent", 0),
     ]
+
+    # The same for a payment batch, which reads its users' endpoints once, after its locks.
+    carol = await new_session(client, "carol")
+    registering = pymysql.connect(**parse_dsn(app_server.dsn))
+    try:
+        with registering.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT 1 FROM users WHERE user_id = %s FOR UPDATE", (carol.user_id,))
+            paying = defer.ensureDeferred(alice.pay(carol.email, 50))
+            await _until(lambda: _waiting_for_lock(app_server.dsn) == 1)
+            cur.execute(
+                "INSERT INTO webhooks (webhook_id, user_id, url, secret_sealed, created_at,"
+                " updated_at) VALUES (UUID(), %s, 'http://127.0.0.1:9/c', 'x',"
+                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                (carol.user_id,),
+            )
+        registering.commit()
+    finally:
+        registering.close()
+    assert (await paying).status.code == 200
+    assert _dispatched(app_server.dsn, carol.user_id) == [("payment.received", 0)]
