@@ -32,11 +32,12 @@ class RecordingCursor:
     def execute(self, sql: str, params: Any = None) -> None:
         self.sent.append((sql, tuple(params or ())))
         self._last = sql
-        if sql.startswith("SET @"):  # receiver ids; locks; lookup
+        if sql.startswith("SET @"):  # receiver ids; locks; users with an endpoint; revoked
             self._results = [
                 [],
                 [(RECEIVER[0], 1000, RECEIVER[1], 0), (SENDER[0], 1000, SENDER[1], 0)],
-                [(0, 0, RECEIVER[0], None, None, None, None)],
+                [],
+                [],
             ]
 
     def mogrify(self, sql: str, params: Any) -> str:
@@ -77,7 +78,7 @@ def _shape(sent: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any
     for sql, params in sent:
         if "INSERT INTO" in sql:
             sql = sql.split("INSERT INTO")[0]
-        sql = re.sub(r"jti = '[^']*'", "jti = '<jti>'", sql)  # values are in the text
+        sql = re.sub(r"jti IN \('[^']*'\)", "jti IN ('<jti>')", sql)  # values are in the text
         out.append((sql, params))
     return out
 
