@@ -21,12 +21,7 @@ cluster.wait_synced(cfg, 3, 150, cluster.JoinWatch(rejoin_after=1.0))
 
 def test_a_node_that_left_the_group_is_restarted_and_syncs_again(cluster: Cluster) -> None:
     pid = cluster.pid_of("galera_3")
-    conn = cluster.connect(3)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET GLOBAL wsrep_cluster_address = 'gcomm://127.0.0.1:1'")
-    finally:
-        conn.close()
+    cluster.query("SET GLOBAL wsrep_cluster_address = 'gcomm://127.0.0.1:1'", node=3)
     deadline = time.monotonic() + 60
     while cluster.node_state(3) != "Initialized":
         assert time.monotonic() < deadline, cluster.node_state(3)
