@@ -62,6 +62,7 @@ from shillings_stack.supervisor import (
     print_status,
     process_infos,
     rpc,
+    stop_program,
     supervisord_env,
     supervisord_pid,
 )
@@ -159,12 +160,7 @@ class JoinWatch:
 
 
 def restart_node(cfg: ClusterConfig, n: int) -> None:
-    name = f"galera_{n}:galera_{n}"
-    try:
-        rpc(cfg.stack()).stopProcess(name, True)
-    except xmlrpc.client.Fault as e:
-        if "NOT_RUNNING" not in e.faultString:
-            raise
+    stop_program(cfg.stack(), f"galera_{n}:galera_{n}")
     start_node(cfg, n)
 
 
