@@ -16,6 +16,8 @@ from shillings_app.storage.records import IdempotencyKey, MoneyResult
 
 STORED = "k.request_hash, k.transaction_id, k.balance, k.status"
 """The SELECT list of a key's earlier use (all NULL when unused), from ``JOINED``."""
+NOT_STORED: tuple[None, ...] = (None,) * len(STORED.split(","))
+"""``STORED`` of a key never used (or of no key): what ``JOINED`` yields without a row."""
 HOLD_STORED = f"{STORED}, k.hold_id"
 """``STORED`` and the hold the earlier use made or changed (the hold commands)."""
 JOINED = (

@@ -12,15 +12,12 @@ from typing import Any
 from shillings_app.storage import events
 from shillings_app.storage.auth import REVOKED
 from shillings_app.storage.database import Statement, execute
-from shillings_app.storage.idempotency import JOINED, STORED, same_key
+from shillings_app.storage.idempotency import JOINED, NOT_STORED, STORED, same_key
 
 TOPUP_LOOKUP = f"SELECT {REVOKED}, {STORED}{JOINED}"
 """A top-up's checks for one request, as its own statement (webhook registration): is the
 token revoked, and its key's earlier use (``idempotency.STORED``, or NULLs). Parameters:
 token id, user id, key."""
-
-NOT_STORED = (None, None, None, None)
-"""``idempotency.STORED`` of a key never used (or of no key)."""
 
 RECEIVER_ID = "SELECT CAST(user_id AS SIGNED) FROM users WHERE email = %s"
 """A receiver's id by email, for a session variable of ``lock_and_lookup``. Signed, like the
@@ -46,8 +43,8 @@ def lock_and_lookup(
     """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then the
     lookup, in one round trip. Returns the locked rows, those of them with an enabled
     webhook endpoint (``events.hooked_statement``) and, for each of ``checks`` in order,
-    ``(revoked, *stored)`` (``idempotency.STORED``, or ``NOT_STORED``), with ``receivers``
-    (one per check) ``(revoked, receiver id or None, *stored)``.
+    ``(revoked, *stored)`` (``idempotency.STORED``, or ``idempotency.NOT_STORED``), with
+    ``receivers`` (one per check) ``(revoked, receiver id or None, *stored)``.
 
     The receivers' ids are read first (``SET`` of one session variable each; an email never
     changes while the app runs) so that every row is locked by the one ascending-id
