@@ -1,30 +1,44 @@
-"""Sending one delivery: the event JSON ``POST``ed with treq, signed per Standard Webhooks
-with the ``standardwebhooks`` package. The URL is checked again by the registration's rules
-(``webhooks/urls.py``: the host resolved, every address permitted by
+"""Sending one delivery: the event JSON ``POST``ed by Twisted's ``Agent``, signed per
+Standard Webhooks with the ``standardwebhooks`` package. The URL is checked again by the
+registration's rules (``webhooks/urls.py``: the host resolved, every address permitted by
 ``SHILLINGS_WEBHOOK_ALLOW``) at each send, and the connection goes to the vetted
 address itself (a DNS answer that changes between the check and the connect cannot lead
-anywhere else). Redirects are not followed; the whole send has a deadline."""
+anywhere else). Redirects are not followed. The whole send has a deadline, and a send cut
+short by it closes its connection. The reply's body is never decoded (treq's client asks
+for gzip and inflates whatever comes: a small reply could cost seconds of CPU) and is
+thrown away as it comes; past ``BODY_LIMIT`` bytes the connection is closed instead."""
 
 from __future__ import annotations
 
 import json
 import time
 from datetime import UTC, datetime
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from io import BytesIO
+from typing import Any, cast
 
+from OpenSSL.SSL import Error as TLSError
+from service_identity.exceptions import VerificationError
 from standardwebhooks import Webhook
-from treq.client import HTTPClient
-from treq.content import collect
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.error import ConnectError, ConnectionRefusedError, TimeoutError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TimeoutError,
+)
+from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
     BrowserLikePolicyForHTTPS,
+    FileBodyProducer,
     HTTPConnectionPool,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
     _HTTP11ClientFactory,
 )
 from twisted.web.http_headers import Headers
@@ -43,6 +57,9 @@ REFUSED = "refused:"
 """Prefix of the error of an attempt the allow list stopped (nothing was sent)."""
 SECRET = "secret:"
 """Prefix of the error of an attempt whose signing secret would not unseal (nothing sent)."""
+BODY_LIMIT = 64 * 1024
+"""The most of a reply's body read (and thrown away): a longer one closes the connection;
+the status line had decided the outcome already."""
 
 
 def payload(claimed: Claimed) -> str:
@@ -99,14 +116,51 @@ def _timed_out(_result: object, timeout: float) -> Failure:
 
 
 def describe(error: BaseException, timeout: float) -> str:
-    """A short, operator-readable reason for a failed send."""
+    """A short reason for a failed send, fit for the endpoint's owner (the deliveries list
+    shows it): a sentence, never an exception's representation."""
     if isinstance(error, defer.TimeoutError | TimeoutError):
         return f"timed out after {timeout:g} s"
+    if isinstance(error, ResponseFailed | RequestTransmissionFailed) and error.reasons:
+        cause = error.reasons[0].value
+        if isinstance(cause, VerificationError):
+            return "TLS certificate not valid for the host"
+        if isinstance(cause, TLSError):
+            return "TLS handshake failed"
+        if isinstance(error, ResponseNeverReceived):
+            return "connection closed before an answer"
+        if isinstance(error, RequestTransmissionFailed):
+            return "connection failed while sending"
+        return "connection failed while reading the answer"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(error, DNSLookupError):
+        return "host name not resolved"
     if isinstance(error, ConnectError):
-        return f"cannot connect: {error}"
-    return f"{type(error).__name__}: {error}"[:255]
+        return "cannot connect"
+    return f"send failed ({type(error).__name__})"
+
+
+class _Discard(Protocol):
+    """Reads a reply's body and throws it away. Past ``BODY_LIMIT`` bytes, or when the
+    send's deadline cancels ``done``, it closes the connection (``stopProducing``: the
+    socket stops being read and is closed) instead of reading on."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.done: defer.Deferred[None] = defer.Deferred(lambda _d: self._close())
+
+    def dataReceived(self, data: bytes) -> None:
+        self.read += len(data)
+        if self.read > BODY_LIMIT:
+            self._close()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        if not self.done.called:
+            self.done.callback(None)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            cast(IPushProducer, self.transport).stopProducing()
 
 
 class _QuietClientFactory(_HTTP11ClientFactory):
@@ -135,7 +189,6 @@ class Sender:
         self._pool.cachedConnectionTimeout = 30
         self._pool.retryAutomatically = False
         self._pool._factory = _QuietClientFactory  # no log line per connection opened
-        self._cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
 
     async def send(self, claimed: Claimed, secret: str) -> Outcome:
         """POST ``claimed``'s event to its endpoint; its outcome (never raises)."""
@@ -158,15 +211,16 @@ class Sender:
             pool=self._pool,
         )
         body = payload(claimed)
-        client = HTTPClient(agent, cookiejar=self._cookies)  # type: ignore[arg-type]
-        response = await client.post(
-            claimed.url,
-            data=body.encode("utf-8"),
-            headers=signed_headers(secret, claimed.event_id, body, datetime.now(UTC)),
-            allow_redirects=False,
-            unbuffered=True,
+        response = await agent.request(
+            b"POST",
+            claimed.url.encode("ascii"),
+            signed_headers(secret, claimed.event_id, body, datetime.now(UTC)),
+            FileBodyProducer(BytesIO(body.encode("utf-8"))),
         )
-        await collect(response, lambda _chunk: None)
+        if response.length != 0:
+            discard = _Discard()
+            response.deliverBody(discard)
+            await discard.done
         code = int(response.code)
         if 200 <= code < 300:
             return code, ""
