@@ -11,6 +11,8 @@ import unicodedata
 
 MAX_NAME = 64
 MAX_EMAIL = 254
+MAX_EMAIL_LOCAL = 64
+MAX_DOMAIN_LABEL = 63
 MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72
 """bcrypt reads at most 72 bytes; longer passwords are refused rather than truncated."""
@@ -24,7 +26,15 @@ MAX_PAGE = 100
 """Transactions per history page: the default and the most one request may ask for."""
 
 IDEMPOTENCY_KEY_RE = re.compile(rf"^[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_ATOM_RE = re.compile(r"(?:[a-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])+")
+"""A dot-separated part of an email's local part (RFC 5322 ``atext``, lowercase as canonical
+emails are, and any character beyond ASCII, RFC 6531): no quoted strings, comments,
+brackets, commas or spaces."""
+_LABEL_RE = re.compile(
+    r"(?:[a-z0-9]|[^\x00-\x7f])(?:(?:[a-z0-9-]|[^\x00-\x7f])*(?:[a-z0-9]|[^\x00-\x7f]))?"
+)
+"""A label of an email's domain: letters, digits and inner hyphens (RFC 1035), or any
+character beyond ASCII (an internationalized name): no underscores."""
 _PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 _PHONE_SEPARATORS = re.compile(r"[ \-().]")
 
@@ -82,9 +92,25 @@ def email(value: str, field: str = "email") -> str:
         unicodedata.category(c) in _EMAIL_REFUSED_CATEGORIES for c in key if not c.isascii()
     ):
         raise FieldError(f"{field} must not contain invisible, unassigned or private characters")
-    if len(key) > MAX_EMAIL or not _EMAIL_RE.match(key):
+    if len(key) > MAX_EMAIL or not _address(key):
         raise FieldError(f"{field} is not a valid email address")
     return key
+
+
+def _address(key: str) -> bool:
+    """Whether ``key`` is ``local@domain``: a local part of dot-separated atoms of at most
+    ``MAX_EMAIL_LOCAL`` characters (no leading, trailing or double dot), and a domain of
+    two or more labels whose last is not all digits (no ``a@127.0.0.1``)."""
+    local, _, domain = key.partition("@")
+    if not 0 < len(local) <= MAX_EMAIL_LOCAL or "@" in domain:
+        return False
+    labels = domain.split(".")
+    return (
+        all(_ATOM_RE.fullmatch(atom) for atom in local.split("."))
+        and len(labels) >= 2
+        and all(len(label) <= MAX_DOMAIN_LABEL and _LABEL_RE.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
 
 
 def login_email(value: str, field: str = "email") -> str:

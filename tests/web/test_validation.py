@@ -66,6 +66,53 @@ def test_signup_rejects(change, field):
 
 
 @pytest.mark.parametrize(
+    "address",
+    [
+        "a1<b>@example.com",
+        "x..y@example.com",
+        ".x@example.com",
+        "x.@example.com",
+        "a,b@example.com",
+        'a"b(c)@example.com',
+        "a b@example.com",
+        "a@127.0.0.1",
+        "a@exa_mple.com",
+        "a@-bad-.com",
+        "a@example..com",
+        "a@example.com.",
+        "a@b@example.com",
+        "x" * 65 + "@example.com",
+        "a@" + "x" * 64 + ".com",
+    ],
+)
+def test_signup_and_pay_refuse_what_is_no_email_address(address):
+    """Each was accepted (201) before: markup or commas in a local part, empty dot-atoms,
+    an IP for a domain, underscores and edge hyphens in labels, an over-long local part."""
+    for parse, obj in (
+        (validation.signup, {**GOOD_SIGNUP, "email": address}),
+        (validation.pay, {"receiver_email": address, "amount": "1.00"}),
+    ):
+        with pytest.raises(ApiError) as e:
+            parse(body(obj))
+        assert (e.value.code, e.value.reason) == (400, "invalid_request")
+        assert "email" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("address", "canonical"),
+    [
+        ("O'Brien+tag@Example.IE", "o'brien+tag@example.ie"),
+        ("a_b.c-d@sub-1.example.co.uk", "a_b.c-d@sub-1.example.co.uk"),
+        ("x" * 64 + "@example.com", "x" * 64 + "@example.com"),
+        ("\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a", "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a"),
+        ("a@xn--bcher-kva.example", "a@xn--bcher-kva.example"),
+    ],
+)
+def test_signup_takes_real_addresses(address, canonical):
+    assert validation.signup(body({**GOOD_SIGNUP, "email": address})).email == canonical
+
+
+@pytest.mark.parametrize(
     "raw", [b"", b"   ", b"{", b"[]", b'"x"', b"null", b"\xff\xfe", b'{"a": NaN}', b"[" * 100000]
 )
 def test_body_must_be_json_object(raw):
