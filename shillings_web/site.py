@@ -131,9 +131,11 @@ class ShillingsRequest(server.Request):
         except UnicodeDecodeError:
             self._answer(400, "URL is not valid UTF-8", "invalid_request")
             return
-        if b"//" in self.path:
+        if b"//" in self.path or b"%2f" in self.path.lower():
             # Paths are exact: an empty segment names no endpoint, wherever it is (routing
-            # alone would match a leading "//" and refuse an inner one).
+            # alone would match a leading "//" and refuse an inner one); an escaped slash
+            # belongs to its segment (RFC 3986), but Twisted unquotes each segment before
+            # Klein joins them with "/", so it would route as a separator.
             self._answer(404, "no such endpoint", "not_found")
             return
         super().process()

@@ -49,6 +49,16 @@ CASES = {
     "unparseable request line": (b"GET\r\n\r\n", 400, "invalid_request"),
     "leading double slash": (b"GET //v1/account HTTP/1.1\r\n" + CLOSE + b"\r\n", 404, "not_found"),
     "inner double slash": (b"GET /v1//account HTTP/1.1\r\n" + CLOSE + b"\r\n", 404, "not_found"),
+    # Twisted unquotes each segment before Klein joins them with "/": an escaped slash
+    # (part of its segment, RFC 3986) was routed as a separator, to /v1/account.
+    "escaped slash": (b"GET /v1%2Faccount HTTP/1.1\r\n" + CLOSE + b"\r\n", 404, "not_found"),
+    "escaped slash, lower case": (
+        b"POST /v1/holds/0b6f5f0e-0000-4000-8000-000000000000%2fvoid HTTP/1.1\r\n"
+        + CLOSE
+        + b"\r\n",
+        404,
+        "not_found",
+    ),
     "path not UTF-8": (b"GET /v1/\xffa HTTP/1.1\r\n" + CLOSE + b"\r\n", 400, "invalid_request"),
     "escaped path not UTF-8": (
         b"GET /v1/%ffa HTTP/1.1\r\n" + CLOSE + b"\r\n",
