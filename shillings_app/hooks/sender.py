@@ -115,6 +115,22 @@ def _timed_out(_result: object, timeout: float) -> Failure:
     return Failure(defer.TimeoutError(f"timed out after {timeout:g} s"))
 
 
+_TLS_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (VerificationError, "TLS certificate not valid for the host"),
+    (TLSError, "TLS handshake failed"),
+)
+"""What a failed exchange's first cause says, by its type, when it is a TLS failure."""
+_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (ResponseNeverReceived, "connection closed before an answer"),
+    (RequestTransmissionFailed, "connection failed while sending"),
+    (ResponseFailed, "connection failed while reading the answer"),
+    (ConnectionRefusedError, "connection refused"),
+    (DNSLookupError, "host name not resolved"),
+    (ConnectError, "cannot connect"),
+)
+"""What a failed send says, by the type of its error (the first that matches)."""
+
+
 def describe(error: BaseException, timeout: float) -> str:
     """A short reason for a failed send, fit for the endpoint's owner (the deliveries list
     shows it): a sentence, never an exception's representation."""
@@ -122,22 +138,11 @@ def describe(error: BaseException, timeout: float) -> str:
         return f"timed out after {timeout:g} s"
     if isinstance(error, ResponseFailed | RequestTransmissionFailed) and error.reasons:
         cause = error.reasons[0].value
-        if isinstance(cause, VerificationError):
-            return "TLS certificate not valid for the host"
-        if isinstance(cause, TLSError):
-            return "TLS handshake failed"
-        if isinstance(error, ResponseNeverReceived):
-            return "connection closed before an answer"
-        if isinstance(error, RequestTransmissionFailed):
-            return "connection failed while sending"
-        return "connection failed while reading the answer"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, DNSLookupError):
-        return "host name not resolved"
-    if isinstance(error, ConnectError):
-        return "cannot connect"
-    return f"send failed ({type(error).__name__})"
+        said = next((said for kind, said in _TLS_CAUSES if isinstance(cause, kind)), None)
+        if said is not None:
+            return said
+    said = next((said for kind, said in _FAILURES if isinstance(error, kind)), None)
+    return said if said is not None else f"send failed ({type(error).__name__})"
 
 
 class _Discard(Protocol):
