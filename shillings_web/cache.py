@@ -55,6 +55,14 @@ _REPLACE_EPOCH = (
 )
 """Replace the epoch only if it is still the one read (one new epoch per new primary)."""
 
+_READ = "#!lua\nreturn redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])"
+"""A lookup's read (``MGET`` of entry, generation, epoch) as a script without the
+``no-writes`` flag, which Redis refuses whenever it refuses writes (``NOREPLICAS`` when
+``min-replicas-to-write`` is unmet, ``READONLY`` on a demoted primary; paused with writes
+by ``CLIENT PAUSE WRITE``). A plain ``MGET`` would be served: then another web process,
+whose invalidation Redis refused after a pay or a logout, could not stop this one from
+serving the stale profile or the revoked token."""
+
 _RESET_EPOCH = (
     "#!lua\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1])"
@@ -119,7 +127,7 @@ class ProfileCache:
         user_gen_key = gen_key(identity.email)
         try:
             entry, gen, epoch = await self._redis.execute(
-                "mget", [token_key, user_gen_key, EPOCH_KEY]
+                "eval_keys", _READ, "3", [token_key, user_gen_key, EPOCH_KEY]
             )
         except RedisUnavailable:
             return Lookup(None, None)

@@ -82,9 +82,10 @@ class _Sentinel(txredisapi.Sentinel):
         return super().discover_master(service_name).addCallback(found)
 
 
-_DIRECT = {"get": b"GET", "mget": b"MGET", "delete": b"DEL"}
-"""txredisapi method -> the Redis command ``Redis._send`` sends for it (with its arguments,
-lists flattened)."""
+_DIRECT = {"get": b"GET", "mget": b"MGET", "delete": b"DEL", "eval_keys": b"EVAL"}
+"""txredisapi method (or, ``eval_keys``: ``EVAL script numkeys key… arg…`` with its words
+as given) -> the Redis command ``Redis._send`` sends for it (with its arguments, lists
+flattened)."""
 
 
 def _answered(reply: Any, connection: _Watched) -> Any:

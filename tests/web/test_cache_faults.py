@@ -151,3 +151,42 @@ async def test_a_fill_from_before_a_flush_is_never_served(web):
     await cache.fill(identity, before, stale)
     assert await balance(web.client, token) == "11.00"
     assert await balance(web.client, token) == "11.00"
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_redis_refuses_writes_no_process_serves_what_another_could_not_invalidate(
+    web_with,
+):
+    """Redis answers reads but refuses writes (``min-replicas-to-write`` unmet; a READONLY
+    demoted primary is alike): Y answers a pay and a logout whose invalidations Redis
+    refused. X, which had both users' profiles and the token cached, must serve neither
+    the old balances nor the revoked token. Before, its plain ``MGET`` was served and it
+    did both for as long as Redis refused writes."""
+    x = await web_with()
+    y = await web_with()
+    alice = await user_with_token(x.client, "alice@example.com", topup="100.00")
+    bob = await user_with_token(x.client, "bob@example.com")
+    carol = await user_with_token(x.client, "carol@example.com")
+    for token, amount in ((alice, "100.00"), (bob, "0.00"), (carol, "0.00")):
+        assert await balance(x.client, token) == amount
+    hits = x.server.api.cache.outcomes["hit"]
+    assert await balance(x.client, alice) == "100.00"
+    assert x.server.api.cache.outcomes["hit"] == hits + 1  # X serves from the cache
+    redis = x.server.redis
+    await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "1")
+    try:
+        paid = await y.client.post(
+            "/v1/pay", {"receiver_email": "bob@example.com", "amount": "5.00"}, token=alice
+        )
+        assert paid.code == 200, paid.raw
+        logout = await y.client.post("/v1/logout", token=carol)
+        assert logout.code == 200, logout.raw
+        assert y.server.api.cache.pending > 0  # Redis refused Y's invalidations
+        assert await balance(x.client, alice) == "95.00"
+        assert await balance(x.client, bob) == "5.00"
+        read = await x.client.get("/v1/account", token=carol)
+        assert (read.code, read.reason) == (401, "unauthenticated")
+    finally:
+        await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "0")
+    assert await poll_until(reactor, lambda: y.server.api.cache.pending == 0, 5.0)
+    assert await balance(x.client, alice) == "95.00"
