@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 from OpenSSL.SSL import Error as TLSError
 from twisted.internet import defer, task
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import RequestTransmissionFailed, ResponseNeverReceived
 
@@ -44,7 +44,7 @@ class _Endpoint(Protocol):
             self.server.heads.append(self.head.split(b"\r\n\r\n", 1)[0].lower())
             self.server.reply(self)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost.callback(None)
 
 
