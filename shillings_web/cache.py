@@ -65,10 +65,18 @@ serving the stale profile or the revoked token."""
 
 _RESET_EPOCH = (
     "#!lua\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1])"
-    " return 1 end return 0"
+    "local old = redis.call('GET', KEYS[1]) if not old then return 0 end"
+    " redis.call('SET', KEYS[1], ARGV[1] .. (string.match(old, ':[^:]*$') or ':0'))"
+    " return 1"
 )
-"""Replace the epoch if there is one (``ProfileCache.bump_all``)."""
+"""Outdate every entry (``ProfileCache.outdate_all``): give the epoch, if there is one, a new
+random part (``ARGV[1]``) and keep its start time (0 if it has none), so a grace period
+under way goes on."""
+
+
+def _epoch_part(primary: str | None) -> str:
+    """A new epoch's random part and the primary it names (its start time follows)."""
+    return secrets.token_hex(4) + (f"@{primary}" if primary is not None else "")
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,14 @@ class ProfileCache:
 
     An invalidation that cannot reach Redis is kept and retried every ``retry_interval``
     seconds until Redis takes it; until then this process reads no profile from the cache.
-    At most ``MAX_PENDING`` are kept: past that, the process resets the whole cache (deletes
-    the epoch) instead, so no input and no outage can grow or poison this state for good.
+    At most ``MAX_PENDING`` are kept: past that, the process outdates the whole cache instead,
+    so no input and no outage can grow or poison this state for good.
+
+    What one process kept dies with it, and another may have missed a failure. So a process
+    also outdates every entry (``outdate_all``, before it reads any) when it starts (its
+    previous run may have died holding invalidations) and after any failed read (Redis was
+    away or refused writes: another process's invalidations may have been refused too, and
+    that process may be gone when Redis takes writes again).
     """
 
     def __init__(
@@ -101,14 +115,24 @@ class ProfileCache:
         self._retry_interval = retry_interval
         self._epoch_grace = epoch_grace
         self._pending: set[str] = set()
+        self._outdates_asked = 1
+        """``outdate_all`` calls so far (the first: at start); ``_outdates_done`` of them
+        Redis has acknowledged."""
+        self._outdates_done = 0
+        self._flushing = False
         self._retry: Any = None
         self.outcomes: Counter[str] = Counter()
         """Lookups so far: ``hit`` (profile read), ``miss`` (to be filled), ``bypass``."""
 
     @property
     def pending(self) -> int:
-        """Keys whose deletion (an invalidation) Redis has not acknowledged yet."""
-        return len(self._pending)
+        """Invalidations Redis has not acknowledged yet: keys to delete, and 1 for an
+        outdating of every entry."""
+        return len(self._pending) + (self._outdates_done < self._outdates_asked)
+
+    def start(self) -> None:
+        """Deliver what is pending (the start's ``outdate_all``) even if no request comes."""
+        self._schedule()
 
     async def lookup(self, identity: Identity) -> Lookup:
         """The cached profile if its generation and Redis epoch are current. ``gen`` is None
@@ -121,7 +145,7 @@ class ProfileCache:
         return found
 
     async def _lookup(self, identity: Identity) -> Lookup:
-        if self.pending:
+        if self.pending and (self._flushing or not await self.flush()):
             return Lookup(None, None)
         token_key = TOKEN_KEY.format(identity.token_id)
         user_gen_key = gen_key(identity.email)
@@ -130,6 +154,7 @@ class ProfileCache:
                 "eval_keys", _READ, "3", [token_key, user_gen_key, EPOCH_KEY]
             )
         except RedisUnavailable:
+            self.outdate_all()
             return Lookup(None, None)
         primary = self._redis.primary
         if epoch is None or (primary is not None and f"@{primary}:" not in str(epoch)):
@@ -182,8 +207,7 @@ class ProfileCache:
         """Mark an empty Redis, or a new primary, with a new epoch (naming the primary when
         it is known) and return it; None when another web process was first (or Redis
         failed)."""
-        tag = f"@{primary}" if primary is not None else ""
-        epoch = f"{secrets.token_hex(4)}{tag}:{self._clock.seconds()!r}"
+        epoch = f"{_epoch_part(primary)}:{self._clock.seconds()!r}"
         try:
             if old is None:
                 started = await self._redis.execute("set", EPOCH_KEY, epoch, None, None, True)
@@ -231,20 +255,18 @@ class ProfileCache:
 
     async def bump_all(self) -> None:
         """Invalidate every cached profile at once (a change whose users are unknown, e.g.
-        its answer was lost): replace the epoch by a new one, settled at once, so the cache
-        serves again on the next request. When Redis holds no epoch, the next lookup starts
-        one (with its grace period) anyway; when Redis fails, the epoch's deletion is
-        retried like any invalidation."""
-        primary = self._redis.primary
-        tag = f"@{primary}" if primary is not None else ""
-        settled = self._clock.seconds() - self._epoch_grace
-        epoch = f"{secrets.token_hex(4)}{tag}:{settled!r}"
-        try:
-            await self._redis.execute("eval", _RESET_EPOCH, [EPOCH_KEY], [epoch])
-            return
-        except RedisUnavailable as e:
-            log.warn("could not reset the cache epoch ({why}); will retry", why=str(e))
-        self._pending.add(EPOCH_KEY)
+        its answer was lost): ``outdate_all`` and deliver it now (else in the background)."""
+        self.outdate_all()
+        if not await self.flush():
+            log.warn("could not outdate the cached profiles; will retry")
+
+    def outdate_all(self) -> None:
+        """Outdate every entry before this process reads the cache again: give the epoch a
+        new random part (``_RESET_EPOCH``), keeping its start time, so the cache serves
+        again at once unless a grace period is under way. When Redis holds no epoch, the
+        next lookup starts one (with its grace period) anyway."""
+        self._outdates_asked += 1
+        self._pending.clear()  # subsumed
         self._schedule()
 
     async def forget(self, identity: Identity) -> None:
@@ -255,12 +277,21 @@ class ProfileCache:
         """Retry the pending invalidations once; True when none is left. Each stays pending
         (and this process off the cache) until Redis has acknowledged it."""
         keys = set(self._pending)
-        if keys:
-            try:
+        asked = self._outdates_asked
+        self._flushing = True
+        try:
+            if keys:
                 await self._redis.execute("delete", sorted(keys))
                 self._pending -= keys
-            except RedisUnavailable:
-                pass
+            if self._outdates_done < asked:
+                await self._redis.execute(
+                    "eval", _RESET_EPOCH, [EPOCH_KEY], [_epoch_part(self._redis.primary)]
+                )
+                self._outdates_done = max(self._outdates_done, asked)
+        except RedisUnavailable:
+            pass
+        finally:
+            self._flushing = False
         if self.pending:
             self._schedule()
             return False
@@ -269,14 +300,15 @@ class ProfileCache:
         return True
 
     def stop(self) -> None:
-        """Cancel the background retry (pending invalidations are dropped with the process)."""
+        """Cancel the background retry (pending invalidations are dropped with the process;
+        its next start outdates every entry)."""
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
 
     async def _delete(self, keys: set[str]) -> None:
         """DEL ``keys`` (one command); on failure keep them for the background retry, or,
-        past ``MAX_PENDING``, the epoch instead (which outdates every entry at once)."""
+        past ``MAX_PENDING`` (or with an outdating pending anyway), outdate every entry."""
         try:
             await self._redis.execute("delete", sorted(keys))
             return
@@ -287,12 +319,14 @@ class ProfileCache:
                 why=str(e),
             )
         self._pending |= keys
-        if len(self._pending) > MAX_PENDING:
+        if self._outdates_done < self._outdates_asked:
+            self.outdate_all()  # asked again: one in flight may have reached Redis already
+        elif len(self._pending) > MAX_PENDING:
             log.warn(
-                "{count} cache invalidations pending: resetting the whole cache instead",
+                "{count} cache invalidations pending: outdating the whole cache instead",
                 count=len(self._pending),
             )
-            self._pending = {EPOCH_KEY}
+            self.outdate_all()
         self._schedule()
 
     def _schedule(self) -> None:

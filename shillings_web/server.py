@@ -57,6 +57,7 @@ class WebServer:
         if self.metrics_listener is not None:
             await self.metrics_listener.start()
         self.redis.start()
+        self.api.cache.start()
         self.pool.start()
         endpoint = serverFromString(self.reactor, listen or self.config.listen)
         self._port = await endpoint.listen(self.site)

@@ -132,8 +132,8 @@ class Web:
 
 
 async def wait_ready(server: WebServer, within: float, app: bool = True) -> None:
-    """Wait (bounded) until Redis is connected and, with ``app``, one app server connection
-    is live."""
+    """Wait (bounded) until Redis is connected (and the profile cache has delivered its
+    start's ``outdate_all``) and, with ``app``, one app server connection is live."""
     if app:
         ready = server.pool.when_connected()
         ready.addTimeout(within, reactor)
@@ -141,7 +141,8 @@ async def wait_ready(server: WebServer, within: float, app: bool = True) -> None
             await ready
         except defer.TimeoutError:
             pass
-    await poll_until(reactor, lambda: server.redis.connected, within)
+    if await poll_until(reactor, lambda: server.redis.connected, within):
+        await server.api.cache.flush()  # the start's outdating, before the test reads
 
 
 async def start_web(config: WebConfig, *, app: bool = True) -> Web:

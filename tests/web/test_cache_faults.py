@@ -3,12 +3,15 @@ server never gave. No stale balance and no revoked token is ever served."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from shillings_web.auth import verify_token
-from shillings_web.cache import TOKEN_KEY, gen_key
+from shillings_web.cache import EPOCH_KEY, TOKEN_KEY, gen_key
 from shillings_web.redisclient import RedisUnavailable
 from tests.app.helpers import row_locked
 from tests.polling import poll_until
@@ -29,6 +32,17 @@ def refuse(web, *commands: str) -> set[str]:
 
     redis.execute = execute
     return failing
+
+
+@contextlib.asynccontextmanager
+async def refusing_writes(web) -> AsyncIterator[None]:
+    """Redis answers reads and refuses writes (``min-replicas-to-write`` unmet) inside."""
+    redis = web.server.redis
+    await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "1")
+    try:
+        yield
+    finally:
+        await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "0")
 
 
 @pytest_twisted.ensureDeferred
@@ -153,6 +167,36 @@ async def test_a_fill_from_before_a_flush_is_never_served(web):
     assert await balance(web.client, token) == "11.00"
 
 
+async def _cached_parties(web) -> tuple[str, str, str]:
+    """Alice (100.00), Bob (0.00) and Carol, each profile read twice through ``web``."""
+    alice = await user_with_token(web.client, "alice@example.com", topup="100.00")
+    bob = await user_with_token(web.client, "bob@example.com")
+    carol = await user_with_token(web.client, "carol@example.com")
+    for _ in range(2):
+        for token, amount in ((alice, "100.00"), (bob, "0.00"), (carol, "0.00")):
+            assert await balance(web.client, token) == amount
+    return alice, bob, carol
+
+
+async def _pay_and_logout(y, alice: str, carol: str) -> None:
+    """Through ``y`` while Redis refuses writes: Alice pays Bob 5.00 and Carol logs out."""
+    paid = await y.client.post(
+        "/v1/pay", {"receiver_email": "bob@example.com", "amount": "5.00"}, token=alice
+    )
+    assert paid.code == 200, paid.raw
+    logout = await y.client.post("/v1/logout", token=carol)
+    assert logout.code == 200, logout.raw
+    assert y.server.api.cache.pending > 0  # Redis refused Y's invalidations
+
+
+async def _served_fresh(x, alice: str, bob: str, carol: str) -> None:
+    for _ in range(2):
+        assert await balance(x.client, alice) == "95.00"
+        assert await balance(x.client, bob) == "5.00"
+        read = await x.client.get("/v1/account", token=carol)
+        assert (read.code, read.reason) == (401, "unauthenticated")
+
+
 @pytest_twisted.ensureDeferred
 async def test_while_redis_refuses_writes_no_process_serves_what_another_could_not_invalidate(
     web_with,
@@ -164,29 +208,69 @@ async def test_while_redis_refuses_writes_no_process_serves_what_another_could_n
     did both for as long as Redis refused writes."""
     x = await web_with()
     y = await web_with()
-    alice = await user_with_token(x.client, "alice@example.com", topup="100.00")
-    bob = await user_with_token(x.client, "bob@example.com")
-    carol = await user_with_token(x.client, "carol@example.com")
-    for token, amount in ((alice, "100.00"), (bob, "0.00"), (carol, "0.00")):
-        assert await balance(x.client, token) == amount
+    alice, bob, carol = await _cached_parties(x)
     hits = x.server.api.cache.outcomes["hit"]
     assert await balance(x.client, alice) == "100.00"
     assert x.server.api.cache.outcomes["hit"] == hits + 1  # X serves from the cache
-    redis = x.server.redis
-    await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "1")
-    try:
-        paid = await y.client.post(
-            "/v1/pay", {"receiver_email": "bob@example.com", "amount": "5.00"}, token=alice
-        )
-        assert paid.code == 200, paid.raw
-        logout = await y.client.post("/v1/logout", token=carol)
-        assert logout.code == 200, logout.raw
-        assert y.server.api.cache.pending > 0  # Redis refused Y's invalidations
-        assert await balance(x.client, alice) == "95.00"
-        assert await balance(x.client, bob) == "5.00"
-        read = await x.client.get("/v1/account", token=carol)
-        assert (read.code, read.reason) == (401, "unauthenticated")
-    finally:
-        await redis.execute("execute_command", "CONFIG", "SET", "min-replicas-to-write", "0")
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        await _served_fresh(x, alice, bob, carol)
     assert await poll_until(reactor, lambda: y.server.api.cache.pending == 0, 5.0)
     assert await balance(x.client, alice) == "95.00"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_process_restarted_after_redis_refused_its_invalidations_outdates_the_cache(
+    web_with,
+):
+    """Y's pay and logout invalidations are refused, then Y stops before Redis takes writes
+    again, losing them; X read nothing meanwhile. The restarted Y outdates every entry
+    before it reads, so X serves neither the old balances nor the revoked token. Before, X
+    served them until the entries' TTL (the tokens' remaining life)."""
+    x = await web_with()
+    y = await web_with()
+    alice, bob, carol = await _cached_parties(x)
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        await y.server.stop()  # the invalidations Redis refused die with Y
+    y_again = await web_with()
+    assert y_again.server.api.cache.pending == 0  # its start's outdating was delivered
+    await _served_fresh(x, alice, bob, carol)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_process_that_saw_redis_refuse_outdates_the_cache_before_reading_again(
+    web_with,
+):
+    """As above, but Y never comes back. X was asked for a profile while Redis refused
+    writes (its read was refused, so it went to the app server): once Redis takes writes
+    again, X outdates every entry before it reads one. Before, X served the old balances
+    and the revoked token as soon as Redis took writes again."""
+    x = await web_with()
+    y = await web_with()
+    alice, bob, carol = await _cached_parties(x)
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        await y.server.stop()  # the invalidations Redis refused die with Y
+        assert await balance(x.client, alice) == "95.00"  # read refused: from the app
+        assert x.server.api.cache.pending == 1  # to outdate every entry
+    await _served_fresh(x, alice, bob, carol)
+
+
+@pytest_twisted.ensureDeferred
+async def test_outdating_every_entry_keeps_a_grace_period_under_way(web_with):
+    """After Redis started empty no process reads the cache for ``cache_grace`` seconds;
+    ``bump_all`` (an answer lost) in that time outdates the entries but does not end the
+    grace period. Before, it started a settled epoch, ending it at once."""
+    x = await web_with(cache_grace=30.0)
+    token = await user_with_token(x.client, "dora@example.com", topup="10.00")
+    await x.server.redis.execute("flushdb")  # Redis restarted empty
+    cache = x.server.api.cache
+    identity = verify_token(token, x.config.jwt_secret)
+    assert (await cache.lookup(identity)).gen is None  # a new epoch, in its grace period
+    started = await x.server.redis.execute("get", EPOCH_KEY)
+    await cache.bump_all()
+    assert cache.pending == 0
+    now = await x.server.redis.execute("get", EPOCH_KEY)
+    assert now != started and now.rsplit(":", 1)[1] == started.rsplit(":", 1)[1]
+    assert (await cache.lookup(identity)).gen is None  # still in its grace period
