@@ -66,17 +66,13 @@ serving the stale profile or the revoked token."""
 _RESET_EPOCH = (
     "#!lua\n"
     "local old = redis.call('GET', KEYS[1]) if not old then return 0 end"
-    " redis.call('SET', KEYS[1], ARGV[1] .. (string.match(old, ':[^:]*$') or ':0'))"
+    " redis.call('SET', KEYS[1], ARGV[1] .. string.match(old, '^%x*(.*)$'))"
     " return 1"
 )
 """Outdate every entry (``ProfileCache.outdate_all``): give the epoch, if there is one, a new
-random part (``ARGV[1]``) and keep its start time (0 if it has none), so a grace period
-under way goes on."""
-
-
-def _epoch_part(primary: str | None) -> str:
-    """A new epoch's random part and the primary it names (its start time follows)."""
-    return secrets.token_hex(4) + (f"@{primary}" if primary is not None else "")
+random part (``ARGV[1]``, its leading hex digits) and keep the rest, the primary it names
+and its start time: a grace period under way goes on, and a promoted primary still gets
+its own epoch."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +203,8 @@ class ProfileCache:
         """Mark an empty Redis, or a new primary, with a new epoch (naming the primary when
         it is known) and return it; None when another web process was first (or Redis
         failed)."""
-        epoch = f"{_epoch_part(primary)}:{self._clock.seconds()!r}"
+        tag = f"@{primary}" if primary is not None else ""
+        epoch = f"{secrets.token_hex(4)}{tag}:{self._clock.seconds()!r}"
         try:
             if old is None:
                 started = await self._redis.execute("set", EPOCH_KEY, epoch, None, None, True)
@@ -262,8 +259,8 @@ class ProfileCache:
 
     def outdate_all(self) -> None:
         """Outdate every entry before this process reads the cache again: give the epoch a
-        new random part (``_RESET_EPOCH``), keeping its start time, so the cache serves
-        again at once unless a grace period is under way. When Redis holds no epoch, the
+        new random part (``_RESET_EPOCH``), keeping the rest, so the cache serves again at
+        once unless a grace period is under way. When Redis holds no epoch, the
         next lookup starts one (with its grace period) anyway."""
         self._outdates_asked += 1
         self._pending.clear()  # subsumed
@@ -284,9 +281,7 @@ class ProfileCache:
                 await self._redis.execute("delete", sorted(keys))
                 self._pending -= keys
             if self._outdates_done < asked:
-                await self._redis.execute(
-                    "eval", _RESET_EPOCH, [EPOCH_KEY], [_epoch_part(self._redis.primary)]
-                )
+                await self._redis.execute("eval", _RESET_EPOCH, [EPOCH_KEY], [secrets.token_hex(4)])
                 self._outdates_done = max(self._outdates_done, asked)
         except RedisUnavailable:
             pass
