@@ -100,6 +100,12 @@ class WebMetrics:
                 pool.waiting,
             )
             yield gauge("shillings_web_redis_up", "1 when Redis is connected", int(redis.connected))
+            yield gauge(
+                "shillings_web_cache_invalidations_pending",
+                "Cache invalidations Redis has not taken yet (this process reads no profile"
+                " from the cache meanwhile): keys to delete, plus 1 to outdate every entry",
+                cache.pending,
+            )
             yield counts(
                 "shillings_web_cache_lookups",
                 "Profile cache lookups: hit (served from Redis), miss (read from the app server"

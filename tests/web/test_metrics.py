@@ -11,8 +11,10 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from shillings_proto.metrics import MetricsListener
+from tests.polling import poll_until
 from tests.scrape import scrape
 from tests.web.conftest import PASSWORD, login, signup, user_with_token
+from tests.web.test_cache_faults import refuse
 
 METRICS = "tcp:0:interface=127.0.0.1"
 REQUESTS = "shillings_web_http_requests_total"
@@ -52,6 +54,7 @@ async def test_requests_cache_and_connections_are_counted(web_with):
     assert m("shillings_web_app_in_flight") == 0
     assert m("shillings_web_app_waiting") == 0
     assert m("shillings_web_redis_up") == 1
+    assert m("shillings_web_cache_invalidations_pending") == 0
     for limit in ("login", "signup"):
         for cause in ("limit", "unavailable"):
             assert m("shillings_web_limiter_refusals_total", limit=limit, cause=cause) == 0
@@ -86,6 +89,22 @@ async def test_limiter_refusals_and_cache_bypasses_are_counted(web_with):
     assert m(REQUESTS, route="/v1/login", method="POST", status="429") == 2
     assert m("shillings_web_cache_lookups_total", outcome="bypass") == 3
     assert m("shillings_web_cache_lookups_total", outcome="hit") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_invalidations_redis_refused_are_a_gauge_until_it_takes_them(web_with):
+    web = await web_with(metrics_listen=METRICS)
+    alice = await user_with_token(web.client, "alice@example.com", topup="10.00")
+    await user_with_token(web.client, "bob@example.com")
+    failing = refuse(web, "delete")
+    body = {"receiver_email": "bob@example.com", "amount": "1.00"}
+    assert (await web.client.post("/v1/pay", body, token=alice)).code == 200
+    m = await scrape(web.server.metrics_port)
+    assert m("shillings_web_cache_invalidations_pending") == 2  # payer's and receiver's
+    failing.clear()
+    assert await poll_until(reactor, lambda: web.server.api.cache.pending == 0, 5.0)
+    m = await scrape(web.server.metrics_port)
+    assert m("shillings_web_cache_invalidations_pending") == 0
 
 
 @pytest_twisted.ensureDeferred
