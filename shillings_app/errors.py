@@ -15,6 +15,10 @@ class AppError(Exception):
     """The request changed nothing (every refusal; see ``Status.no_effect``)."""
     retry_after = 0
     """Seconds after which a retry may succeed (503 only; 0: not said)."""
+    remembered = False
+    """A refusal decided on the data (funds, the receiver, a hold's state): stored under the
+    request's idempotency key, so a retry with it gets this answer again (SPEC §2: same key,
+    same body, same response), whatever changed since."""
 
     def __init__(self, message: str | None = None) -> None:
         if message is not None:
@@ -40,6 +44,7 @@ class InvalidCredentials(AppError):
 
 class ReceiverNotFound(AppError):
     code, reason, message = 404, "receiver_not_found", "no user with that email"
+    remembered = True
 
 
 class EmailTaken(AppError):
@@ -48,14 +53,17 @@ class EmailTaken(AppError):
 
 class SelfPayment(AppError):
     code, reason, message = 422, "self_payment", "cannot pay yourself"
+    remembered = True
 
 
 class InsufficientFunds(AppError):
     code, reason, message = 422, "insufficient_funds", "insufficient funds"
+    remembered = True
 
 
 class BalanceLimit(AppError):
     code, reason, message = 422, "balance_limit", "balance would exceed the limit"
+    remembered = True
 
 
 class IdempotencyKeyReused(AppError):
@@ -89,10 +97,12 @@ class ResolutionsBusy(AppError):
 
 class HoldNotFound(AppError):
     code, reason, message = 404, "hold_not_found", "no such hold of which you are the receiver"
+    remembered = True
 
 
 class HoldNotActive(AppError):
     code, reason, message = 409, "hold_not_active", "the hold is captured, voided or expired"
+    remembered = True
 
 
 class InvalidUrl(AppError):
@@ -105,14 +115,17 @@ class WebhookNotFound(AppError):
 
 class TooManyWebhooks(AppError):
     code, reason, message = 422, "too_many_webhooks", "too many webhooks"
+    remembered = True
 
 
 class TransactionNotFound(AppError):
     code, reason, message = 404, "transaction_not_found", "no such transaction of yours"
+    remembered = True
 
 
 class NotRefundable(AppError):
     code, reason, message = 422, "not_refundable", "only payments and captures can be refunded"
+    remembered = True
 
 
 class RefundExceedsPayment(AppError):
@@ -121,3 +134,13 @@ class RefundExceedsPayment(AppError):
         "refund_exceeds_payment",
         "refunds would exceed the amount of the original transaction",
     )
+    remembered = True
+
+
+class Refused(AppError):
+    """A refusal read back from an idempotency key (``AppError.remembered``): the answer the
+    key's first use got."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        self.code, self.reason = code, reason
+        super().__init__(message)

@@ -41,29 +41,30 @@ def hold_capture_txn(
     the hold) from payer to receiver as a ``capture`` ledger row naming the hold; mark the
     hold captured, which releases the rest; its two events (and the key); the writes and
     COMMIT in one round trip."""
-    change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
-    if isinstance(change, MoneyResult):
-        return holds.hold_by_id(txn, hold_id), change
-    hold, receiver = change.hold, change.receiver
-    captured = amount or hold.amount
-    if captured > hold.amount:
-        raise InvalidAmount("amount exceeds the hold's amount")
-    if receiver.balance + captured > MAX_BALANCE:
-        raise BalanceLimit("the receiver's balance would exceed the limit")
-    at = change.at
-    row = LedgerRow(
-        "capture", (hold.payer_id, hold.payer_email), (receiver_id, hold.receiver_email),
-        captured, at, hold_id=hold.hold_id,
-    )  # fmt: skip
-    settle, hold = holds.settle(hold, "captured", at, captured, row.transaction_id)
-    result = MoneyResult(row.transaction_id, 0, hold_id=hold.hold_id)
-    txn.commit_with(
-        [
-            money.balances_statement({hold.payer_id: -captured, receiver_id: captured}),
-            money.ledger_statement([row]),
-            settle,
-            events.emit_statement(hold_events(hold, "hold.captured"), at),
-            idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
-        ]
-    )
-    return hold, result
+    with idempotency.remembering_refusals(txn, receiver_id, idem):
+        change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
+        if isinstance(change, MoneyResult):
+            return holds.hold_by_id(txn, hold_id), change
+        hold, receiver = change.hold, change.receiver
+        captured = amount or hold.amount
+        if captured > hold.amount:
+            raise InvalidAmount("amount exceeds the hold's amount")
+        if receiver.balance + captured > MAX_BALANCE:
+            raise BalanceLimit("the receiver's balance would exceed the limit")
+        at = change.at
+        row = LedgerRow(
+            "capture", (hold.payer_id, hold.payer_email), (receiver_id, hold.receiver_email),
+            captured, at, hold_id=hold.hold_id,
+        )  # fmt: skip
+        settle, hold = holds.settle(hold, "captured", at, captured, row.transaction_id)
+        result = MoneyResult(row.transaction_id, 0, hold_id=hold.hold_id)
+        txn.commit_with(
+            [
+                money.balances_statement({hold.payer_id: -captured, receiver_id: captured}),
+                money.ledger_statement([row]),
+                settle,
+                events.emit_statement(hold_events(hold, "hold.captured"), at),
+                idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
+            ]
+        )
+        return hold, result

@@ -68,36 +68,39 @@ def hold_create_txn(
     """The lookup (token, receiver, key), both rows locked in ascending id order with their
     holds summed, the hold inserted, its two events (and the key). The payer's
     ``available`` must cover the amount; their balance does not move."""
-    txn.execute(holds.CREATE_LOOKUP, (token_id, receiver_email, payer_id, idempotency.key_of(idem)))
-    revoked, found_receiver, *stored = txn.fetchone()
-    authenticated(True, revoked)
-    replayed = idempotency.replay(idem, tuple(stored))
-    if replayed is not None:
-        return as_created(holds.hold_by_id(txn, str(replayed.hold_id))), replayed
-    if found_receiver is None:
-        raise ReceiverNotFound()
-    receiver_id = int(found_receiver)
-    if receiver_id == payer_id:
-        raise SelfPayment()
-    locked = money.lock_users(txn, payer_id, receiver_id)
-    if payer_id not in locked:
-        raise Unauthenticated()
-    if receiver_id not in locked:
-        raise ReceiverNotFound()
-    payer, receiver = locked[payer_id], locked[receiver_id]
-    if payer.available < amount:
-        replayed = idempotency.replay_current(txn, payer_id, idem)
-        if replayed is None:
-            raise InsufficientFunds()
-        return as_created(holds.hold_by_id(txn, str(replayed.hold_id))), replayed
-    at = money.now()
-    hold = holds.insert_hold(
-        txn, (payer_id, payer.email), (receiver_id, receiver.email), amount, expires_in, at
-    )
-    events.emit(txn, hold_events(hold, "hold.created"), at)
-    result = MoneyResult("", payer.available - amount, 201, hold_id=hold.hold_id)
-    idempotency.remember(txn, payer_id, idem, result)
-    return hold, result
+    with idempotency.remembering_refusals(txn, payer_id, idem):
+        txn.execute(
+            holds.CREATE_LOOKUP, (token_id, receiver_email, payer_id, idempotency.key_of(idem))
+        )
+        revoked, found_receiver, *stored = txn.fetchone()
+        authenticated(True, revoked)
+        replayed = idempotency.replay(idem, tuple(stored))
+        if replayed is not None:
+            return as_created(holds.hold_by_id(txn, str(replayed.hold_id))), replayed
+        if found_receiver is None:
+            raise ReceiverNotFound()
+        receiver_id = int(found_receiver)
+        if receiver_id == payer_id:
+            raise SelfPayment()
+        locked = money.lock_users(txn, payer_id, receiver_id)
+        if payer_id not in locked:
+            raise Unauthenticated()
+        if receiver_id not in locked:
+            raise ReceiverNotFound()
+        payer, receiver = locked[payer_id], locked[receiver_id]
+        if payer.available < amount:
+            replayed = idempotency.replay_current(txn, payer_id, idem)
+            if replayed is None:
+                raise InsufficientFunds()
+            return as_created(holds.hold_by_id(txn, str(replayed.hold_id))), replayed
+        at = money.now()
+        hold = holds.insert_hold(
+            txn, (payer_id, payer.email), (receiver_id, receiver.email), amount, expires_in, at
+        )
+        events.emit(txn, hold_events(hold, "hold.created"), at)
+        result = MoneyResult("", payer.available - amount, 201, hold_id=hold.hold_id)
+        idempotency.remember(txn, payer_id, idem, result)
+        return hold, result
 
 
 def as_created(hold: HoldRecord) -> HoldRecord:

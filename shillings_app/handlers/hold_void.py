@@ -32,17 +32,18 @@ def hold_void_txn(
     """Lock both users and the hold (``holds.begin_change``), then mark it voided, its two
     events (and the key) and COMMIT in one round trip. No balance moves: the payer's
     ``available`` grows by itself."""
-    change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
-    if isinstance(change, MoneyResult):
-        return holds.hold_by_id(txn, hold_id), change
-    at = change.at
-    settle, hold = holds.settle(change.hold, "voided", at)
-    result = MoneyResult("", 0, hold_id=hold.hold_id)
-    txn.commit_with(
-        [
-            settle,
-            events.emit_statement(hold_events(hold, "hold.voided"), at),
-            idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
-        ]
-    )
-    return hold, result
+    with idempotency.remembering_refusals(txn, receiver_id, idem):
+        change = holds.begin_change(txn, receiver_id, token_id, hold_id, idem)
+        if isinstance(change, MoneyResult):
+            return holds.hold_by_id(txn, hold_id), change
+        at = change.at
+        settle, hold = holds.settle(change.hold, "voided", at)
+        result = MoneyResult("", 0, hold_id=hold.hold_id)
+        txn.commit_with(
+            [
+                settle,
+                events.emit_statement(hold_events(hold, "hold.voided"), at),
+                idempotency.remember_statement([(receiver_id, idem, result)] if idem else []),
+            ]
+        )
+        return hold, result

@@ -62,7 +62,10 @@ def pay_batch_txn(txn: Any, payments: Sequence[Payment]) -> list[Outcome]:
         [p.receiver_email for p in payments],
     )
     batch = MoneyBatch(txn, locked, hooked)
-    outcomes = [batch.each(_pay, p, row) for p, row in zip(payments, looked, strict=True)]
+    outcomes = [
+        batch.each(_pay, p.sender_id, p.idem, p, row)
+        for p, row in zip(payments, looked, strict=True)
+    ]
     batch.commit()
     return outcomes
 

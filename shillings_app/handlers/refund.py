@@ -68,57 +68,60 @@ def refund_txn(
     remains; the refunder spends ``available``, never ``balance``. A refusal under the
     locks first replays a duplicate of the same key that committed while this one waited
     for them."""
-    txn.execute(refunds.REFUND_LOOKUP, (token_id, user_id, idempotency.key_of(idem), original_id))
-    revoked, kind, sender_id, receiver_id, *stored = txn.fetchone()
-    authenticated(True, revoked)
-    replayed = idempotency.replay(idem, tuple(stored))
-    if replayed is not None:
-        return _replayed(txn, replayed)
-    if kind is None or int(receiver_id) != user_id:
-        raise TransactionNotFound()
-    if kind not in shapes.REFUNDABLE:
-        raise NotRefundable(f"a {kind} cannot be refunded")
-    sender_id = int(sender_id)
-    locked = money.lock_users(txn, user_id, sender_id)
-    if user_id not in locked:
-        raise Unauthenticated()
-    refunder, sender = locked[user_id], locked[sender_id]  # a user with transactions stays
-    original_amount, already = refunds.lock_original(txn, original_id)
-    try:
-        amount = _refundable(amount, original_amount - already, refunder, sender)
-    except (RefundExceedsPayment, InsufficientFunds, BalanceLimit):
-        # A duplicate (same key) that committed while this one waited for the locks.
-        late = idempotency.replay_current(txn, user_id, idem)
-        if late is None:
-            raise
-        return _replayed(txn, late)
-    at = money.now()
-    row = LedgerRow(
-        "refund", (user_id, refunder.email), (sender_id, sender.email), amount, at,
-        refund_of=original_id,
-    )  # fmt: skip
-    refund = ledger_message(
-        row.transaction_id, "refund", refunder.email, sender.email, amount, at,
-        refund_of=original_id,
-    )  # fmt: skip
-    data = shapes.transaction_json(refund)
-    result = MoneyResult(row.transaction_id, refunder.balance - amount, status=201)
-    txn.commit_with(
-        [
-            money.balances_statement({user_id: -amount, sender_id: amount}),
-            refunds.add_refunded(original_id, amount),
-            money.ledger_statement([row]),
-            events.emit_statement(
-                [
-                    NewEvent(user_id, "refund.sent", data),
-                    NewEvent(sender_id, "refund.received", data),
-                ],
-                at,
-            ),
-            idempotency.remember_statement([(user_id, idem, result)] if idem else []),
-        ]
-    )
-    return Refunded(refund, result)
+    with idempotency.remembering_refusals(txn, user_id, idem):
+        txn.execute(
+            refunds.REFUND_LOOKUP, (token_id, user_id, idempotency.key_of(idem), original_id)
+        )
+        revoked, kind, sender_id, receiver_id, *stored = txn.fetchone()
+        authenticated(True, revoked)
+        replayed = idempotency.replay(idem, tuple(stored))
+        if replayed is not None:
+            return _replayed(txn, replayed)
+        if kind is None or int(receiver_id) != user_id:
+            raise TransactionNotFound()
+        if kind not in shapes.REFUNDABLE:
+            raise NotRefundable(f"a {kind} cannot be refunded")
+        sender_id = int(sender_id)
+        locked = money.lock_users(txn, user_id, sender_id)
+        if user_id not in locked:
+            raise Unauthenticated()
+        refunder, sender = locked[user_id], locked[sender_id]  # a user with transactions stays
+        original_amount, already = refunds.lock_original(txn, original_id)
+        try:
+            amount = _refundable(amount, original_amount - already, refunder, sender)
+        except (RefundExceedsPayment, InsufficientFunds, BalanceLimit):
+            # A duplicate (same key) that committed while this one waited for the locks.
+            late = idempotency.replay_current(txn, user_id, idem)
+            if late is None:
+                raise
+            return _replayed(txn, late)
+        at = money.now()
+        row = LedgerRow(
+            "refund", (user_id, refunder.email), (sender_id, sender.email), amount, at,
+            refund_of=original_id,
+        )  # fmt: skip
+        refund = ledger_message(
+            row.transaction_id, "refund", refunder.email, sender.email, amount, at,
+            refund_of=original_id,
+        )  # fmt: skip
+        data = shapes.transaction_json(refund)
+        result = MoneyResult(row.transaction_id, refunder.balance - amount, status=201)
+        txn.commit_with(
+            [
+                money.balances_statement({user_id: -amount, sender_id: amount}),
+                refunds.add_refunded(original_id, amount),
+                money.ledger_statement([row]),
+                events.emit_statement(
+                    [
+                        NewEvent(user_id, "refund.sent", data),
+                        NewEvent(sender_id, "refund.received", data),
+                    ],
+                    at,
+                ),
+                idempotency.remember_statement([(user_id, idem, result)] if idem else []),
+            ]
+        )
+        return Refunded(refund, result)
 
 
 def _refundable(amount: int, remaining: int, refunder: money.Locked, sender: money.Locked) -> int:

@@ -52,7 +52,9 @@ def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
         [money.Check(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
     )
     batch = MoneyBatch(txn, locked, hooked)
-    outcomes = [batch.each(_topup, t, row) for t, row in zip(topups, looked, strict=True)]
+    outcomes = [
+        batch.each(_topup, t.user_id, t.idem, t, row) for t, row in zip(topups, looked, strict=True)
+    ]
     batch.commit()
     return outcomes
 

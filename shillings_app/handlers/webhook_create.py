@@ -121,30 +121,31 @@ def create_txn(
 ) -> Created:
     """The lookup (token, key), the user's row locked (so concurrent registrations count
     one after another and a sixth cannot slip in), the count, the row (and the key)."""
-    earlier = _earlier(txn, user_id, token_id, idem)
-    if earlier is not None:
-        return earlier
-    balance = webhooks.lock_user(txn, user_id)
-    if balance is None:
-        raise Unauthenticated()
-    if webhooks.count_live(txn, user_id) >= MAX_WEBHOOKS:
-        racing = idempotency.replay_current(txn, user_id, idem)
-        if racing is not None:  # this request's own first attempt made the fifth
-            return _replayed(txn, user_id, racing.transaction_id)
-        raise TooManyWebhooks(
-            f"at most {MAX_WEBHOOKS} webhooks per user; delete one (DELETE /v1/webhooks/{{id}})"
+    with idempotency.remembering_refusals(txn, user_id, idem):
+        earlier = _earlier(txn, user_id, token_id, idem)
+        if earlier is not None:
+            return earlier
+        balance = webhooks.lock_user(txn, user_id)
+        if balance is None:
+            raise Unauthenticated()
+        if webhooks.count_live(txn, user_id) >= MAX_WEBHOOKS:
+            racing = idempotency.replay_current(txn, user_id, idem)
+            if racing is not None:  # this request's own first attempt made the fifth
+                return _replayed(txn, user_id, racing.transaction_id)
+            raise TooManyWebhooks(
+                f"at most {MAX_WEBHOOKS} webhooks per user; delete one (DELETE /v1/webhooks/{{id}})"
+            )
+        record = webhooks.insert(
+            txn,
+            webhook_id=webhook_id,
+            user_id=user_id,
+            url=url,
+            event_types=types,
+            secret_sealed=sealed,
+            at=money.now(),
         )
-    record = webhooks.insert(
-        txn,
-        webhook_id=webhook_id,
-        user_id=user_id,
-        url=url,
-        event_types=types,
-        secret_sealed=sealed,
-        at=money.now(),
-    )
-    idempotency.remember_created(txn, user_id, idem, webhook_id, balance, 201)
-    return Created(record)
+        idempotency.remember_created(txn, user_id, idem, webhook_id, balance, 201)
+        return Created(record)
 
 
 def _earlier(txn: Any, user_id: int, token_id: str, idem: IdempotencyKey | None) -> Created | None:

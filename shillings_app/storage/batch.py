@@ -38,11 +38,20 @@ class MoneyBatch:
         self._keys: list[tuple[int, IdempotencyKey, MoneyResult]] = []
         self._used: dict[tuple[int, str], tuple[IdempotencyKey, MoneyResult]] = {}
 
-    def each(self, apply: Callable[..., Outcome], *args: Any) -> Outcome:
-        """Apply one request (``apply(self, *args)``); a refusal is its outcome alone."""
+    def each(
+        self,
+        apply: Callable[..., MoneyResult],
+        user_id: int,
+        idem: IdempotencyKey | None,
+        *args: Any,
+    ) -> Outcome:
+        """Apply one request of ``user_id`` (``apply(self, *args)``); a refusal is its
+        outcome alone, stored under its key ``idem`` when it is ``remembered``."""
         try:
             return apply(self, *args)
         except AppError as e:
+            if idem is not None and e.remembered:
+                self._remember(user_id, idem, idempotency.refusal_result(e))
             return e
 
     def replay(
@@ -59,7 +68,10 @@ class MoneyBatch:
             return None
         if earlier[0].request_hash != idem.request_hash:
             raise IdempotencyKeyReused()
-        return replace(earlier[1], replayed=True)
+        result = earlier[1]
+        if result.refusal is not None:
+            raise idempotency.refused(result.status, result.refusal)
+        return replace(result, replayed=True)
 
     def replay_current(self, user_id: int, idem: IdempotencyKey | None) -> MoneyResult | None:
         """``idempotency.replay_current``: the key read current, for a request about to be
@@ -96,9 +108,12 @@ class MoneyBatch:
         self._rows.append(row)
         self._events += new_events
         if idem is not None:
-            self._keys.append((user_id, idem, result))
-            self._used[(user_id, idempotency.same_key(idem.key))] = (idem, result)
+            self._remember(user_id, idem, result)
         return result
+
+    def _remember(self, user_id: int, idem: IdempotencyKey, result: MoneyResult) -> None:
+        self._keys.append((user_id, idem, result))
+        self._used[(user_id, idempotency.same_key(idem.key))] = (idem, result)
 
     def commit(self) -> None:
         """Everything applied, one statement per table (balances, ledger, events, keys), and

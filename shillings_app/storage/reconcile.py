@@ -43,14 +43,14 @@ _KEY_MISMATCHES = (
     " COUNT(*) OVER ()"
     " FROM idempotency_keys AS k LEFT JOIN transactions AS t"
     " ON t.transaction_id = k.transaction_id"
-    " WHERE k.hold_id IS NULL AND k.command <> 'WHC'"
+    " WHERE k.hold_id IS NULL AND k.command <> 'WHC' AND k.refusal IS NULL"
     " AND (t.id IS NULL OR COALESCE(t.sender_id, t.receiver_id) <> k.user_id)"
     " ORDER BY k.user_id, k.idem_key LIMIT %s"
 )
 """Keys of payments and top-ups whose transaction is missing or was made by another user
 (the maker is the sender, or for a top-up the receiver); the maker is NULL when it is
-missing. Keys of webhook registrations (WHC) name an endpoint, not a transaction, and are not
-checked."""
+missing. Keys of webhook registrations (WHC) name an endpoint, not a transaction, and keys
+of refusals name nothing: neither is checked."""
 
 _HOLD_KEY_MISMATCHES = (
     "SELECT k.user_id, k.idem_key, k.hold_id, k.transaction_id,"

@@ -81,3 +81,5 @@ class MoneyResult:
     """Read from the idempotency key of an earlier request, not done now."""
     hold_id: str | None = None
     """The hold made or changed (hold commands only)."""
+    refusal: str | None = None
+    """A refusal (``status`` its code): its reason and message, separated by a space."""

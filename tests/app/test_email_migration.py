@@ -58,6 +58,7 @@ def test_migration_canonicalises_reports_and_never_merges(database, monkeypatch)
         "0005_holds_refunds_events",
         "0006_webhooks",
         "0007_hold_capture_transaction",
+        "0008_idempotency_refusals",
     ]
 
     emails = dict(sql(database, "SELECT user_id, email FROM users"))

@@ -108,20 +108,22 @@ async def test_each_payment_of_a_batch_succeeds_or_fails_on_its_own(make_server)
 @pytest_twisted.ensureDeferred
 async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
     """Within a batch the later use of a key replays the earlier one's result (same body)
-    or is refused (another body); a key whose first use failed is free for the next one;
+    or is refused (another body); a key whose first use was refused gets that refusal again;
     trailing spaces spell the same key, as the key column compares them."""
     async with _server(make_server) as (server, client):
         payer = await new_session(client, "payer")
         payee = await new_session(client, "payee")
         await payer.topup(1_000)
+        await payee.topup(5_000)
 
         def send() -> list[defer.Deferred]:
             return [
                 defer.ensureDeferred(payer.pay(payee.email, 5_000, "k-free")),  # no funds
+                defer.ensureDeferred(payee.pay(payer.email, 5_000)),  # funds now
                 defer.ensureDeferred(payer.pay(payee.email, 300, "k")),
                 defer.ensureDeferred(payer.pay(payee.email, 300, "k")),
                 defer.ensureDeferred(payer.pay(payee.email, 301, "k")),
-                defer.ensureDeferred(payer.pay(payee.email, 200, "k-free")),
+                defer.ensureDeferred(payer.pay(payee.email, 5_000, "k-free")),
                 defer.ensureDeferred(payer.pay(payee.email, 300, "k  ")),  # the column's "k"
             ]
 
@@ -130,18 +132,18 @@ async def test_an_idempotency_key_used_twice_in_one_batch(make_server):
             (422, "insufficient_funds"),
             (200, ""),
             (200, ""),
-            (422, "idempotency_key_reused"),
             (200, ""),
+            (422, "idempotency_key_reused"),
+            (422, "insufficient_funds"),  # its key's first use, though the funds came since
             (200, ""),
         ]
-        first, again = answers[1], answers[2]
-        assert answers[5].status.replayed
-        assert answers[5].pay.transaction_id == first.pay.transaction_id
+        first, again = answers[2], answers[3]
+        assert answers[6].status.replayed
+        assert answers[6].pay.transaction_id == first.pay.transaction_id
         assert (first.status.replayed, again.status.replayed) == (False, True)
         assert again.pay.transaction_id == first.pay.transaction_id
-        assert again.pay.sender_balance == first.pay.sender_balance == 1_000 - 1 - 300
-        assert answers[4].pay.sender_balance == 1_000 - 1 - 300 - 200
-        assert await payee.balance() == 500
+        assert again.pay.sender_balance == first.pay.sender_balance == 1_000 - 1 + 5_000 - 300
+        assert await payee.balance() == 300
         keys = sql(server.dsn, "SELECT idem_key FROM idempotency_keys ORDER BY idem_key")
         assert keys == [("k",), ("k-free",)]
         # Across batches too: the stored key replays, by either spelling.

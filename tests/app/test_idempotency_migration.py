@@ -111,6 +111,7 @@ async def test_stored_keys_become_columns_and_still_replay(database, monkeypatch
         "0005_holds_refunds_events",
         "0006_webhooks",
         "0007_hold_capture_transaction",
+        "0008_idempotency_refusals",
     ]
     assert lines == ["3 idempotency key(s) now store their result as columns"]
     assert sql(
@@ -158,6 +159,7 @@ def test_a_response_naming_no_transaction_stops_the_migration(database, monkeypa
         "0005_holds_refunds_events",
         "0006_webhooks",
         "0007_hold_capture_transaction",
+        "0008_idempotency_refusals",
     ]
     assert sql(database, "SELECT transaction_id FROM idempotency_keys") == [(TX[0],)]
     with pytest.raises(pymysql.err.OperationalError):

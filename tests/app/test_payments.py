@@ -155,13 +155,19 @@ async def test_same_key_with_a_different_request_is_422(client):
 
 
 @pytest_twisted.ensureDeferred
-async def test_failed_request_does_not_consume_its_key(client):
+async def test_a_refused_request_is_answered_again_under_its_key(client):
+    """SPEC §2: a retry with the same key and body gets the same response, a refusal too,
+    whatever changed since; a new key is judged on the data as it is."""
     payer = await new_session(client, "payer")
     payee = await new_session(client, "payee")
     assert _status(await payer.pay(payee.email, 500, key="k1")) == (422, "insufficient_funds")
     await payer.topup(500)
-    response = await payer.pay(payee.email, 500, key="k1")
-    assert response.status.code == 200
+    again = await payer.pay(payee.email, 500, key="k1")
+    assert (again.status.code, again.status.reason) == (422, "insufficient_funds")
+    assert again.status.message == "insufficient funds"
+    assert await payee.balance() == 0
+    assert _status(await payer.pay(payee.email, 501, key="k1")) == (422, "idempotency_key_reused")
+    assert (await payer.pay(payee.email, 500, key="k2")).status.code == 200
     assert await payee.balance() == 500
 
 

@@ -43,7 +43,7 @@ async def test_holds_written_by_the_app_server_reconcile(ledger: Ledger, client:
     await _holds(client, ledger)
     report = reconcile(ledger.dsn)
     assert report.ok, report.text()
-    assert report.keys == 3 + 5
+    assert report.keys == 4 + 5  # the ledger's 4 (one a refusal) and the holds' 5
 
 
 @pytest_twisted.ensureDeferred

@@ -227,19 +227,22 @@ async def test_idempotent_retry_refunds_once_and_replays_the_answer(client, app_
         await merchant.pay(payer.email, 300, key="r-1"),
     ):
         assert _status(response) == (422, "idempotency_key_reused")
-    # A refused refund does not consume its key.
-    assert _status(await merchant.refund(payment, 701, key="r-2")) == (
-        422,
-        "refund_exceeds_payment",
-    )
-    assert _status(await merchant.refund(payment, 700, key="r-2")) == (201, "")
+    # A refused refund is answered again under its key (SPEC §2), whatever changed since.
+    assert (await merchant.pay(payer.email, 700)).status.code == 200
+    refused = await merchant.refund(payment, 700, key="r-2")
+    assert _status(refused) == (422, "insufficient_funds")
+    await merchant.topup(700)
+    assert (await merchant.refund(payment, 700, key="r-2")).status == refused.status
+    other_body = await merchant.refund(payment, 701, key="r-2")
+    assert _status(other_body) == (422, "idempotency_key_reused")
+    assert _status(await merchant.refund(payment, 700, key="r-3")) == (201, "")
     stored = sql(
         app_server.dsn,
         "SELECT idem_key, command, status FROM idempotency_keys WHERE user_id = %s"
         " ORDER BY idem_key",
         (merchant.user_id,),
     )
-    assert stored == [("r-1", "RFD", 201), ("r-2", "RFD", 201)]
+    assert stored == [("r-1", "RFD", 201), ("r-2", "RFD", 422), ("r-3", "RFD", 201)]
     assert _count(app_server.dsn, "refund") == 2
 
 

@@ -116,6 +116,25 @@ async def test_pay_errors(web):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_refused_pay_is_refused_again_under_its_key_after_the_funds_came(web):
+    """SPEC §2: same key, same body, same response: the client that was told the payment
+    failed is never charged by a retry of it."""
+    alice = await user_with_token(web.client, "alice@example.com", topup="1.00")
+    await user_with_token(web.client, "bob@example.com")
+    key = {"Idempotency-Key": "checkout-7"}
+    body = {"receiver_email": "bob@example.com", "amount": "5.00"}
+    first = await web.client.post("/v1/pay", body, token=alice, headers=key)
+    assert (first.code, first.reason) == (422, "insufficient_funds")
+    assert (await web.client.post("/v1/topup", {"amount": "10.00"}, token=alice)).code == 200
+    again = await web.client.post("/v1/pay", body, token=alice, headers=key)
+    assert (again.code, again.body) == (first.code, first.body)
+    assert await balance(web.client, alice) == "11.00"
+    fresh = await web.client.post("/v1/pay", body, token=alice, headers={"Idempotency-Key": "k8"})
+    assert fresh.code == 200
+    assert await balance(web.client, alice) == "6.00"
+
+
+@pytest_twisted.ensureDeferred
 async def test_idempotent_pay_and_topup(web):
     alice = await user_with_token(web.client, "alice@example.com", topup="50.00")
     bob = await user_with_token(web.client, "bob@example.com")
