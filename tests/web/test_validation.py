@@ -135,6 +135,20 @@ def test_pay_amount_json_number_is_exact():
     assert p.amount == 100_000_000
 
 
+@pytest.mark.parametrize("digits", [101, 4_300, 4_301, 20_000])
+def test_a_json_integer_of_any_length_is_an_amount_out_of_range_not_bad_json(digits):
+    """Python's ``int`` refuses over 4,300 digits; such a body is still valid JSON."""
+    raw = b'{"receiver_email": "b@c.de", "amount": %s}' % (b"1" * digits)
+    with pytest.raises(ApiError) as e:
+        validation.pay(raw)
+    assert (e.value.code, e.value.reason) == (400, "invalid_amount")
+    raw = b'{"receiver_email": "b@c.de", "amount": 1, "expires_in": %s}' % (b"1" * digits)
+    with pytest.raises(ApiError) as e:
+        validation.hold(raw)
+    assert (e.value.code, e.value.reason) == (400, "invalid_request")
+    assert "expires_in must be a positive whole number of seconds" in e.value.message
+
+
 @pytest.mark.parametrize(
     "amount", ["1.001", 0, -5, "1000000.01", True, None, "ten", 1.234, [1], "1e3"]
 )
