@@ -34,6 +34,13 @@ class InvalidAmount(AppError):
     code, reason, message = 400, "invalid_amount", AMOUNT_RANGE
 
 
+class ExceedsHold(InvalidAmount):
+    """A capture of more than its hold: decided on the hold, so remembered."""
+
+    message = "amount exceeds the hold's amount"
+    remembered = True
+
+
 class Unauthenticated(AppError):
     code, reason, message = 401, "unauthenticated", "authentication required"
 

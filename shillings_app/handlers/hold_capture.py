@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shillings_app.errors import BalanceLimit, InvalidAmount
+from shillings_app.errors import BalanceLimit, ExceedsHold
 from shillings_app.handlers import Context, status, validation
 from shillings_app.handlers.convert import hold_events, hold_message
 from shillings_app.storage import RequestScope, events, holds, idempotency, money
@@ -48,7 +48,7 @@ def hold_capture_txn(
         hold, receiver = change.hold, change.receiver
         captured = amount or hold.amount
         if captured > hold.amount:
-            raise InvalidAmount("amount exceeds the hold's amount")
+            raise ExceedsHold()
         if receiver.balance + captured > MAX_BALANCE:
             raise BalanceLimit("the receiver's balance would exceed the limit")
         at = change.at

@@ -212,16 +212,21 @@ class Txn:
         that fails: then COMMIT was not run, so the outcome is known (the caller rolls back)
         and a duplicate of a ``duplicate_retries`` statement becomes ``RetryTransaction``.
         ``reached_commit`` is set before sending: a connection lost in this round trip
-        leaves the outcome unknown."""
+        leaves the outcome unknown. Not ``one_trip``: each statement, then COMMIT, alone;
+        committed all the same (a caller may raise after it: ``remembering_refusals``)."""
         todo = [s for s in statements if s is not None]
+        if self.attempt.committed:
+            raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
         if not self.one_trip:
             for statement in todo:
                 execute(self, statement)
-            return  # Database.run sends COMMIT
+            self.attempt.check()
+            self.attempt.reached_commit = True
+            self._cursor.connection.commit()
+            self.attempt.committed = True
+            return
         script = ";".join([*(mogrify(self._cursor, s.sql, s.args) for s in todo), "COMMIT"])
         self.attempt.check()
-        if self.attempt.committed:
-            raise RuntimeError(f"{self.attempt.desc}: a second COMMIT")
         self.attempt.reached_commit = True
         done = 0
         try:

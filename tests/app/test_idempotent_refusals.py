@@ -9,6 +9,7 @@ from twisted.internet import defer
 
 from shillings_app.storage.records import MAX_BALANCE
 from tests import protocol_requests as messages
+from tests.app.group_commit import _server
 from tests.app.helpers import new_session, sql
 from tests.app.test_webhooks import create, delete
 
@@ -29,6 +30,23 @@ async def test_a_refused_hold_is_refused_again_after_the_funds_came(client, app_
     assert sql(app_server.dsn, "SELECT COUNT(*) FROM holds") == [(0,)]
     fresh = messages.hold(payer.user_id, payer.token_id, merchant.email, 500, 0, "h-2")
     assert (await client.call(fresh)).status.code == 201
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_capture_over_the_hold_is_refused_the_same_after_the_hold_was_voided(client):
+    """The amount is checked against the hold, so its refusal is remembered: the retry
+    does not turn into 409 hold_not_active once the hold is voided."""
+    payer = await new_session(client, "payer")
+    merchant = await new_session(client, "merchant")
+    assert (await payer.topup(1_000)).status.code == 200
+    placed = await client.call(messages.hold(payer.user_id, payer.token_id, merchant.email, 500))
+    hold_id = placed.hold.hold.hold_id
+    capture = messages.capture(merchant.user_id, merchant.token_id, hold_id, 501, "c-1")
+    first = await client.call(capture)
+    assert _status(first) == (400, "invalid_amount", "amount exceeds the hold's amount")
+    void = messages.void(merchant.user_id, merchant.token_id, hold_id)
+    assert (await client.call(void)).status.code == 200
+    assert _status(await client.call(capture)) == _status(first)
 
 
 @pytest_twisted.ensureDeferred
@@ -78,3 +96,22 @@ async def test_duplicates_racing_a_topup_all_get_one_answer(connect, app_server)
     assert await payee.balance() == (700 if code == 200 else 0)
     later = await clients[0].call(pay)
     assert (later.status.code, later.status.reason) == (code, reason)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusals_are_stored_when_each_statement_goes_alone(make_server):
+    """On a Galera cluster (``db_sync_wait`` > 0) statements and COMMIT go one per round
+    trip; a lone transaction's refusal must be committed there too. Before, the hold's
+    refusal was rolled back with the transaction and its retry placed the hold."""
+    async with _server(make_server, db_sync_wait=1) as (server, client):
+        payer = await new_session(client, "payer")
+        merchant = await new_session(client, "merchant")
+        hold = messages.hold(payer.user_id, payer.token_id, merchant.email, 500, 0, "h-1")
+        pay = messages.pay(payer.user_id, payer.token_id, merchant.email, 500, "p-1")
+        refused = [await client.call(hold), await client.call(pay)]
+        assert [r.status.reason for r in refused] == ["insufficient_funds"] * 2
+        assert (await payer.topup(1_000)).status.code == 200
+        again = [await client.call(hold), await client.call(pay)]
+        assert [_status(r) for r in again] == [_status(r) for r in refused]
+        assert sql(server.dsn, "SELECT COUNT(*) FROM holds") == [(0,)]
+        assert await payer.balance() == 1_000
