@@ -209,7 +209,7 @@ class ShillingsApi:
     @app.route("/v1/signup", methods=["POST"])
     @endpoint
     async def signup(self, request: Any) -> Reply:
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
+        validation.body_headers(request.requestHeaders)
         body = validation.signup(request.body())
         await self.signups.reserve(subject_keys("signup", self._client_ip(request)))
         response = await self._call(request, pb.Request(command=pb.SGN, signup=body))
@@ -219,7 +219,7 @@ class ShillingsApi:
     @app.route("/v1/login", methods=["POST"])
     @endpoint
     async def login(self, request: Any) -> Reply:
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
+        validation.body_headers(request.requestHeaders)
         body = validation.login(request.body())
         attempt = await self.logins.reserve(request, body.email, self._client_ip(request))
         outcome = "void"  # no verdict on the password (e.g. 503): the attempt is not counted

@@ -43,7 +43,7 @@ def _posted(parse: Callable[..., Any]) -> Callable[..., Any]:
     and the path parameters) and the Idempotency-Key header."""
 
     def build(request: Any, **params: str) -> Any:
-        validation.content_type(request.requestHeaders.getRawHeaders(b"content-type"))
+        validation.body_headers(request.requestHeaders)
         body = parse(request.body(), **params)
         header = request.requestHeaders.getRawHeaders(b"idempotency-key")
         body.idempotency_key = validation.idempotency_key(header)

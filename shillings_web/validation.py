@@ -135,6 +135,16 @@ def json_object(body: bytes, allowed: frozenset[str]) -> dict[str, Any]:
 _JSON_ONLY = [b"application/json"]
 
 
+def body_headers(headers: Any) -> None:
+    """A body must be sent uncompressed (``Content-Encoding`` none or ``identity``: a
+    compressed one is not JSON to us, and inflating it is work a client could abuse) and as
+    ``application/json`` (``content_type``); else 415."""
+    encoding = headers.getRawHeaders(b"content-encoding")
+    if encoding is not None and [e.strip().lower() for e in encoding] != [b"identity"]:
+        raise unsupported_media_type("Content-Encoding is not supported: send the body as is")
+    content_type(headers.getRawHeaders(b"content-type"))
+
+
 def content_type(values: list[bytes] | None) -> None:
     """A body must be sent as ``application/json`` (charset, if given, utf-8); else 415."""
     if values == _JSON_ONLY:

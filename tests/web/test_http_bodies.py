@@ -53,6 +53,31 @@ async def test_bodies_must_be_application_json(edge_web, fake_app):
 
 
 @pytest_twisted.ensureDeferred
+async def test_compressed_bodies_are_415(edge_web, fake_app):
+    """Before, a gzip body was 400 "not valid JSON", as if the client had sent bad JSON."""
+    for path, data in BODY_POSTS.items():
+        for encoding in ("gzip", "deflate, gzip", "br"):
+            answer = await edge_web.client.request(
+                "POST",
+                path,
+                data=data,
+                headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+                token=token(sub="5"),
+            )
+            body = assert_envelope(answer, 415, "unsupported_media_type")
+            assert "Content-Encoding" in body["status"]["message"]
+    assert app_commands(fake_app) == []
+    answer = await edge_web.client.request(
+        "POST",
+        "/v1/topup",
+        data=BODY_POSTS["/v1/topup"],
+        headers={"Content-Type": "application/json", "Content-Encoding": "identity"},
+        token=token(sub="5"),
+    )
+    assert answer.code == 500  # reached the fake app, which answers everything with 500
+
+
+@pytest_twisted.ensureDeferred
 async def test_lone_surrogate_is_400_never_500(edge_web, fake_app):
     for path, data in BODY_POSTS.items():
         text = data.decode()
