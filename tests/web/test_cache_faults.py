@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
@@ -219,6 +220,20 @@ async def test_while_redis_refuses_writes_no_process_serves_what_another_could_n
     assert await balance(x.client, alice) == "95.00"
 
 
+@contextlib.asynccontextmanager
+async def _y_lost_its_invalidations(web_with) -> AsyncIterator[tuple[Any, tuple[str, str, str]]]:
+    """Web process X with Alice, Bob and Carol cached; inside, Redis refuses writes, and
+    web process Y has answered a pay (Alice to Bob, 5.00) and Carol's logout, then
+    stopped: the invalidations Redis refused died with it."""
+    x = await web_with()
+    y = await web_with()
+    alice, bob, carol = await _cached_parties(x)
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        await y.server.stop()
+        yield x, (alice, bob, carol)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_process_restarted_after_redis_refused_its_invalidations_outdates_the_cache(
     web_with,
@@ -227,12 +242,8 @@ async def test_a_process_restarted_after_redis_refused_its_invalidations_outdate
     again, losing them; X read nothing meanwhile. The restarted Y outdates every entry
     before it reads, so X serves neither the old balances nor the revoked token. Before, X
     served them until the entries' TTL (the tokens' remaining life)."""
-    x = await web_with()
-    y = await web_with()
-    alice, bob, carol = await _cached_parties(x)
-    async with refusing_writes(x):
-        await _pay_and_logout(y, alice, carol)
-        await y.server.stop()  # the invalidations Redis refused die with Y
+    async with _y_lost_its_invalidations(web_with) as (x, (alice, bob, carol)):
+        pass
     y_again = await web_with()
     assert y_again.server.api.cache.pending == 0  # its start's outdating was delivered
     await _served_fresh(x, alice, bob, carol)
@@ -246,12 +257,7 @@ async def test_a_process_that_saw_redis_refuse_outdates_the_cache_before_reading
     writes (its read was refused, so it went to the app server): once Redis takes writes
     again, X outdates every entry before it reads one. Before, X served the old balances
     and the revoked token as soon as Redis took writes again."""
-    x = await web_with()
-    y = await web_with()
-    alice, bob, carol = await _cached_parties(x)
-    async with refusing_writes(x):
-        await _pay_and_logout(y, alice, carol)
-        await y.server.stop()  # the invalidations Redis refused die with Y
+    async with _y_lost_its_invalidations(web_with) as (x, (alice, bob, carol)):
         assert await balance(x.client, alice) == "95.00"  # read refused: from the app
         assert x.server.api.cache.pending == 1  # to outdate every entry
     await _served_fresh(x, alice, bob, carol)
