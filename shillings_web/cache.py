@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from shillings_web.auth import Identity
@@ -36,6 +36,9 @@ log = Logger()
 
 TOKEN_KEY = "shl:prof:{}"
 EPOCH_KEY = "shl:epoch"
+PROBE_KEY = "shl:probe"
+"""Written by every web process's watch (``ProfileCache.start``): does Redis take writes?"""
+PROBE_TTL = 10
 MAX_PENDING = 1000
 """Invalidations one process keeps for retry; past this it resets the whole cache instead."""
 
@@ -95,9 +98,10 @@ class ProfileCache:
 
     What one process kept dies with it, and another may have missed a failure. So a process
     also outdates every entry (``outdate_all``, before it reads any) when it starts (its
-    previous run may have died holding invalidations) and after any failed read (Redis was
-    away or refused writes: another process's invalidations may have been refused too, and
-    that process may be gone when Redis takes writes again).
+    previous run may have died holding invalidations), and after any failed read or write
+    probe (``start``: Redis was away or refused writes, so another process's invalidations
+    may have been refused too, and that process may be gone when Redis takes writes again).
+    A process that stops delivers what it holds first (``settle``).
     """
 
     def __init__(
@@ -115,7 +119,11 @@ class ProfileCache:
         """``outdate_all`` calls so far (the first: at start); ``_outdates_done`` of them
         Redis has acknowledged."""
         self._outdates_done = 0
+        self._owed = False
+        """An ``outdate_all`` pending stands for invalidations (``bump_all``, or keys it
+        subsumed), not only for this process's own caution."""
         self._flushing = False
+        self._watching = False
         self._retry: Any = None
         self.outcomes: Counter[str] = Counter()
         """Lookups so far: ``hit`` (profile read), ``miss`` (to be filled), ``bypass``."""
@@ -127,7 +135,12 @@ class ProfileCache:
         return len(self._pending) + (self._outdates_done < self._outdates_asked)
 
     def start(self) -> None:
-        """Deliver what is pending (the start's ``outdate_all``) even if no request comes."""
+        """Watch Redis every ``retry_interval`` s until ``stop``, requests or not: deliver
+        what is pending (first the start's ``outdate_all``); with nothing pending, probe that
+        Redis takes a write, and ``outdate_all`` when it does not (so a process that served
+        no request while Redis refused writes still reads nothing another could not
+        invalidate)."""
+        self._watching = True
         self._schedule()
 
     async def lookup(self, identity: Identity) -> Lookup:
@@ -253,6 +266,7 @@ class ProfileCache:
     async def bump_all(self) -> None:
         """Invalidate every cached profile at once (a change whose users are unknown, e.g.
         its answer was lost): ``outdate_all`` and deliver it now (else in the background)."""
+        self._owed = True
         self.outdate_all()
         if not await self.flush():
             log.warn("could not outdate the cached profiles; will retry")
@@ -263,7 +277,9 @@ class ProfileCache:
         once unless a grace period is under way. When Redis holds no epoch, the
         next lookup starts one (with its grace period) anyway."""
         self._outdates_asked += 1
-        self._pending.clear()  # subsumed
+        if self._pending:
+            self._owed = True
+            self._pending.clear()  # subsumed
         self._schedule()
 
     async def forget(self, identity: Identity) -> None:
@@ -283,6 +299,7 @@ class ProfileCache:
             if self._outdates_done < asked:
                 await self._redis.execute("eval", _RESET_EPOCH, [EPOCH_KEY], [secrets.token_hex(4)])
                 self._outdates_done = max(self._outdates_done, asked)
+                self._owed = self._owed and self._outdates_done < self._outdates_asked
         except RedisUnavailable:
             pass
         finally:
@@ -294,9 +311,33 @@ class ProfileCache:
             log.info("cache invalidations caught up ({count})", count=len(keys))
         return True
 
+    @property
+    def owed(self) -> int:
+        """Pending invalidations that others depend on (``pending`` less this process's
+        own caution): keys to delete, and 1 for an owed outdating of every entry."""
+        return len(self._pending) + self._owed
+
+    async def settle(self, within: float) -> int:
+        """Before the process stops: retry what is ``owed`` every ``retry_interval`` s for
+        up to ``within`` s; the count left (logged: those users' cached profiles may be read
+        stale by the other web processes until Redis is flushed)."""
+        deadline = self._clock.seconds() + within
+        while self.owed and not await self.flush():
+            if self._clock.seconds() >= deadline:
+                break
+            await task.deferLater(self._clock, self._retry_interval)
+        if self.owed:
+            log.error(
+                "stopping with {count} cache invalidations Redis did not take: other web"
+                " processes may serve stale profiles until Redis is flushed",
+                count=self.owed,
+            )
+        return self.owed
+
     def stop(self) -> None:
-        """Cancel the background retry (pending invalidations are dropped with the process;
-        its next start outdates every entry)."""
+        """Stop the watch (what is still pending is dropped with the process: ``settle``
+        first)."""
+        self._watching = False
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
@@ -330,6 +371,18 @@ class ProfileCache:
 
     def _flush_later(self) -> None:
         self._retry = None
-        defer.ensureDeferred(self.flush()).addErrback(
+        defer.ensureDeferred(self._watch()).addErrback(
             lambda f: log.failure("retrying cache invalidations failed", f)
         )
+
+    async def _watch(self) -> None:
+        """One turn of the watch (``start``), or a retry of what is pending."""
+        if self.pending:
+            await self.flush()
+        elif self._watching:
+            try:
+                await self._redis.execute("set", PROBE_KEY, "1", PROBE_TTL)
+            except RedisUnavailable:
+                self.outdate_all()
+        if self._watching:
+            self._schedule()

@@ -109,6 +109,7 @@ class WebServer:
                 grace=grace,
             )
         await self.pool.stop()
+        await self.api.cache.settle(grace)
         self.api.cache.stop()
         await self.redis.stop()
         if self.metrics_listener is not None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from shillings_web.auth import verify_token
@@ -292,3 +292,39 @@ async def test_outdating_every_entry_keeps_the_primary_an_epoch_names(web):
     await web.server.api.cache.bump_all()
     now = await redis.execute("get", EPOCH_KEY)
     assert now[:8] != "0badcafe" and now[8:] == "@10.0.0.9/6379:5.0"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_process_that_served_nothing_while_redis_refused_writes_outdates_the_cache(
+    web_with,
+):
+    """X serves no request while Redis refuses writes; its watch's write probe is refused,
+    so once Redis takes writes again X outdates every entry before reading one. Before, X
+    (having read nothing meanwhile) served the old balance and the revoked token after Y,
+    which held the refused invalidations, was stopped (adversarial test: seen for 60 s)."""
+    x = await web_with()
+    y = await web_with()
+    alice, bob, carol = await _cached_parties(x)
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        assert await poll_until(reactor, lambda: x.server.api.cache.pending == 1, 5.0)
+        await y.server.stop()  # gives up on the invalidations after its grace
+    await _served_fresh(x, alice, bob, carol)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopping_process_delivers_its_invalidations_within_its_grace(web_with):
+    """Y stops while Redis refuses its invalidations and Redis takes writes again before
+    Y's grace is over: Y delivers them before it exits. Before, it dropped them."""
+    x = await web_with()
+    y = await web_with()
+    alice, _, carol = await _cached_parties(x)
+    async with refusing_writes(x):
+        await _pay_and_logout(y, alice, carol)
+        stopped = defer.ensureDeferred(y.server.stop())
+        await deferLater(reactor, 0.3, lambda: None)
+    await stopped
+    redis = x.server.redis
+    assert await redis.execute("exists", gen_key("bob@example.com")) == 0
+    assert await redis.execute("exists", gen_key("carol@example.com")) == 0
+    assert y.server.api.cache.owed == 0
