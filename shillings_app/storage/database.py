@@ -175,6 +175,7 @@ class Txn:
 
     def __init__(self, cursor: Any, attempt: Attempt, *, one_trip: bool = True) -> None:
         self._cursor = cursor
+        self._connection = cursor.connection
         self.attempt = attempt
         self.one_trip = one_trip
         """Statements may share a round trip (multi-statement queries). False on a Galera
@@ -220,10 +221,7 @@ class Txn:
         if not self.one_trip:
             for statement in todo:
                 execute(self, statement)
-            self.attempt.check()
-            self.attempt.reached_commit = True
-            self._cursor.connection.commit()
-            self.attempt.committed = True
+            self.commit()
             return
         script = ";".join([*(mogrify(self._cursor, s.sql, s.args) for s in todo), "COMMIT"])
         self.attempt.check()
@@ -242,6 +240,15 @@ class Txn:
                 if todo[done].duplicate_retries and code == ER_DUP_ENTRY:
                     raise RetryTransaction() from None
             raise
+        self.attempt.committed = True
+
+    def commit(self) -> None:
+        """COMMIT alone (``Database.run`` ends with it unless the function committed);
+        ``reached_commit`` is set before sending: a connection lost meanwhile leaves the
+        outcome unknown."""
+        self.attempt.check()
+        self.attempt.reached_commit = True
+        self._connection.commit()
         self.attempt.committed = True
 
 
@@ -395,12 +402,11 @@ class Database:
         try:
             attempt.check()
             cursor = conn.cursor()
-            result = func(Txn(cursor, attempt, one_trip=self._one_trip), *args)
+            txn = Txn(cursor, attempt, one_trip=self._one_trip)
+            result = func(txn, *args)
             cursor.close()
             if not attempt.committed:
-                attempt.check()
-                attempt.reached_commit = True
-                conn.commit()
+                txn.commit()
             return result
         except BaseException:
             try:
