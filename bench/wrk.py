@@ -106,9 +106,10 @@ def best_of(
     repeats: int, measure: Callable[[], tuple[Point, dict[str, float] | None]]
 ) -> tuple[dict[str, Any], dict[str, float] | None]:
     """Run ``measure`` ``repeats`` times; keep the fastest run (other load on the machine
-    only ever slows a run down) and the req/s of every run."""
+    only ever slows a run down) and the req/s and p50 of every run."""
     runs = [measure() for _ in range(max(1, repeats))]
     point, cpu = max(runs, key=lambda run: run[0].rps)
     figures = point.as_dict()
     figures["rps_runs"] = [run[0].rps for run in runs]
+    figures["p50_runs"] = [run[0].p50_ms for run in runs]
     return figures, cpu
