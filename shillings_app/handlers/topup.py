@@ -43,13 +43,14 @@ async def handle(ctx: Context, request: pb.Request, scope: RequestScope) -> pb.R
 
 
 def topup_batch_txn(txn: Any, topups: Sequence[Topup]) -> list[Outcome]:
-    """Two round trips for the whole batch: the users' rows locked (ascending id, holds
-    summed) and the lookup (each one's token, key), then one UPDATE of all balances, the
-    ledger rows, their events, the keys and COMMIT."""
+    """Two round trips for the whole batch: the users' rows locked (ascending id; a top-up
+    spends nothing, so their holds are not summed) and the lookup (each one's token, key),
+    then one UPDATE of all balances, the ledger rows, their events, the keys and COMMIT."""
     locked, hooked, looked = money.lock_and_lookup(
         txn,
         sorted({t.user_id for t in topups}),
         [money.Check(t.token_id, t.user_id, idempotency.key_of(t.idem)) for t in topups],
+        held=False,
     )
     batch = MoneyBatch(txn, locked, hooked)
     outcomes = [

@@ -38,13 +38,21 @@ class Check:
 
 
 def lock_and_lookup(
-    txn: Any, user_ids: Sequence[int], checks: Sequence[Check], receivers: Sequence[str] = ()
+    txn: Any,
+    user_ids: Sequence[int],
+    checks: Sequence[Check],
+    receivers: Sequence[str] = (),
+    *,
+    held: bool = True,
 ) -> tuple[dict[int, Locked], frozenset[int], list[tuple[Any, ...]]]:
     """``lock_users`` of ``user_ids`` and of the users whose emails are ``receivers``, then the
-    lookup, in one round trip. Returns the locked rows, those of them with an enabled
-    webhook endpoint (``events.hooked_statement``) and, for each of ``checks`` in order,
-    ``(revoked, *stored)`` (``idempotency.STORED``, or ``idempotency.NOT_STORED``), with
-    ``receivers`` (one per check) ``(revoked, receiver id or None, *stored)``.
+    lookup, in one round trip. Without ``held`` (a batch that spends nothing: top-ups) the
+    lock reads no holds (``Locked.held`` None): their sum was a third of the lock statement's
+    cost (6 users: 0.29 ms of MariaDB round trip, 0.19 without). Returns the locked rows,
+    those of them with an enabled webhook endpoint (``events.hooked_statement``) and, for
+    each of ``checks`` in order, ``(revoked, *stored)`` (``idempotency.STORED``, or
+    ``idempotency.NOT_STORED``), with ``receivers`` (one per check) ``(revoked, receiver id
+    or None, *stored)``.
 
     The receivers' ids are read first (``SET`` of one session variable each; an email never
     changes while the app runs) so that every row is locked by the one ascending-id
@@ -58,7 +66,7 @@ def lock_and_lookup(
     (retry)."""
     found = [f"@shillings_receiver_{n}" for n in range(len(receivers))]
     statements = [
-        _lock(user_ids, found),
+        _lock(user_ids, found, held=held),
         events.hooked_statement(user_ids, found),
         _revoked(checks),
     ]
@@ -129,14 +137,17 @@ active holds (NULL: none)."""
 
 @dataclass(frozen=True)
 class Locked:
-    """A user's row as locked: balance, email and what their active holds reserve."""
+    """A user's row as locked: balance, email and what their active holds reserve (None:
+    not read, ``lock_and_lookup`` without ``held``)."""
 
     balance: int
     email: str
-    held: int
+    held: int | None
 
     @property
     def available(self) -> int:
+        if self.held is None:
+            raise RuntimeError("the user's holds were not read under the lock")
         return self.balance - self.held
 
 
@@ -150,18 +161,20 @@ def lock_users(txn: Any, *user_ids: int) -> dict[int, Locked]:
     return _locked(txn.fetchall())
 
 
-def _lock(user_ids: Sequence[int], found: Sequence[str] = ()) -> Statement:
-    """``lock_users``' statement; ``found``: SQL variables holding more ids (NULL: none)."""
+def _lock(user_ids: Sequence[int], found: Sequence[str] = (), *, held: bool = True) -> Statement:
+    """``lock_users``' statement; ``found``: SQL variables holding more ids (NULL: none);
+    without ``held`` it reads NULL for ``held``."""
     marks = ", ".join([*(["%s"] * len(user_ids)), *found])
+    held_sql = CURRENT_HELD.format(user="users.user_id") if held else "NULL"
     return Statement(
-        f"SELECT user_id, balance, email, {CURRENT_HELD.format(user='users.user_id')}"
+        f"SELECT user_id, balance, email, {held_sql}"
         f" FROM users WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
         user_ids,
     )
 
 
 def _locked(rows: Sequence[Sequence[Any]]) -> dict[int, Locked]:
-    return {int(r[0]): Locked(int(r[1]), r[2], int(r[3])) for r in rows}
+    return {int(r[0]): Locked(int(r[1]), r[2], None if r[3] is None else int(r[3])) for r in rows}
 
 
 def balances_statement(deltas: Mapping[int, int]) -> Statement | None:

@@ -29,14 +29,16 @@ def sql(dsn: str, query: str, args: tuple = ()) -> list[tuple]:
 
 
 @contextmanager
-def row_locked(dsn: str, user_id: int) -> Iterator[None]:
-    """Hold ``SELECT … FOR UPDATE`` on one user's row, from another connection, until the
-    block ends (then commit, releasing it)."""
+def row_locked(
+    dsn: str, user_id: int, select: str = "SELECT balance FROM users WHERE user_id = %s"
+) -> Iterator[None]:
+    """Hold ``select … FOR UPDATE`` (by default: one user's row; its parameter is the user
+    id), from another connection, until the block ends (then commit, releasing it)."""
     conn = pymysql.connect(**parse_dsn(dsn))
     try:
         with conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute("SELECT balance FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
+            cur.execute(f"{select} FOR UPDATE", (user_id,))
         yield
     finally:
         conn.commit()

@@ -138,3 +138,25 @@ async def test_same_key_pays_racing_for_all_of_available_replay_one_payment(clie
     assert [_status(r) for r in responses] == [(200, "")] * 3
     assert len({r.pay.transaction_id for r in responses}) == 1
     assert await payer.balance() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_topup_does_not_wait_for_the_payers_holds(client, app_server):
+    """A top-up spends nothing, so its batch does not read (share-lock) the user's holds:
+    it goes through while another transaction holds the user's hold row, which a pay must
+    wait for (it sums the holds current under its lock)."""
+    payer = await new_session(client, "payer")
+    merchant = await new_session(client, "merchant")
+    await payer.topup(1_000)
+    placed = await client.call(messages.hold(payer.user_id, payer.token_id, merchant.email, 300))
+    assert placed.status.code == 201
+    holds_of_payer = "SELECT state FROM holds WHERE payer_id = %s"
+    with row_locked(app_server.dsn, payer.user_id, holds_of_payer):
+        topped = await payer.topup(500)
+        assert topped.status.code == 200 and topped.topup.balance == 1_500
+        pay = client.call(messages.pay(payer.user_id, payer.token_id, merchant.email, 100))
+        assert await poll_until(reactor, lambda: _waiting_for_users(app_server.dsn) == 1, 2.0)
+        assert not pay.called
+    assert (await pay).status.code == 200
+    user = (await payer.profile()).profile.user
+    assert (user.balance, user.held, user.available) == (1_400, 300, 1_100)

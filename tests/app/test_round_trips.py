@@ -190,3 +190,15 @@ def test_the_lookup_reads_tokens_and_keys_by_primary_key(database):
         ], plans
     finally:
         conn.close()
+
+
+def test_a_lock_without_holds_reads_none_and_refuses_to_say_what_is_available() -> None:
+    """A top-up batch locks without summing holds (``held=False``): its rows carry no
+    ``held``, so nothing can judge a spend on them by mistake."""
+    assert "holds" not in money._lock([1, 2], held=False).sql
+    assert "holds" in money._lock([1, 2]).sql
+    unread = money._locked([(7, 500, "a@example.com", None)])[7]
+    assert unread.held is None
+    with pytest.raises(RuntimeError, match="holds were not read"):
+        _ = unread.available
+    assert money._locked([(7, 500, "a@example.com", 200)])[7].available == 300
