@@ -89,10 +89,8 @@ class MoneyBatch:
         return self._balances[user_id]
 
     def available(self, user_id: int) -> int:
-        """What the user may spend: balance less their active holds (SPEC §6); refused when
-        the batch did not read them (``Locked.available``)."""
-        locked = self._locked[user_id]
-        return self._balances[user_id] - locked.balance + locked.available
+        """What the user may spend: balance less their active holds (SPEC §6)."""
+        return self._balances[user_id] - self._locked[user_id].held
 
     def record(
         self,

@@ -198,7 +198,9 @@ def test_a_lock_without_holds_reads_none_and_refuses_to_say_what_is_available() 
     assert "holds" not in money._lock([1, 2], held=False).sql
     assert "holds" in money._lock([1, 2]).sql
     unread = money._locked([(7, 500, "a@example.com", None)])[7]
-    assert unread.held is None
+    assert unread.read_held is None
+    with pytest.raises(RuntimeError, match="holds were not read"):
+        _ = unread.held
     with pytest.raises(RuntimeError, match="holds were not read"):
         _ = unread.available
     assert money._locked([(7, 500, "a@example.com", 200)])[7].available == 300
