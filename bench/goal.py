@@ -34,16 +34,10 @@ REFERENCE_KLEIN = {1: 3_284, 16: 11_745, 64: 13_255}
 from: this run's bare Klein divided by it says how this machine compares."""
 
 
-def _mean_rps(point: dict[str, Any]) -> float:
-    runs = point.get("rps_runs") or [point["rps"]]
-    return float(mean(runs))
-
-
-def _mean_p50(point: dict[str, Any]) -> float:
-    """The mean of the runs' p50 (the Go figures are means of 4 runs); results written before
-    runs kept their p50 have the best run's only."""
-    runs = point.get("p50_runs") or [point["p50_ms"]]
-    return round(float(mean(runs)), 2)
+def _mean(point: dict[str, Any], runs: str, single: str) -> float:
+    """The mean of the runs' figure ``runs`` (the Go figures are means of 4 runs); results
+    written before runs kept it have ``single``, the best run's, only."""
+    return float(mean(point.get(runs) or [point[single]]))
 
 
 def _points(results: dict[str, Any], group: str, name: str) -> dict[int, dict[str, Any]]:
@@ -57,7 +51,8 @@ def section(results: dict[str, Any]) -> list[str]:
         point = _points(results, "endpoints", name).get(conns)
         if point is None:
             continue
-        ours, p50 = _mean_rps(point), _mean_p50(point)
+        ours = _mean(point, "rps_runs", "rps")
+        p50 = round(_mean(point, "p50_runs", "p50_ms"), 2)
         goal = f"≥ {RPS_GOAL} x Go: {'met' if ours >= RPS_GOAL * go else 'not met'}"
         if conns == 1:
             met = "met" if p50 <= GO_P50_MS[name] else "not met"
